@@ -1,0 +1,17 @@
+//! Our own cgroupfs code, shared by memory-controller and cpu-controller.
+//!
+//! - [`hierarchy`]: where each controller lives on this host (v1 hierarchy or
+//!   the unified v2 one) and which cgroup this process is in, per controller.
+//!   On a hybrid host every controller is decided on its own.
+//! - [`dir`]: one cgroup directory: typed reads and writes of its interface
+//!   files with errors that name the file, procs, mkdir/rmdir, killing.
+//! - [`base`]: the per-constellation parent directory under the starting
+//!   process's own cgroup, remembered across restarts.
+
+pub mod base;
+pub mod dir;
+pub mod hierarchy;
+
+pub use base::Base;
+pub use dir::CgroupDir;
+pub use hierarchy::{Hierarchies, Hierarchy, Version};

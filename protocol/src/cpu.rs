@@ -1,0 +1,108 @@
+//! cpu-controller: cpu, cpuacct, cpuset, pids and freezer cgroups.
+
+use crate::memory::Limit;
+use crate::Protocol;
+use serde::{Deserialize, Serialize};
+
+pub struct Cpu;
+impl Protocol for Cpu {
+    const NAME: &'static str = "cpu-controller";
+    type Request = CpuRequest;
+    type Response = CpuResponse;
+    type Event = CpuEvent;
+}
+
+/// CPU settings of a group. In `Create`, `None` leaves the kernel default;
+/// in `Set`, `None` leaves the current value unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuLimits {
+    /// v1 cpu.shares; on v2 converted to cpu.weight as the OCI spec and crun do.
+    pub shares: Option<u64>,
+    /// CFS quota per period in microseconds (Max = no quota).
+    pub quota_us: Option<Limit>,
+    pub period_us: Option<u64>,
+    pub burst_us: Option<u64>,
+    /// cpuset.cpus, like "0-1,3".
+    pub cpus: Option<String>,
+    /// cpuset.mems, like "0".
+    pub mems: Option<String>,
+    /// SCHED_IDLE for the group (cpu.idle).
+    pub idle: Option<bool>,
+    /// pids.max.
+    pub pids_max: Option<Limit>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CpuRequest {
+    Create {
+        id: String,
+        parent: Option<String>,
+        limits: CpuLimits,
+    },
+    Set {
+        id: String,
+        limits: CpuLimits,
+    },
+    Attach {
+        id: String,
+        pid: i32,
+    },
+    Stat {
+        id: String,
+    },
+    List,
+    Delete {
+        id: String,
+        force: bool,
+    },
+    Freeze {
+        id: String,
+    },
+    Thaw {
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuGroup {
+    pub id: String,
+    pub parent: Option<String>,
+    /// The limits as read back from the kernel.
+    pub limits: CpuLimits,
+    /// "v1" or "v2" per controller, like "cpu=v1 cpuset=v1 pids=v1 freezer=v1".
+    pub backend: String,
+    /// The group's directories on the host, one per hierarchy.
+    pub paths: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuStat {
+    pub id: String,
+    pub usage_us: u64,
+    pub user_us: u64,
+    pub system_us: u64,
+    pub nr_periods: u64,
+    pub nr_throttled: u64,
+    pub throttled_us: u64,
+    pub pids_current: u64,
+    pub pids_max: Option<u64>,
+    pub frozen: bool,
+    pub pids: Vec<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CpuResponse {
+    Created(CpuGroup),
+    Updated(CpuGroup),
+    Attached,
+    Stat(CpuStat),
+    List(Vec<CpuGroup>),
+    Deleted,
+    Frozen,
+    Thawed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CpuEvent {
+    FreezeChanged { id: String, frozen: bool },
+}
