@@ -24,6 +24,9 @@ pub struct ClientOptions {
     pub client_name: String,
     /// Retry "unavailable" until the deadline (false: fail at once).
     pub retry: bool,
+    /// Refuse a server whose hello names another server (off only for
+    /// init's health pings, which speak to every server alike).
+    pub check_name: bool,
 }
 
 impl Default for ClientOptions {
@@ -32,6 +35,7 @@ impl Default for ClientOptions {
             deadline: Duration::from_secs(10),
             client_name: "ipc".into(),
             retry: true,
+            check_name: true,
         }
     }
 }
@@ -265,7 +269,7 @@ impl<P: Protocol> Client<P> {
         };
         let answer: Result<Hello, Error> = protocol::decode(&msg.bytes).map_err(Attempt::Fail)?;
         let hello = answer.map_err(Attempt::Fail)?;
-        if hello.server != P::NAME {
+        if self.opts.check_name && hello.server != P::NAME {
             return Err(Attempt::Fail(Error::invalid(format!(
                 "{} is served by {:?}, not {}",
                 self.path.display(),

@@ -60,6 +60,18 @@ pub struct ServerOptions {
 }
 
 impl ServerOptions {
+    /// Options for a server started in-process (init's own socket).
+    pub fn new(name: &'static str, root: PathBuf, epoch: u64) -> Self {
+        ServerOptions {
+            name,
+            root,
+            epoch,
+            listen_fd: None,
+            workers: 2,
+            allowed_uids: default_allowed_uids(),
+        }
+    }
+
     /// Parses a server binary's argv: `--root DIR --epoch N --listen-fd N`.
     pub fn from_args(name: &'static str) -> Result<Self, Error> {
         let mut opts = ServerOptions {
@@ -611,5 +623,56 @@ fn dispatch_events<P: Protocol, S: Service<P = P>>(
                 .is_none_or(|f| service.event_matches(f, &event));
             !wanted || s.conn.send(&bytes, &[]).is_ok()
         });
+    }
+}
+
+/// The whole `main` of a server binary: logging, argv, bind, build the
+/// service (which rebuilds its tables), serve. Exits 2 with the error on
+/// stderr if any step fails.
+pub fn run_main<P, S>(
+    name: &'static str,
+    make: impl FnOnce(&ServerOptions, Events<P::Event>) -> Result<S, Error>,
+) -> std::process::ExitCode
+where
+    P: Protocol,
+    S: Service<P = P>,
+{
+    init_logging(name);
+    let result = ServerOptions::from_args(name)
+        .and_then(Server::<P>::bind)
+        .and_then(|server| {
+            let service = make(server.options(), server.events())?;
+            server.serve(service)
+        });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+/// The service of a server whose issue has not landed: hello, ping and
+/// status work (libipc answers them); every verb is refused as unsupported.
+pub struct Unbuilt<P>(std::marker::PhantomData<fn() -> P>);
+
+impl<P> Default for Unbuilt<P> {
+    fn default() -> Self {
+        Unbuilt(std::marker::PhantomData)
+    }
+}
+
+impl<P> Service for Unbuilt<P>
+where
+    P: Protocol<Request = protocol::placeholder::PendingRequest>,
+{
+    type P = P;
+    fn handle(&self, _ctx: &mut Ctx, req: P::Request) -> Result<P::Response, Error> {
+        let protocol::placeholder::PendingRequest::Verb { name, .. } = req;
+        Err(Error::unsupported(format!(
+            "{}: `{name}` is not supported yet; this server answers only hello, ping and status until its issue lands",
+            P::NAME
+        )))
     }
 }

@@ -1,0 +1,123 @@
+//! `init --root DIR`: starts the constellation in the foreground, prints
+//! `ready` once every server answers hello, restarts servers that die, and
+//! stops them all on Ctrl-C or SIGTERM.
+
+use anyhow::{Context, Result};
+use asterism_init::control::InitService;
+use asterism_init::root::Root;
+use asterism_init::supervisor::{Config, Supervisor};
+use clap::Parser;
+use protocol::init::Init;
+use protocol::Protocol;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "init",
+    about = "Start the asterism constellation (init and its five servers) in the foreground"
+)]
+struct Args {
+    /// Constellation root: sockets, journals, container state.
+    #[arg(long, default_value = libipc::DEFAULT_ROOT)]
+    root: PathBuf,
+    /// Where the server binaries are (default: beside this init).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// A server that crashes more often than this within the window is marked failed.
+    #[arg(long, default_value_t = 8)]
+    max_restarts: usize,
+    /// The crash-counting window, in seconds.
+    #[arg(long, default_value_t = 30)]
+    restart_window: u64,
+}
+
+fn main() -> std::process::ExitCode {
+    libipc::server::init_logging("init");
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("init: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    let root = Arc::new(Root::new(&args.root)?);
+    let _lock = root.lock()?;
+    let epoch = next_init_epoch(&root);
+    let bin_dir = match args.bin_dir {
+        Some(d) => d,
+        None => std::env::current_exe()
+            .context("find init's own executable")?
+            .parent()
+            .context("init's executable has no directory")?
+            .to_path_buf(),
+    };
+    let cfg = Config {
+        bin_dir,
+        max_crashes: args.max_restarts,
+        crash_window: Duration::from_secs(args.restart_window),
+        ..Config::default()
+    };
+    let mut sup = Supervisor::new(root.clone(), cfg);
+    let (stop_tx, stop_rx) = crossbeam_channel::unbounded();
+    {
+        let tx = stop_tx.clone();
+        ctrlc::set_handler(move || {
+            let _ = tx.send(());
+        })
+        .context("install the SIGINT/SIGTERM handler")?;
+    }
+    if let Err(e) = sup.start_all() {
+        sup.stop_all();
+        return Err(e);
+    }
+    serve_control(&root, epoch, &sup, stop_tx)?;
+    println!("ready");
+    std::io::stdout().flush().ok();
+    sup.run(stop_rx);
+    let _ = std::fs::remove_file(root.socket(Init::NAME));
+    let _ = std::fs::remove_file(root.dir.join("init.pid"));
+    Ok(())
+}
+
+/// init's own socket, served on background threads.
+fn serve_control(
+    root: &Root,
+    epoch: u64,
+    sup: &Supervisor,
+    stop: crossbeam_channel::Sender<()>,
+) -> Result<()> {
+    let opts = libipc::ServerOptions::new(Init::NAME, root.dir.clone(), epoch);
+    let server = libipc::Server::<Init>::bind(opts).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let service = InitService {
+        root: root.dir.clone(),
+        table: sup.table(),
+        epoch,
+        stop,
+    };
+    std::thread::Builder::new()
+        .name("control".into())
+        .spawn(move || {
+            if let Err(e) = server.serve(service) {
+                tracing::error!("init's control socket stopped: {e}");
+            }
+        })
+        .context("start the control thread")?;
+    Ok(())
+}
+
+/// init's own generation number, one more than the last init's on this root.
+fn next_init_epoch(root: &Root) -> u64 {
+    let path = root.dir.join("init.epoch");
+    let last: u64 = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let _ = libipc::journal::write_atomic(&path, format!("{}\n", last + 1).as_bytes());
+    last + 1
+}

@@ -1,0 +1,96 @@
+//! The `ipc` command line: `ipc [--root DIR] status`, and each server's verbs
+//! (`ipc memory-controller stat ID`). The OCI commands join it with the
+//! lifecycle issue.
+
+pub mod cpu;
+pub mod memory;
+pub mod pending;
+pub mod status;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "ipc",
+    about = "Talk to the asterism constellation: status, and every server's verbs",
+    version
+)]
+pub struct Cli {
+    /// Constellation root (sockets, journals, container state).
+    #[arg(long, global = true, default_value = libipc::DEFAULT_ROOT)]
+    pub root: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// init and every server: name, pid, state, restarts, uptime, requests.
+    Status {
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// init's own verbs.
+    #[command(subcommand)]
+    Init(status::InitCmd),
+    /// Memory cgroups.
+    #[command(name = "memory-controller", subcommand)]
+    MemoryController(memory::MemoryCmd),
+    /// cpu, cpuacct, cpuset, pids and freezer cgroups.
+    #[command(name = "cpu-controller", subcommand)]
+    CpuController(cpu::CpuCmd),
+    /// Root filesystems (not built yet: ping only).
+    #[command(name = "vfs-overlay")]
+    VfsOverlay(pending::PendingCmd),
+    /// Container networking (not built yet: ping only).
+    Netstack(pending::PendingCmd),
+    /// Seccomp profiles and the notify agent (not built yet: ping only).
+    #[command(name = "seccomp-monitor")]
+    SeccompMonitor(pending::PendingCmd),
+}
+
+/// Runs one command line; the error goes to stderr as `ipc: ...`.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let root = cli.root;
+    match cli.command {
+        Command::Status { json } => status::run(&root, json),
+        Command::Init(cmd) => status::run_init(&root, cmd),
+        Command::MemoryController(cmd) => memory::run(&root, cmd),
+        Command::CpuController(cmd) => cpu::run(&root, cmd),
+        Command::VfsOverlay(cmd) => pending::run::<protocol::placeholder::VfsOverlay>(&root, cmd),
+        Command::Netstack(cmd) => pending::run::<protocol::placeholder::Netstack>(&root, cmd),
+        Command::SeccompMonitor(cmd) => {
+            pending::run::<protocol::placeholder::SeccompMonitor>(&root, cmd)
+        }
+    }
+}
+
+/// A client with the default deadline; fails fast with a clear message when
+/// no init runs on the root (rather than retrying for the whole deadline).
+pub fn client<P: protocol::Protocol>(root: &std::path::Path) -> anyhow::Result<libipc::Client<P>> {
+    if !crate::root::init_running(root) && !libipc::socket_path(root, P::NAME).exists() {
+        anyhow::bail!(
+            "no constellation is running on root {} (start one with `init --root {}`)",
+            root.display(),
+            root.display()
+        );
+    }
+    Ok(libipc::Client::new(root, libipc::ClientOptions::default()))
+}
+
+/// `ipc SERVER ping`, the same for every server.
+pub fn ping<P: protocol::Protocol>(root: &std::path::Path) -> anyhow::Result<()> {
+    let mut c = client::<P>(root)?;
+    let rtt = c.ping()?;
+    let h = c.hello().cloned();
+    match h {
+        Some(h) => println!(
+            "pong from {} (pid {}, epoch {}) in {:?}",
+            h.server, h.pid, h.epoch, rtt
+        ),
+        None => println!("pong from {} in {rtt:?}", P::NAME),
+    }
+    Ok(())
+}

@@ -1,0 +1,7 @@
+//! init: the supervisor of the constellation (and, with the next issue, the
+//! OCI lifecycle), plus the library behind the `ipc` CLI.
+
+pub mod cli;
+pub mod control;
+pub mod root;
+pub mod supervisor;

@@ -1,0 +1,12 @@
+//! netstack: not built yet. It runs as its own process so that init supervises
+//! the whole constellation from the start, answers hello, ping and status,
+//! and refuses every other request with a clear "unsupported" error.
+
+use protocol::placeholder::Netstack;
+use protocol::Protocol;
+
+fn main() -> std::process::ExitCode {
+    libipc::server::run_main::<Netstack, _>(Netstack::NAME, |_, _| {
+        Ok(libipc::server::Unbuilt::default())
+    })
+}

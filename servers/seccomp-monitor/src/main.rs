@@ -1,0 +1,12 @@
+//! seccomp-monitor: not built yet. It runs as its own process so that init supervises
+//! the whole constellation from the start, answers hello, ping and status,
+//! and refuses every other request with a clear "unsupported" error.
+
+use protocol::placeholder::SeccompMonitor;
+use protocol::Protocol;
+
+fn main() -> std::process::ExitCode {
+    libipc::server::run_main::<SeccompMonitor, _>(SeccompMonitor::NAME, |_, _| {
+        Ok(libipc::server::Unbuilt::default())
+    })
+}
