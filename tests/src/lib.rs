@@ -1,0 +1,445 @@
+//! The end-to-end test harness: a constellation of the real binaries on a
+//! private root, driven through the real `ipc`, cleaned up even when a test
+//! fails (Drop): init and the servers it started are stopped by pid, and the
+//! constellation's cgroup directories, which live under this test process's
+//! own cgroup, are emptied and removed.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where the workspace's binaries are: $ASTERISM_BIN_DIR, else the target
+/// directory this test binary runs from (target/debug/deps/.. -> target/debug).
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("ASTERISM_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build the workspace first (cargo build --workspace --bins)",
+        p.display()
+    );
+    p
+}
+
+pub struct Constellation {
+    root: tempfile::TempDir,
+    init: Option<Child>,
+    init_args: Vec<String>,
+    /// Every server pid seen, so Drop can stop what init could not.
+    seen_pids: std::cell::RefCell<Vec<i32>>,
+}
+
+impl Constellation {
+    pub fn start() -> Constellation {
+        Self::start_with(&[])
+    }
+
+    /// With extra init flags, e.g. `--max-restarts 100`.
+    pub fn start_with(init_args: &[&str]) -> Constellation {
+        let root = tempfile::Builder::new()
+            .prefix("ast-")
+            .tempdir_in("/tmp")
+            .expect("temp root");
+        let mut c = Constellation {
+            root,
+            init: None,
+            init_args: init_args.iter().map(|s| s.to_string()).collect(),
+            seen_pids: Default::default(),
+        };
+        c.start_init();
+        c
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// Starts init on this root and waits for its `ready` line.
+    pub fn start_init(&mut self) {
+        let mut child = Command::new(bin("init"))
+            .arg("--root")
+            .arg(self.root())
+            .args(&self.init_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn init");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+            let _ = tx.send(first);
+            for _ in lines {} // keep draining so init never blocks on stdout
+        });
+        self.init = Some(child);
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) if line == "ready" => {}
+            other => panic!("init did not print ready: {other:?}"),
+        }
+        self.remember_pids();
+    }
+
+    pub fn init_pid(&self) -> i32 {
+        self.init.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    /// SIGKILLs init (the servers keep running).
+    pub fn kill_init(&mut self) {
+        self.remember_pids();
+        if let Some(mut c) = self.init.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn ipc_cmd(&self) -> Command {
+        let mut c = Command::new(bin("ipc"));
+        c.arg("--root").arg(self.root());
+        c
+    }
+
+    pub fn ipc(&self, args: &[&str]) -> Output {
+        self.ipc_cmd().args(args).output().expect("run ipc")
+    }
+
+    /// Runs ipc, asserts success, returns stdout.
+    pub fn ipc_ok(&self, args: &[&str]) -> String {
+        let out = self.ipc(args);
+        assert!(
+            out.status.success(),
+            "ipc {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs ipc, asserts failure, returns stderr.
+    pub fn ipc_err(&self, args: &[&str]) -> String {
+        let out = self.ipc(args);
+        assert!(
+            !out.status.success(),
+            "ipc {args:?} should have failed but printed:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    pub fn ipc_json(&self, args: &[&str]) -> Value {
+        let out = self.ipc_ok(args);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("ipc {args:?} printed no JSON ({e}): {out}"))
+    }
+
+    pub fn status(&self) -> Value {
+        let v = self.ipc_json(&["status", "--json"]);
+        self.note_pids(&v);
+        v
+    }
+
+    /// A server's entry in `ipc status --json`.
+    pub fn server(&self, name: &str) -> Value {
+        let st = self.status();
+        st["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} not in status: {st}"))
+    }
+
+    /// The pid of a running server (waits up to 5 s for it to be running).
+    pub fn server_pid(&self, name: &str) -> i32 {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            let s = self.server(name);
+            if s["state"] == "running" && s["pid"].as_i64().unwrap_or(0) > 0 {
+                return s["pid"].as_i64().unwrap() as i32;
+            }
+            assert!(Instant::now() < until, "{name} not running: {s}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILLs a server and waits until init has restarted it; returns the new pid.
+    pub fn kill_server(&self, name: &str) -> i32 {
+        let old = self.server_pid(name);
+        kill(old, libc::SIGKILL);
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = self.server(name);
+            let pid = s["pid"].as_i64().unwrap_or(0) as i32;
+            if s["state"] == "running" && pid > 0 && pid != old {
+                return pid;
+            }
+            assert!(Instant::now() < until, "{name} was not restarted: {s}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn note_pids(&self, status: &Value) {
+        let mut seen = self.seen_pids.borrow_mut();
+        for s in status["servers"].as_array().into_iter().flatten() {
+            let pid = s["pid"].as_i64().unwrap_or(0) as i32;
+            if pid > 0 && !seen.contains(&pid) {
+                seen.push(pid);
+            }
+        }
+    }
+
+    fn remember_pids(&self) {
+        for name in protocol::SERVERS {
+            let pidfile = libipc::state_dir(self.root(), name).join("pid");
+            if let Some(pid) = std::fs::read_to_string(pidfile).ok().and_then(|t| {
+                t.split_whitespace()
+                    .next()
+                    .and_then(|w| w.parse::<i32>().ok())
+            }) {
+                let mut seen = self.seen_pids.borrow_mut();
+                if !seen.contains(&pid) {
+                    seen.push(pid);
+                }
+            }
+        }
+    }
+
+    /// The constellation's base cgroup directory for a controller, if that
+    /// controller is mounted here.
+    pub fn cgroup_base(&self, controller: &str) -> Option<PathBuf> {
+        cgroup_base_for(self.root(), controller)
+    }
+}
+
+/// `<this process's cgroup>/asterism-<hash(root)>` for one controller.
+pub fn cgroup_base_for(root: &Path, controller: &str) -> Option<PathBuf> {
+    let hier = cgroupfs::Hierarchies::discover().ok()?;
+    let h = hier.get(controller).ok()?;
+    let own = cgroupfs::hierarchy::own_cgroup(h).ok()?;
+    Some(h.host_path(&own).join(cgroupfs::Base::dir_name(root)))
+}
+
+impl Drop for Constellation {
+    fn drop(&mut self) {
+        self.remember_pids();
+        if let Some(mut init) = self.init.take() {
+            kill(init.id() as i32, libc::SIGTERM);
+            let until = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < until {
+                if let Ok(Some(_)) = init.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = init.kill();
+            let _ = init.wait();
+        }
+        // Servers a killed init left behind: ours only (cmdline names our root).
+        let root = self.root().to_string_lossy().into_owned();
+        for pid in self.seen_pids.borrow().iter() {
+            if cmdline_mentions(*pid, &root) {
+                kill(*pid, libc::SIGKILL);
+            }
+        }
+        remove_cgroups(self.root());
+    }
+}
+
+/// Empties and removes the constellation's cgroup trees (every hierarchy).
+pub fn remove_cgroups(root: &Path) {
+    let Ok(hier) = cgroupfs::Hierarchies::discover() else {
+        return;
+    };
+    let mut done = vec![];
+    for h in hier.by_controller.values() {
+        let Some(base) = cgroup_base_for(root, &h.controller) else {
+            continue;
+        };
+        if done.contains(&base) {
+            continue;
+        }
+        done.push(base.clone());
+        remove_tree(&base);
+    }
+}
+
+fn remove_tree(dir: &Path) {
+    if !dir.is_dir() {
+        return;
+    }
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_tree(&e.path());
+            }
+        }
+    }
+    // Thaw first: a frozen process cannot die.
+    let _ = std::fs::write(dir.join("freezer.state"), "THAWED");
+    let _ = std::fs::write(dir.join("cgroup.freeze"), "0");
+    for _ in 0..200 {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        let pids: Vec<i32> = procs
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        if pids.is_empty() {
+            break;
+        }
+        for p in pids {
+            kill(p, libc::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for _ in 0..100 {
+        if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("warning: could not remove cgroup {}", dir.display());
+}
+
+fn cmdline_mentions(pid: i32, text: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains(text))
+        .unwrap_or(false)
+}
+
+pub fn kill(pid: i32, sig: i32) {
+    if pid > 0 {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::try_from(sig).expect("valid signal"),
+        );
+    }
+}
+
+pub fn alive(pid: i32) -> bool {
+    // A zombie is dead for our purposes.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| !r.trim_start().starts_with('Z'))
+                .unwrap_or(false)
+        })
+        .unwrap_or(false)
+}
+
+/// A test process under limits; killed (by its pid) when dropped.
+pub struct Hog {
+    pub child: Child,
+}
+
+impl Hog {
+    /// `hog mem MIB`: call [`Hog::go`] to make it allocate.
+    pub fn mem(mib: u64) -> Hog {
+        Self::spawn(&["mem", &mib.to_string()])
+    }
+    pub fn spin() -> Hog {
+        Self::spawn(&["spin"])
+    }
+    pub fn forks(n: u32) -> Hog {
+        Self::spawn(&["forks", &n.to_string()])
+    }
+    pub fn sleep() -> Hog {
+        Self::spawn(&["sleep"])
+    }
+    fn spawn(args: &[&str]) -> Hog {
+        let child = Command::new(bin("asterism-test-hog"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn hog");
+        Hog { child }
+    }
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+    /// Sends the line the hog waits for.
+    pub fn go(&mut self) {
+        if let Some(stdin) = self.child.stdin.as_mut() {
+            let _ = writeln!(stdin);
+            let _ = stdin.flush();
+        }
+    }
+    /// The first line the hog prints, waiting at most `timeout`.
+    pub fn read_line(&mut self, timeout: Duration) -> Option<String> {
+        let stdout = self.child.stdout.take()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let mut r = BufReader::new(stdout);
+            let _ = r.read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        rx.recv_timeout(timeout).ok().map(|l| l.trim().to_string())
+    }
+    /// Waits for the hog to exit; its status, or None if still alive after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let until = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            if Instant::now() > until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    /// User+system CPU time in clock ticks, from /proc/PID/stat.
+    pub fn cpu_ticks(&self) -> u64 {
+        cpu_ticks(self.pid())
+    }
+}
+
+impl Drop for Hog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // fields after ")" start at field 3 (state); utime is 14, stime 15.
+    let utime: u64 = f.get(11).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let stime: u64 = f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    utime + stime
+}
+
+/// Polls `f` until it returns Some or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let until = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > until {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
