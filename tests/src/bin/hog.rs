@@ -6,6 +6,8 @@
 //! - `hog forks N`: starts N sleeping children, prints `forked K` (how many
 //!   fork calls succeeded), waits for a line on stdin, kills them, exits.
 //! - `hog sleep`: sleeps until killed.
+//! - `hog hello SOCKET`: connects to a server socket, sends a hello, prints
+//!   the server's answer (for the peer-credential test, run as another uid).
 
 use std::io::{BufRead, Write};
 
@@ -22,6 +24,7 @@ fn main() {
                 .and_then(|s| s.parse().ok())
                 .expect("hog forks N"),
         ),
+        Some("hello") => hello(args.get(1).expect("hog hello SOCKET")),
         Some("sleep") => loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         },
@@ -77,5 +80,28 @@ fn forks(n: usize) {
     for mut k in kids {
         let _ = k.kill();
         let _ = k.wait();
+    }
+}
+
+fn hello(path: &str) {
+    let conn = match libipc::wire::Conn::connect(std::path::Path::new(path)) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("connect failed: {e}");
+            return;
+        }
+    };
+    let hello = protocol::ClientHello {
+        version: protocol::PROTOCOL_VERSION,
+        client: "hog".into(),
+    };
+    conn.send(&protocol::encode(&hello).unwrap(), &[]).unwrap();
+    match conn.recv(Some(std::time::Duration::from_secs(5))) {
+        Ok(m) => match protocol::decode::<Result<protocol::Hello, protocol::Error>>(&m.bytes) {
+            Ok(Ok(h)) => println!("accepted by {}", h.server),
+            Ok(Err(e)) => println!("refused: {e}"),
+            Err(e) => println!("undecodable answer: {e}"),
+        },
+        Err(e) => println!("no answer: {:?}", e.into_error("server")),
     }
 }
