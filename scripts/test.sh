@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs the whole test suite as root on this machine's real kernel:
+# installs the Debian packages the tests need when missing, builds every
+# binary, then runs every test (unit, golden bytes, end to end, fault injection).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "scripts/test.sh: the tests create cgroups and namespaces; run as root" >&2
+  exit 1
+fi
+
+# Debian packages the tests use (none yet beyond the toolchain; the
+# lifecycle and seccomp issues add busybox-static and libseccomp-dev here).
+need=()
+for pkg in procps; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+
+cargo build --workspace --bins
+cargo test --workspace --no-fail-fast
