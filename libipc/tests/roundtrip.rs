@@ -1,0 +1,142 @@
+//! The client and the server loop together, in one process, over a real
+//! socket: fds through a call, events to filtered subscribers, retry of
+//! "unavailable" until a server appears.
+
+use libipc::{Client, ClientOptions, Ctx, Events, Server, ServerOptions, Service};
+use protocol::{Error, Protocol};
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Seek, Write};
+use std::time::Duration;
+
+struct Echo;
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum EchoReq {
+    /// Answers with the fds it got, in the same order.
+    BounceFds,
+    /// Publishes an event for `topic`.
+    Publish {
+        topic: String,
+    },
+    Fail,
+}
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum EchoResp {
+    Bounced(usize),
+    Published,
+}
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+enum EchoEvent {
+    Topic(String),
+}
+impl Protocol for Echo {
+    const NAME: &'static str = "echo";
+    type Request = EchoReq;
+    type Response = EchoResp;
+    type Event = EchoEvent;
+}
+
+struct EchoService(Events<EchoEvent>);
+impl Service for EchoService {
+    type P = Echo;
+    fn handle(&self, ctx: &mut Ctx, req: EchoReq) -> Result<EchoResp, Error> {
+        match req {
+            EchoReq::BounceFds => {
+                let n = ctx.fds_in.len();
+                ctx.fds_out = std::mem::take(&mut ctx.fds_in);
+                Ok(EchoResp::Bounced(n))
+            }
+            EchoReq::Publish { topic } => {
+                self.0.publish(EchoEvent::Topic(topic));
+                Ok(EchoResp::Published)
+            }
+            EchoReq::Fail => Err(Error::invalid("asked to fail")),
+        }
+    }
+    fn event_matches(&self, filter: &str, e: &EchoEvent) -> bool {
+        matches!(e, EchoEvent::Topic(t) if t == filter)
+    }
+}
+
+fn start(root: &std::path::Path) {
+    let server = Server::<Echo>::bind(ServerOptions::new("echo", root.to_path_buf(), 7)).unwrap();
+    let events = server.events();
+    std::thread::spawn(move || server.serve(EchoService(events)));
+}
+
+#[test]
+fn fds_travel_both_ways_with_a_call() {
+    let dir = tempfile::tempdir().unwrap();
+    start(dir.path());
+    let mut c = Client::<Echo>::new(dir.path(), ClientOptions::default());
+    let mut f = tempfile::tempfile().unwrap();
+    f.write_all(b"through the server").unwrap();
+    let (resp, fds) = c
+        .call_with_fds(EchoReq::BounceFds, None, vec![f.into()])
+        .unwrap();
+    assert!(matches!(resp, EchoResp::Bounced(1)));
+    let mut back = std::fs::File::from(fds.into_iter().next().unwrap());
+    back.rewind().unwrap();
+    let mut s = String::new();
+    back.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "through the server");
+    assert_eq!(c.epoch(), Some(7));
+    let e = c.call(EchoReq::Fail, None).unwrap_err();
+    assert!(e.message.contains("asked to fail"));
+}
+
+#[test]
+fn subscribers_get_only_their_events() {
+    let dir = tempfile::tempdir().unwrap();
+    start(dir.path());
+    let mut a =
+        Client::<Echo>::subscribe(dir.path(), Some("a".into()), ClientOptions::default()).unwrap();
+    let mut all = Client::<Echo>::subscribe(dir.path(), None, ClientOptions::default()).unwrap();
+    let mut c = Client::<Echo>::new(dir.path(), ClientOptions::default());
+    c.call(EchoReq::Publish { topic: "b".into() }, None)
+        .unwrap();
+    c.call(EchoReq::Publish { topic: "a".into() }, None)
+        .unwrap();
+    assert_eq!(
+        a.next(Some(Duration::from_secs(2))).unwrap(),
+        Some(EchoEvent::Topic("a".into()))
+    );
+    assert_eq!(a.next(Some(Duration::from_millis(100))).unwrap(), None);
+    assert_eq!(
+        all.next(Some(Duration::from_secs(2))).unwrap(),
+        Some(EchoEvent::Topic("b".into()))
+    );
+    assert_eq!(
+        all.next(Some(Duration::from_secs(2))).unwrap(),
+        Some(EchoEvent::Topic("a".into()))
+    );
+}
+
+#[test]
+fn a_call_waits_for_a_server_that_is_not_there_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let late = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        start(&root);
+    });
+    let mut c = Client::<Echo>::new(dir.path(), ClientOptions::default());
+    let t = std::time::Instant::now();
+    c.ping().unwrap();
+    assert!(t.elapsed() >= Duration::from_millis(250));
+    late.join().unwrap();
+}
+
+#[test]
+fn without_a_server_the_call_gives_up_at_its_deadline_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ClientOptions {
+        deadline: Duration::from_millis(200),
+        ..ClientOptions::default()
+    };
+    let e = Client::<Echo>::new(dir.path(), opts).ping().unwrap_err();
+    assert_eq!(e.kind, protocol::ErrorKind::Unavailable);
+    assert!(
+        e.message.contains("echo") && e.message.contains("gave up"),
+        "{e}"
+    );
+}
