@@ -42,7 +42,10 @@ fn second_init_on_the_same_root_is_refused() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("already running") && err.contains(&c.init_pid().to_string()), "{err}");
+    assert!(
+        err.contains("already running") && err.contains(&c.init_pid().to_string()),
+        "{err}"
+    );
     // The first one is unharmed.
     assert_eq!(c.server("memory-controller")["state"], "running");
 }
@@ -56,7 +59,10 @@ fn every_server_is_restarted_after_sigkill() {
         assert_ne!(old, new);
         let s = c.server(name);
         assert_eq!(s["restarts"], 1, "{s}");
-        assert!(c.ipc_ok(&[name, "ping"]).contains("epoch 2"), "epoch should move on");
+        assert!(
+            c.ipc_ok(&[name, "ping"]).contains("epoch 2"),
+            "epoch should move on"
+        );
     }
 }
 
@@ -105,9 +111,15 @@ fn sigterm_stops_every_server_and_removes_the_sockets() {
     while pids.iter().any(|p| alive(*p)) && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(pids.iter().all(|p| !alive(*p)), "servers still alive after SIGTERM");
+    assert!(
+        pids.iter().all(|p| !alive(*p)),
+        "servers still alive after SIGTERM"
+    );
     for name in SERVERS {
-        assert!(!libipc::socket_path(c.root(), name).exists(), "{name}'s socket left behind");
+        assert!(
+            !libipc::socket_path(c.root(), name).exists(),
+            "{name}'s socket left behind"
+        );
     }
     c.kill_init(); // reap
     let err = c.ipc_err(&["status"]);
@@ -119,7 +131,10 @@ fn unbuilt_servers_answer_unsupported_and_unknown_servers_are_refused() {
     let c = Constellation::start();
     for name in ["vfs-overlay", "netstack", "seccomp-monitor"] {
         let err = c.ipc_err(&[name, "create", "x"]);
-        assert!(err.contains("unsupported") && err.contains(name) && err.contains("create"), "{err}");
+        assert!(
+            err.contains("unsupported") && err.contains(name) && err.contains("create"),
+            "{err}"
+        );
     }
     let err = c.ipc_err(&["gpu-controller", "ping"]);
     assert!(err.contains("gpu-controller"), "{err}");
@@ -136,5 +151,8 @@ fn status_without_a_constellation_is_a_clear_error() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no constellation is running") && err.contains(&*dir.path().to_string_lossy()), "{err}");
+    assert!(
+        err.contains("no constellation is running") && err.contains(&*dir.path().to_string_lossy()),
+        "{err}"
+    );
 }

@@ -1,0 +1,20 @@
+//! memory-controller: owns the constellation's memory cgroups.
+//!
+//! - [`backend`]: cgroup v1 and v2, one trait, chosen per host at start.
+//! - [`limits`]: validation and the OCI <-> cgroup conversions.
+//! - [`state`]: the journaled table of groups; host paths from ids.
+//! - [`reconcile`]: journal + cgroupfs -> table, on start.
+//! - [`oom`]: the OOM watcher thread (v1 eventfd, v2 inotify).
+//! - [`service`]: the requests.
+
+pub mod backend;
+pub mod limits;
+pub mod oom;
+pub mod reconcile;
+pub mod service;
+pub mod state;
+
+pub use service::MemoryService;
+
+#[cfg(test)]
+mod tests;

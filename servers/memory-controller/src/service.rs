@@ -1,0 +1,540 @@
+//! The memory-controller service: requests in, cgroupfs and the journal.
+//!
+//! A mutating request goes: recorded under its key? answer that. Otherwise
+//! every check that needs no change (ids, limits, existence, children,
+//! processes, usage) runs first, so bad input leaves nothing behind, not
+//! even a journal entry; then `begin`, the kernel work, `commit`.
+
+use crate::backend::{self, Backend};
+use crate::limits::merge;
+use crate::oom::{OomNotice, Watcher};
+use crate::reconcile;
+use crate::state::{GroupRecord, Table};
+use cgroupfs::{Base, CgroupDir, Hierarchies};
+use libipc::journal::Journal;
+use libipc::server::{Ctx, Service};
+use protocol::memory::{
+    Limit, Memory, MemoryEvent, MemoryGroup, MemoryLimits, MemoryRequest, MemoryResponse,
+};
+use protocol::{validate_id, Error};
+use std::path::Path;
+// A handler that panics (libipc turns that into an error reply) must not
+// leave the table locked for good: poisoned locks are taken over.
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+
+pub type MemJournal = Journal<Table, MemoryRequest, MemoryResponse>;
+/// Where OOM events go (libipc's `Events::publish` in the binary).
+pub type Publish = Box<dyn Fn(MemoryEvent) + Send + Sync>;
+
+pub struct MemoryService {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    backend: Arc<dyn Backend>,
+    journal: Mutex<MemJournal>,
+    watcher: OnceLock<Watcher>,
+    publish: Publish,
+}
+
+/// What a request changes in the table once it is done.
+enum Change {
+    None,
+    Put(String, GroupRecord),
+    Remove(String),
+}
+
+impl Change {
+    fn apply(self, t: &mut Table) {
+        match self {
+            Change::None => {}
+            Change::Put(id, r) => {
+                t.groups.insert(id, r);
+            }
+            Change::Remove(id) => {
+                t.groups.remove(&id);
+            }
+        }
+    }
+}
+
+/// The outcome of the checks before a mutating request.
+enum Pre {
+    /// Already true (an identical create): answer without doing anything.
+    Done(MemoryResponse),
+    Go,
+}
+
+impl MemoryService {
+    /// Discovers where memory is mounted, finds the constellation's base
+    /// directory, and rebuilds the table from the journal and cgroupfs.
+    pub fn start(state_dir: &Path, root: &Path, publish: Publish) -> Result<Self, Error> {
+        let hier = Hierarchies::discover()?;
+        let base = Base::load_or_init(state_dir, root, &hier, &["memory"])?;
+        let backend: Arc<dyn Backend> = Arc::from(backend::select(&hier, &base)?);
+        tracing::info!(
+            "memory on cgroup {} at {}",
+            backend.version().as_str(),
+            backend.base().path().display()
+        );
+        Self::with_backend(backend, state_dir, publish)
+    }
+
+    pub fn with_backend(
+        backend: Arc<dyn Backend>,
+        state_dir: &Path,
+        publish: Publish,
+    ) -> Result<Self, Error> {
+        backend.prepare_base()?;
+        let journal = Journal::open(state_dir)?;
+        let shared = Arc::new(Shared {
+            backend: backend.clone(),
+            journal: Mutex::new(journal),
+            watcher: OnceLock::new(),
+            publish,
+        });
+        let weak: Weak<Shared> = Arc::downgrade(&shared);
+        let watcher = Watcher::start(
+            backend,
+            Box::new(move |n| {
+                if let Some(s) = weak.upgrade() {
+                    s.on_oom(n)
+                }
+            }),
+        )?;
+        let _ = shared.watcher.set(watcher);
+        shared.recover()?;
+        Ok(MemoryService { shared })
+    }
+
+    /// The table as it stands (for tests).
+    pub fn table(&self) -> Table {
+        self.shared
+            .journal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .state()
+            .clone()
+    }
+
+    pub fn watched(&self) -> Vec<String> {
+        self.shared.watcher().watched()
+    }
+
+    /// Handles one request, as the server loop would.
+    pub fn request(&self, key: Option<&str>, req: MemoryRequest) -> Result<MemoryResponse, Error> {
+        let s = &self.shared;
+        match req {
+            MemoryRequest::Stat { id } => s.stat(&id),
+            MemoryRequest::List => s.list(),
+            req => s.mutate(key, req),
+        }
+    }
+}
+
+impl Service for MemoryService {
+    type P = Memory;
+
+    fn handle(&self, ctx: &mut Ctx, req: MemoryRequest) -> Result<MemoryResponse, Error> {
+        self.request(ctx.key.as_deref(), req)
+    }
+
+    /// Subscribers filter by group id.
+    fn event_matches(&self, filter: &str, event: &MemoryEvent) -> bool {
+        match event {
+            MemoryEvent::Oom { id, .. } => id == filter,
+        }
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn is_empty(l: &MemoryLimits) -> bool {
+    l == &MemoryLimits::default()
+}
+
+impl Shared {
+    fn watcher(&self) -> &Watcher {
+        self.watcher
+            .get()
+            .expect("the watcher is set in with_backend")
+    }
+
+    fn base(&self) -> &CgroupDir {
+        self.backend.base()
+    }
+
+    /// On start: finish the request that was begun before a crash, then
+    /// reconcile the table with cgroupfs, then watch every group.
+    fn recover(&self) -> Result<(), Error> {
+        let mut j = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((key, req)) = j.take_pending() {
+            tracing::info!("re-applying {req:?} (key {key}) begun before the last stop");
+            let (result, change) = match self.precheck(j.state(), &req) {
+                Err(e) => (Err(e), Change::None),
+                Ok(Pre::Done(r)) => (Ok(r), Change::None),
+                Ok(Pre::Go) => self.apply(j.state(), &req),
+            };
+            j.commit(Some(&key), &result, |t| change.apply(t))?;
+        }
+        let base = self.base().clone();
+        let t = j.state_mut();
+        for id in reconcile::drop_missing(t, &base) {
+            tracing::warn!("memory group {id} is in the journal but its cgroup is gone; dropped");
+        }
+        let backend = self.backend.clone();
+        reconcile::adopt_unknown(t, &base, &move |d| backend.read_limits(d))?;
+        j.save()?;
+        for id in j.state().groups.keys() {
+            let dir = j.state().dir(&base, id)?;
+            if let Err(e) = self.watcher().watch(id, &dir) {
+                tracing::warn!("cannot watch group {id} for OOM events: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    fn mutate(&self, key: Option<&str>, req: MemoryRequest) -> Result<MemoryResponse, Error> {
+        let mut j = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(r) = key.and_then(|k| j.recorded(k)) {
+            return r;
+        }
+        if let Pre::Done(r) = self.precheck(j.state(), &req)? {
+            return Ok(r);
+        }
+        j.begin(key, &req)?;
+        let (result, change) = self.apply(j.state(), &req);
+        j.commit(key, &result, |t| change.apply(t))?;
+        result
+    }
+
+    /// Every check that changes nothing.
+    fn precheck(&self, t: &Table, req: &MemoryRequest) -> Result<Pre, Error> {
+        match req {
+            MemoryRequest::Create { id, parent, limits } => {
+                self.pre_create(t, id, parent.as_deref(), limits)
+            }
+            MemoryRequest::Set {
+                id,
+                limits,
+                check_before_update,
+            } => self
+                .pre_set(t, id, limits, *check_before_update)
+                .map(|_| Pre::Go),
+            MemoryRequest::Attach { id, pid } => self.pre_attach(t, id, *pid).map(|_| Pre::Go),
+            MemoryRequest::Delete { id, force } => self.pre_delete(t, id, *force).map(|_| Pre::Go),
+            MemoryRequest::Stat { .. } | MemoryRequest::List => {
+                Err(Error::internal("not a mutating request"))
+            }
+        }
+    }
+
+    fn pre_create(
+        &self,
+        t: &Table,
+        id: &str,
+        parent: Option<&str>,
+        limits: &MemoryLimits,
+    ) -> Result<Pre, Error> {
+        validate_id("group id", id)?;
+        if let Some(p) = parent {
+            validate_id("parent group id", p)?;
+            t.groups.get(p).ok_or_else(|| {
+                Error::not_found(format!(
+                    "parent memory group {p:?} of {id:?} does not exist; create it first"
+                ))
+            })?;
+        }
+        self.backend.check(id, limits)?;
+        if let Some(rec) = t.groups.get(id) {
+            if rec.parent.as_deref() == parent && &rec.requested == limits {
+                return Ok(Pre::Done(MemoryResponse::Created(self.view(t, id)?)));
+            }
+            return Err(Error::exists(format!(
+                "memory group {id:?} already exists with {}; delete it first or use `set` to change its limits",
+                describe(rec)
+            )));
+        }
+        Ok(Pre::Go)
+    }
+
+    fn pre_set(
+        &self,
+        t: &Table,
+        id: &str,
+        limits: &MemoryLimits,
+        check: bool,
+    ) -> Result<(), Error> {
+        validate_id("group id", id)?;
+        t.get(id)?;
+        if is_empty(limits) {
+            return Err(Error::invalid(format!(
+                "set for memory group {id:?} changes nothing; give at least one of --limit, --reservation, --swap, --swappiness, --disable-oom-killer"
+            )));
+        }
+        self.backend.check(id, limits)?;
+        if let (true, Some(Limit::Value(new))) = (check, limits.limit) {
+            let usage = self.backend.usage(&t.dir(self.base(), id)?)?;
+            if new < usage {
+                return Err(Error::conflict(format!(
+                    "memory limit {new} bytes for group {id:?} is below its current usage of {usage} bytes (--check-before-update)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn pre_attach(&self, t: &Table, id: &str, pid: i32) -> Result<(), Error> {
+        validate_id("group id", id)?;
+        t.get(id)?;
+        if pid <= 0 {
+            return Err(Error::invalid(format!(
+                "pid {pid} is not a process id; it must be positive"
+            )));
+        }
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            return Err(Error::not_found(format!(
+                "no process with pid {pid}; cannot attach it to memory group {id:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn pre_delete(&self, t: &Table, id: &str, force: bool) -> Result<(), Error> {
+        validate_id("group id", id)?;
+        t.get(id)?;
+        let children = t.children_of(id);
+        if !children.is_empty() {
+            return Err(Error::conflict(format!(
+                "memory group {id:?} has child groups {}; delete them first",
+                children.join(", ")
+            )));
+        }
+        let dir = t.dir(self.base(), id)?;
+        if !dir.exists() {
+            return Ok(());
+        }
+        if let Some(other) = dir.children()?.first() {
+            return Err(Error::conflict(format!(
+                "memory group {id:?} holds a cgroup the server did not make ({}); remove it first",
+                other.path().display()
+            )));
+        }
+        let pids = dir.procs_recursive()?;
+        if !pids.is_empty() && !force {
+            return Err(Error::conflict(format!(
+                "memory group {id:?} still has processes {pids:?}; stop them or use --force to kill them"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Does the kernel work of a checked request.
+    fn apply(&self, t: &Table, req: &MemoryRequest) -> (Result<MemoryResponse, Error>, Change) {
+        let r = match req {
+            MemoryRequest::Create { id, parent, limits } => {
+                self.create(t, id, parent.as_deref(), limits)
+            }
+            MemoryRequest::Set { id, limits, .. } => self.set(t, id, limits),
+            MemoryRequest::Attach { id, pid } => t
+                .dir(self.base(), id)
+                .and_then(|d| d.add_pid(*pid))
+                .map(|_| (MemoryResponse::Attached, Change::None)),
+            MemoryRequest::Delete { id, force } => self.delete(t, id, *force),
+            MemoryRequest::Stat { .. } | MemoryRequest::List => {
+                Err(Error::internal("not a mutating request"))
+            }
+        };
+        match r {
+            Ok((resp, change)) => (Ok(resp), change),
+            Err(e) => (Err(e), Change::None),
+        }
+    }
+
+    fn create(
+        &self,
+        t: &Table,
+        id: &str,
+        parent: Option<&str>,
+        limits: &MemoryLimits,
+    ) -> Result<(MemoryResponse, Change), Error> {
+        let parent_dir = match parent {
+            Some(p) => t.dir(self.base(), p)?,
+            None => self.base().clone(),
+        };
+        let dir = parent_dir.child(id);
+        let made = self.backend.create(id, &parent_dir, &dir)?;
+        let done = self
+            .backend
+            .apply(id, &dir, limits)
+            .and_then(|_| self.watcher().watch(id, &dir))
+            .and_then(|_| self.backend.read_limits(&dir));
+        let read_back = match done {
+            Ok(l) => l,
+            Err(e) => {
+                // Leave nothing behind: remove what this call made.
+                self.watcher().unwatch(id);
+                if made {
+                    if let Err(r) = self.backend.remove(&dir) {
+                        tracing::warn!(
+                            "cannot remove {} after a failed create: {r}",
+                            dir.path().display()
+                        );
+                    }
+                }
+                return Err(e);
+            }
+        };
+        let rec = GroupRecord {
+            parent: parent.map(str::to_string),
+            requested: limits.clone(),
+            oom_events: 0,
+            adopted: false,
+        };
+        let group = self.group(id, rec.parent.clone(), read_back, &dir);
+        Ok((
+            MemoryResponse::Created(group),
+            Change::Put(id.to_string(), rec),
+        ))
+    }
+
+    fn set(
+        &self,
+        t: &Table,
+        id: &str,
+        limits: &MemoryLimits,
+    ) -> Result<(MemoryResponse, Change), Error> {
+        let rec = t.get(id)?;
+        let dir = t.dir(self.base(), id)?;
+        self.backend.apply(id, &dir, limits)?;
+        let new = GroupRecord {
+            requested: merge(&rec.requested, limits),
+            ..rec.clone()
+        };
+        let group = self.group(
+            id,
+            rec.parent.clone(),
+            self.backend.read_limits(&dir)?,
+            &dir,
+        );
+        Ok((
+            MemoryResponse::Updated(group),
+            Change::Put(id.to_string(), new),
+        ))
+    }
+
+    fn delete(&self, t: &Table, id: &str, force: bool) -> Result<(MemoryResponse, Change), Error> {
+        let dir = t.dir(self.base(), id)?;
+        self.watcher().unwatch(id);
+        if dir.exists() {
+            let r = (if force {
+                self.backend.kill_all(&dir)
+            } else {
+                Ok(())
+            })
+            .and_then(|_| self.backend.remove(&dir));
+            if let Err(e) = r {
+                // Still there: keep reporting its OOMs.
+                let _ = self.watcher().watch(id, &dir);
+                return Err(e);
+            }
+        }
+        Ok((MemoryResponse::Deleted, Change::Remove(id.to_string())))
+    }
+
+    fn stat(&self, id: &str) -> Result<MemoryResponse, Error> {
+        validate_id("group id", id)?;
+        let j = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        let rec = j.state().get(id)?;
+        let mut st = self.backend.stat(&j.state().dir(self.base(), id)?)?;
+        st.id = id.to_string();
+        if !self.backend.kernel_counts_oom_events() {
+            st.oom_events = rec.oom_events;
+        }
+        Ok(MemoryResponse::Stat(st))
+    }
+
+    fn list(&self) -> Result<MemoryResponse, Error> {
+        let j = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        let t = j.state();
+        let mut out = vec![];
+        for id in t.groups.keys() {
+            match self.view(t, id) {
+                Ok(g) => out.push(g),
+                Err(e) => tracing::warn!("memory group {id} left out of the list: {e}"),
+            }
+        }
+        Ok(MemoryResponse::List(out))
+    }
+
+    /// The group as the kernel holds it now.
+    fn view(&self, t: &Table, id: &str) -> Result<MemoryGroup, Error> {
+        let rec = t.get(id)?;
+        let dir = t.dir(self.base(), id)?;
+        Ok(self.group(
+            id,
+            rec.parent.clone(),
+            self.backend.read_limits(&dir)?,
+            &dir,
+        ))
+    }
+
+    fn group(
+        &self,
+        id: &str,
+        parent: Option<String>,
+        limits: MemoryLimits,
+        dir: &CgroupDir,
+    ) -> MemoryGroup {
+        MemoryGroup {
+            id: id.to_string(),
+            parent,
+            limits,
+            backend: self.backend.version().as_str().to_string(),
+            path: dir.path().display().to_string(),
+        }
+    }
+
+    /// The watcher saw an OOM: count it (v1), persist, tell subscribers.
+    fn on_oom(&self, n: OomNotice) {
+        let oom_events = {
+            let mut j = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(rec) = j.state_mut().groups.get_mut(&n.id) else {
+                return;
+            };
+            rec.oom_events += n.new_events;
+            let counted = rec.oom_events;
+            if let Err(e) = j.save() {
+                tracing::warn!("cannot persist the OOM count of group {}: {e}", n.id);
+            }
+            n.kernel_events.unwrap_or(counted)
+        };
+        tracing::info!(
+            "memory group {} went out of memory ({} events, {} kills)",
+            n.id,
+            oom_events,
+            n.oom_kills
+        );
+        (self.publish)(MemoryEvent::Oom {
+            id: n.id,
+            oom_events,
+            oom_kills: n.oom_kills,
+            at_unix_ms: unix_ms(),
+        });
+    }
+}
+
+/// A group's parent and requested limits, for messages.
+fn describe(rec: &GroupRecord) -> String {
+    let parent = rec
+        .parent
+        .as_deref()
+        .map(|p| format!("parent {p:?}, "))
+        .unwrap_or_default();
+    format!("{parent}limits {:?}", rec.requested)
+}

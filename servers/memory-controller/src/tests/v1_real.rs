@@ -1,0 +1,366 @@
+//! The v1 backend and the service on this host's real v1 memory hierarchy,
+//! inside a uniquely named child of this test process's own memory cgroup
+//! that a Drop guard removes (killing whatever is left in it).
+
+use crate::backend::v1::V1;
+use crate::backend::Backend;
+use crate::service::{MemJournal, MemoryService};
+use cgroupfs::hierarchy::own_cgroup;
+use cgroupfs::{CgroupDir, Hierarchies, Version};
+use protocol::memory::{
+    Limit, MemoryEvent, MemoryLimits, MemoryRequest as Req, MemoryResponse as Resp,
+};
+use protocol::ErrorKind;
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+static N: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh base directory under our own memory cgroup; removed on drop.
+struct Guard {
+    base: CgroupDir,
+}
+
+impl Guard {
+    fn new() -> Guard {
+        let hier = Hierarchies::discover().unwrap();
+        let h = hier.get("memory").unwrap();
+        assert_eq!(
+            h.version,
+            Version::V1,
+            "these tests need memory on cgroup v1 (this host's layout)"
+        );
+        let own = own_cgroup(h).unwrap();
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let base = CgroupDir::new(
+            h.host_path(&own)
+                .join(format!("mc-unit-{}-{n}", std::process::id())),
+        );
+        Guard { base }
+    }
+}
+
+fn remove_tree(d: &CgroupDir) {
+    for c in d.children().unwrap_or_default() {
+        remove_tree(&c);
+    }
+    let _ = d.kill_all(Duration::from_secs(5));
+    let _ = d.remove();
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        remove_tree(&self.base);
+    }
+}
+
+fn mib(n: u64) -> u64 {
+    n << 20
+}
+
+fn read(d: &CgroupDir, f: &str) -> u64 {
+    d.read_u64(f).unwrap()
+}
+
+/// `sh` that waits for a line on stdin, then makes `tail` hold `bytes` of
+/// memory (it buffers one endless line, then blocks writing to `sleep`).
+fn holder(bytes: u64) -> Child {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "read x; head -c {bytes} /dev/zero | tail | sleep 60"
+        ))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn go(c: &mut Child) {
+    writeln!(c.stdin.as_mut().unwrap()).unwrap();
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(15);
+    while !f() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn v1_limits_are_written_in_an_order_the_kernel_accepts() {
+    let g = Guard::new();
+    let b = V1::new(g.base.clone());
+    b.prepare_base().unwrap();
+    let d = g.base.child("g");
+    assert!(b.create("g", &g.base, &d).unwrap());
+    let l = MemoryLimits {
+        limit: Some(Limit::Value(mib(32))),
+        reservation: Some(Limit::Value(mib(16))),
+        swap: Some(Limit::Value(mib(64))),
+        swappiness: Some(10),
+        disable_oom_killer: Some(true),
+    };
+    b.check("g", &l).unwrap();
+    b.apply("g", &d, &l).unwrap();
+    assert_eq!(b.read_limits(&d).unwrap(), l);
+    assert_eq!(read(&d, "memory.memsw.limit_in_bytes"), mib(64));
+
+    // Lowering both below the old limit: limit first, then memsw.
+    let low = MemoryLimits {
+        limit: Some(Limit::Value(mib(16))),
+        swap: Some(Limit::Value(mib(16))),
+        ..Default::default()
+    };
+    b.apply("g", &d, &low).unwrap();
+    assert_eq!(
+        (
+            read(&d, "memory.limit_in_bytes"),
+            read(&d, "memory.memsw.limit_in_bytes")
+        ),
+        (mib(16), mib(16))
+    );
+
+    // Raising both above the old memsw: memsw first, then the limit.
+    let high = MemoryLimits {
+        limit: Some(Limit::Value(mib(128))),
+        swap: Some(Limit::Value(mib(256))),
+        ..Default::default()
+    };
+    b.apply("g", &d, &high).unwrap();
+    assert_eq!(
+        (
+            read(&d, "memory.limit_in_bytes"),
+            read(&d, "memory.memsw.limit_in_bytes")
+        ),
+        (mib(128), mib(256))
+    );
+
+    // A limit above memsw is the kernel's EINVAL, explained.
+    let e = b
+        .apply(
+            "g",
+            &d,
+            &MemoryLimits {
+                limit: Some(Limit::Value(mib(512))),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.errno, Some(libc::EINVAL));
+    assert!(
+        e.message.contains("--swap") && e.message.contains("memory.limit_in_bytes"),
+        "{e}"
+    );
+
+    // "max" with swap unset: both unlimited (runc), the OOM killer back on.
+    let max = MemoryLimits {
+        limit: Some(Limit::Max),
+        disable_oom_killer: Some(false),
+        ..Default::default()
+    };
+    b.apply("g", &d, &max).unwrap();
+    let back = b.read_limits(&d).unwrap();
+    assert_eq!(
+        (back.limit, back.swap, back.disable_oom_killer),
+        (Some(Limit::Max), Some(Limit::Max), Some(false))
+    );
+
+    let e = b
+        .check(
+            "g",
+            &MemoryLimits {
+                swappiness: Some(200),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(e.message.contains("swappiness"), "{e}");
+    b.remove(&d).unwrap();
+    assert!(!d.exists());
+}
+
+#[test]
+fn v1_service_attach_stat_hierarchy_and_delete() {
+    let g = Guard::new();
+    let state = tempfile::tempdir().unwrap();
+    let svc = MemoryService::with_backend(
+        Arc::new(V1::new(g.base.clone())),
+        state.path(),
+        Box::new(|_| {}),
+    )
+    .unwrap();
+    let limits = |m| MemoryLimits {
+        limit: Some(Limit::Value(mib(m))),
+        ..Default::default()
+    };
+    svc.request(
+        Some("c1"),
+        Req::Create {
+            id: "pod".into(),
+            parent: None,
+            limits: limits(256),
+        },
+    )
+    .unwrap();
+    svc.request(
+        Some("c2"),
+        Req::Create {
+            id: "web".into(),
+            parent: Some("pod".into()),
+            limits: limits(128),
+        },
+    )
+    .unwrap();
+    assert!(g.base.child("pod").child("web").exists());
+
+    let mut child = holder(mib(16));
+    let pid = child.id() as i32;
+    svc.request(
+        Some("a1"),
+        Req::Attach {
+            id: "web".into(),
+            pid,
+        },
+    )
+    .unwrap();
+    go(&mut child);
+    let stat = |id: &str| match svc.request(None, Req::Stat { id: id.into() }).unwrap() {
+        Resp::Stat(s) => s,
+        other => panic!("{other:?}"),
+    };
+    wait_until("web to use 16 MiB", || stat("web").usage_bytes >= mib(16));
+    let (web, pod) = (stat("web"), stat("pod"));
+    assert!(web.pids.contains(&pid), "{:?}", web.pids);
+    assert!(pod.pids.is_empty());
+    // hierarchical accounting: the parent's usage includes the child's
+    assert!(
+        pod.usage_bytes >= mib(16),
+        "pod {} web {}",
+        pod.usage_bytes,
+        web.usage_bytes
+    );
+    assert!(web.peak_bytes >= mib(16));
+    assert_eq!(web.limit_bytes, Some(mib(128)));
+    assert!(web.counters.iter().any(|(k, _)| k == "rss"));
+
+    // check-before-update: 8 MiB is below the usage
+    let e = svc
+        .request(
+            Some("s1"),
+            Req::Set {
+                id: "web".into(),
+                limits: limits(8),
+                check_before_update: true,
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Conflict, "{e}");
+    assert_eq!(
+        read(&g.base.child("pod").child("web"), "memory.limit_in_bytes"),
+        mib(128)
+    );
+
+    let e = svc
+        .request(
+            Some("d1"),
+            Req::Delete {
+                id: "web".into(),
+                force: false,
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Conflict);
+    assert!(e.message.contains(&pid.to_string()), "{e}");
+    svc.request(
+        Some("d2"),
+        Req::Delete {
+            id: "web".into(),
+            force: true,
+        },
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert!(!g.base.child("pod").child("web").exists());
+    svc.request(
+        Some("d3"),
+        Req::Delete {
+            id: "pod".into(),
+            force: false,
+        },
+    )
+    .unwrap();
+    assert!(g.base.children().unwrap().is_empty());
+}
+
+#[test]
+fn v1_oom_is_seen_through_the_eventfd_and_counted() {
+    let g = Guard::new();
+    let state = tempfile::tempdir().unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let svc = MemoryService::with_backend(
+        Arc::new(V1::new(g.base.clone())),
+        state.path(),
+        Box::new(move |e| {
+            let _ = tx.send(e);
+        }),
+    )
+    .unwrap();
+    let limits = MemoryLimits {
+        limit: Some(Limit::Value(mib(32))),
+        swap: Some(Limit::Value(mib(32))),
+        ..Default::default()
+    };
+    svc.request(
+        Some("c1"),
+        Req::Create {
+            id: "hog".into(),
+            parent: None,
+            limits,
+        },
+    )
+    .unwrap();
+    let mut child = holder(mib(64));
+    svc.request(
+        Some("a1"),
+        Req::Attach {
+            id: "hog".into(),
+            pid: child.id() as i32,
+        },
+    )
+    .unwrap();
+    go(&mut child);
+    let MemoryEvent::Oom {
+        id,
+        oom_events,
+        oom_kills,
+        ..
+    } = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(id, "hog");
+    assert!(
+        oom_events >= 1 && oom_kills >= 1,
+        "events {oom_events} kills {oom_kills}"
+    );
+    let Resp::Stat(st) = svc.request(None, Req::Stat { id: "hog".into() }).unwrap() else {
+        panic!()
+    };
+    assert!(st.oom_events >= 1 && st.oom_kills >= 1, "{st:?}");
+    // v1's count lives in the journal, so it survives a restart
+    let j = MemJournal::open(state.path()).unwrap();
+    assert!(j.state().groups["hog"].oom_events >= 1);
+    svc.request(
+        Some("d1"),
+        Req::Delete {
+            id: "hog".into(),
+            force: true,
+        },
+    )
+    .unwrap();
+    let _ = child.wait();
+}
