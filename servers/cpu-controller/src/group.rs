@@ -1,0 +1,263 @@
+//! One group across every hierarchy: make, configure, read, freeze, attach,
+//! kill and remove its directories, choosing the v1 or v2 file for each
+//! controller.
+
+use crate::common;
+use crate::layout::{Ctl, Layout, Mount};
+use crate::{v1, v2};
+use cgroupfs::{CgroupDir, Version};
+use protocol::cpu::{CpuLimits, CpuStat};
+use protocol::memory::Limit;
+use protocol::Error;
+use std::path::Path;
+use std::time::Duration;
+
+/// How long a freeze may take before it is undone and reported.
+pub const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long killing a group's processes may take.
+const KILL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Creates the group `rel` in every hierarchy and applies `limits`. On any
+/// failure every directory this call made (the group's and the bases') is
+/// removed again, so a refused create leaves nothing behind.
+pub fn create(layout: &Layout, rel: &Path, limits: &CpuLimits) -> Result<(), Error> {
+    let mut made: Vec<CgroupDir> = vec![];
+    let result = make_dirs(layout, rel, &mut made).and_then(|()| apply(layout, rel, limits));
+    if let Err(e) = result {
+        for dir in made.iter().rev() {
+            if let Err(re) = layout.ops().rmdir(dir) {
+                tracing::warn!("undoing a failed create: {re}");
+            }
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Makes whatever of base and group is missing in each hierarchy, parents
+/// first. Re-running it on existing directories changes nothing: mkdir says
+/// "already there", controllers are already enabled, cpusets already filled.
+fn make_dirs(layout: &Layout, rel: &Path, made: &mut Vec<CgroupDir>) -> Result<(), Error> {
+    for m in layout.mounts() {
+        if !m.base.exists() {
+            make_one(layout, m, &parent_of(&m.base)?, &m.base, made)?;
+        }
+        let mut parent = m.base.clone();
+        for part in rel.iter() {
+            let dir = parent.child(&part.to_string_lossy());
+            make_one(layout, m, &parent, &dir, made)?;
+            parent = dir;
+        }
+    }
+    Ok(())
+}
+
+fn parent_of(dir: &CgroupDir) -> Result<CgroupDir, Error> {
+    dir.path()
+        .parent()
+        .map(CgroupDir::new)
+        .ok_or_else(|| Error::internal(format!("{} has no parent", dir.path().display())))
+}
+
+/// mkdir one cgroup under `parent`: on v2 the parent must first delegate our
+/// controllers; on v1 a new cpuset must inherit cpus and mems.
+fn make_one(
+    layout: &Layout,
+    m: &Mount,
+    parent: &CgroupDir,
+    dir: &CgroupDir,
+    made: &mut Vec<CgroupDir>,
+) -> Result<(), Error> {
+    if m.version == Version::V2 {
+        v2::enable_controllers(parent, &m.v2_controllers())?;
+    }
+    if layout.ops().mkdir(dir)? {
+        made.push(dir.clone());
+    }
+    if m.version == Version::V1 && m.has(Ctl::Cpuset) {
+        v1::init_cpuset(dir, parent)?;
+    }
+    Ok(())
+}
+
+/// Writes the given limits (None = leave as is), each in its hierarchy.
+pub fn apply(layout: &Layout, rel: &Path, l: &CpuLimits) -> Result<(), Error> {
+    let cpu = l.shares.is_some()
+        || l.quota_us.is_some()
+        || l.period_us.is_some()
+        || l.burst_us.is_some()
+        || l.idle.is_some();
+    if cpu {
+        let m = layout.need(Ctl::Cpu, "--shares/--quota/--period/--burst/--idle")?;
+        match m.version {
+            Version::V1 => v1::apply_cpu(&m.dir(rel), l)?,
+            Version::V2 => v2::apply_cpu(&m.dir(rel), l)?,
+        }
+    }
+    if l.cpus.is_some() || l.mems.is_some() {
+        let m = layout.need(Ctl::Cpuset, "--cpus/--mems")?;
+        common::apply_cpuset(&m.dir(rel), l)?;
+    }
+    if l.pids_max.is_some() {
+        let m = layout.need(Ctl::Pids, "--pids-max")?;
+        common::apply_pids(&m.dir(rel), l)?;
+    }
+    Ok(())
+}
+
+/// The limits as the kernel holds them. `requested` lets v2 report the
+/// shares that were asked for (cpu.weight alone loses them).
+pub fn read_limits(layout: &Layout, rel: &Path, requested: &CpuLimits) -> Result<CpuLimits, Error> {
+    let mut out = CpuLimits::default();
+    if let Some(m) = layout.mount_of(Ctl::Cpu) {
+        match m.version {
+            Version::V1 => v1::read_cpu(&m.dir(rel), &mut out)?,
+            Version::V2 => v2::read_cpu(&m.dir(rel), requested.shares, &mut out)?,
+        }
+    }
+    if let Some(m) = layout.mount_of(Ctl::Cpuset) {
+        common::read_cpuset(&m.dir(rel), &mut out)?;
+    }
+    if let Some(m) = layout.mount_of(Ctl::Pids) {
+        out.pids_max = Some(common::read_pids_max(&m.dir(rel))?);
+    }
+    Ok(out)
+}
+
+/// Usage, throttling, pids and freezer state.
+pub fn stat(layout: &Layout, rel: &Path, id: &str) -> Result<CpuStat, Error> {
+    let cpu = layout.need(Ctl::Cpu, "stat")?;
+    let cpu_dir = cpu.dir(rel);
+    let (usage, user, system, periods, throttled, throttled_us) = match cpu.version {
+        Version::V2 => {
+            let s = v2::cpu_stat(&cpu_dir)?;
+            (s[0], s[1], s[2], s[3], s[4], s[5])
+        }
+        Version::V1 => {
+            let acct = layout.need(Ctl::Cpuacct, "CPU usage on cgroup v1")?;
+            let (u, us, sy) = v1::usage(&acct.dir(rel))?;
+            let (p, t, tu) = v1::throttling(&cpu_dir)?;
+            (u, us, sy, p, t, tu)
+        }
+    };
+    let (pids_current, pids_max) = match layout.mount_of(Ctl::Pids) {
+        Some(m) => {
+            let d = m.dir(rel);
+            let max = match common::read_pids_max(&d)? {
+                Limit::Max => None,
+                Limit::Value(n) => Some(n),
+            };
+            (d.read_u64("pids.current")?, max)
+        }
+        None => (0, None),
+    };
+    Ok(CpuStat {
+        id: id.to_string(),
+        usage_us: usage,
+        user_us: user,
+        system_us: system,
+        nr_periods: periods,
+        nr_throttled: throttled,
+        throttled_us,
+        pids_current,
+        pids_max,
+        frozen: is_frozen(layout, rel)?,
+        pids: procs(layout, rel)?,
+    })
+}
+
+pub fn is_frozen(layout: &Layout, rel: &Path) -> Result<bool, Error> {
+    match layout.mount_of(Ctl::Freezer) {
+        None => Ok(false),
+        Some(m) => match m.version {
+            Version::V1 => v1::is_frozen(&m.dir(rel)),
+            Version::V2 => v2::is_frozen(&m.dir(rel)),
+        },
+    }
+}
+
+pub fn set_frozen(layout: &Layout, rel: &Path, frozen: bool) -> Result<(), Error> {
+    let m = layout.need(Ctl::Freezer, if frozen { "freeze" } else { "thaw" })?;
+    match m.version {
+        Version::V1 => v1::set_frozen(&m.dir(rel), frozen, FREEZE_TIMEOUT),
+        Version::V2 => v2::set_frozen(&m.dir(rel), frozen, FREEZE_TIMEOUT),
+    }
+}
+
+/// Moves `pid` (the whole process) into the group in every hierarchy.
+pub fn attach(layout: &Layout, rel: &Path, pid: i32) -> Result<(), Error> {
+    for m in layout.mounts() {
+        m.dir(rel).add_pid(pid)?;
+    }
+    Ok(())
+}
+
+/// The processes in the group and its children, from every hierarchy (a
+/// process may have been moved in one hierarchy and not another).
+pub fn procs(layout: &Layout, rel: &Path) -> Result<Vec<i32>, Error> {
+    let mut out = vec![];
+    for m in layout.mounts() {
+        let d = m.dir(rel);
+        if d.exists() {
+            out.extend(d.procs_recursive()?);
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// SIGKILLs everything in the group. A frozen group is thawed first: frozen
+/// tasks cannot act on SIGKILL, so they would never leave.
+pub fn kill(layout: &Layout, rel: &Path) -> Result<(), Error> {
+    if is_frozen(layout, rel)? {
+        set_frozen(layout, rel, false)?;
+    }
+    for m in layout.mounts() {
+        let d = m.dir(rel);
+        if d.exists() {
+            d.kill_all(KILL_TIMEOUT)?;
+        }
+    }
+    Ok(())
+}
+
+/// rmdir the group in every hierarchy, then the bases if no group is left in
+/// them, so the last delete leaves no directory of ours behind.
+pub fn remove(layout: &Layout, rel: &Path) -> Result<(), Error> {
+    for m in layout.mounts() {
+        layout.ops().rmdir(&m.dir(rel))?;
+    }
+    remove_empty_bases(layout);
+    Ok(())
+}
+
+/// Removes each base that holds no group. Best effort: a base that is still
+/// busy stays, and is reused by the next create.
+pub fn remove_empty_bases(layout: &Layout) {
+    for m in layout.mounts() {
+        if m.base.exists() && m.base.children().map(|c| c.is_empty()).unwrap_or(false) {
+            if let Err(e) = layout.ops().rmdir(&m.base) {
+                tracing::debug!("keeping {}: {e}", m.base.path().display());
+            }
+        }
+    }
+}
+
+/// The hierarchies in which the group's directory is missing.
+pub fn missing(layout: &Layout, rel: &Path) -> Vec<Mount> {
+    layout
+        .mounts()
+        .iter()
+        .filter(|m| !m.dir(rel).exists())
+        .cloned()
+        .collect()
+}
+
+/// Re-creates the directories a group lost in some hierarchies (found at
+/// start) and puts `limits` back on them.
+pub fn repair(layout: &Layout, rel: &Path, limits: &CpuLimits) -> Result<(), Error> {
+    let mut made = vec![];
+    make_dirs(layout, rel, &mut made)?;
+    apply(layout, rel, limits)
+}

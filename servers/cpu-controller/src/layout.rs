@@ -1,0 +1,283 @@
+//! Where a group's directories are: one per hierarchy that holds any of the
+//! controllers this server manages.
+//!
+//! On this kind of host (v1) cpu, cpuacct, cpuset, pids and freezer may each
+//! be a separate mount, or co-mounted ("cpu,cpuacct"); on a v2 host they are
+//! all one directory; on a hybrid host any mix. Each controller is decided on
+//! its own at start, and the group gets `<base>/<rel>` in each distinct
+//! hierarchy, where `<base>` is the per-constellation [`cgroupfs::Base`].
+
+use cgroupfs::{Base, CgroupDir, Hierarchies, Hierarchy, Version};
+use protocol::Error;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A controller this server manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Ctl {
+    Cpu,
+    Cpuacct,
+    Cpuset,
+    Pids,
+    Freezer,
+}
+
+pub const MANAGED: [Ctl; 5] = [Ctl::Cpu, Ctl::Cpuacct, Ctl::Cpuset, Ctl::Pids, Ctl::Freezer];
+
+impl Ctl {
+    pub fn name(self) -> &'static str {
+        match self {
+            Ctl::Cpu => "cpu",
+            Ctl::Cpuacct => "cpuacct",
+            Ctl::Cpuset => "cpuset",
+            Ctl::Pids => "pids",
+            Ctl::Freezer => "freezer",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Ctl> {
+        MANAGED.into_iter().find(|c| c.name() == name)
+    }
+
+    /// The name to enable in a v2 cgroup.subtree_control. cpuacct and freezer
+    /// are not v2 controllers: v2 folds usage into cpu.stat and freezing into
+    /// the core cgroup.freeze.
+    pub fn v2_controller(self) -> Option<&'static str> {
+        match self {
+            Ctl::Cpu | Ctl::Cpuset | Ctl::Pids => Some(self.name()),
+            Ctl::Cpuacct | Ctl::Freezer => None,
+        }
+    }
+}
+
+/// How cgroup directories are made and removed. The kernel fills a new
+/// cgroup with its interface files and drops them on rmdir; the v2 unit tests
+/// stand in for it on a plain directory tree.
+pub trait DirOps: Send + Sync + std::fmt::Debug {
+    /// mkdir; Ok(false) when it already existed.
+    fn mkdir(&self, dir: &CgroupDir) -> Result<bool, Error>;
+    fn rmdir(&self, dir: &CgroupDir) -> Result<(), Error>;
+}
+
+/// The real cgroupfs.
+#[derive(Debug)]
+pub struct Kernel;
+
+impl DirOps for Kernel {
+    fn mkdir(&self, dir: &CgroupDir) -> Result<bool, Error> {
+        dir.create()
+    }
+    fn rmdir(&self, dir: &CgroupDir) -> Result<(), Error> {
+        dir.remove()
+    }
+}
+
+/// One hierarchy holding some of our controllers, and our base in it.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    pub version: Version,
+    pub base: CgroupDir,
+    pub controllers: Vec<Ctl>,
+}
+
+impl Mount {
+    pub fn has(&self, ctl: Ctl) -> bool {
+        self.controllers.contains(&ctl)
+    }
+
+    /// The group directory `rel` (like "web" or "pod/web") in this hierarchy.
+    pub fn dir(&self, rel: &Path) -> CgroupDir {
+        CgroupDir::new(self.base.path().join(rel))
+    }
+
+    /// The controllers to enable for children here (v2 only).
+    pub fn v2_controllers(&self) -> Vec<&'static str> {
+        if self.version == Version::V1 {
+            return vec![];
+        }
+        self.controllers
+            .iter()
+            .filter_map(|c| c.v2_controller())
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Layout {
+    mounts: Vec<Mount>,
+    ops: Arc<dyn DirOps>,
+}
+
+impl Layout {
+    /// Discovers the host's hierarchies and loads (or picks) the base.
+    pub fn discover(state_dir: &Path, root: &Path) -> Result<Layout, Error> {
+        let hier = with_v2_freezer(Hierarchies::discover()?);
+        let present: Vec<&str> = MANAGED
+            .iter()
+            .map(|c| c.name())
+            .filter(|c| hier.get(c).is_ok())
+            .collect();
+        hier.get("cpu")?;
+        let base = Base::load_or_init(state_dir, root, &hier, &present)?;
+        Ok(Layout::from_base(&base, Arc::new(Kernel)))
+    }
+
+    /// Groups the base's controllers by directory: co-mounted v1 controllers
+    /// and all of v2 share one.
+    pub fn from_base(base: &Base, ops: Arc<dyn DirOps>) -> Layout {
+        let mut mounts: Vec<Mount> = vec![];
+        for (name, (h, dir)) in &base.controllers {
+            let Some(ctl) = Ctl::from_name(name) else {
+                continue;
+            };
+            match mounts.iter_mut().find(|m| m.base.path() == dir) {
+                Some(m) => m.controllers.push(ctl),
+                None => mounts.push(Mount {
+                    version: h.version,
+                    base: CgroupDir::new(dir.clone()),
+                    controllers: vec![ctl],
+                }),
+            }
+        }
+        for m in &mut mounts {
+            m.controllers.sort();
+        }
+        mounts.sort_by_key(|m| m.controllers[0]);
+        Layout { mounts, ops }
+    }
+
+    pub fn mounts(&self) -> &[Mount] {
+        &self.mounts
+    }
+
+    pub fn ops(&self) -> &dyn DirOps {
+        self.ops.as_ref()
+    }
+
+    pub fn mount_of(&self, ctl: Ctl) -> Option<&Mount> {
+        self.mounts.iter().find(|m| m.has(ctl))
+    }
+
+    /// The hierarchy of a controller a request needs, or a clear Unsupported.
+    pub fn need(&self, ctl: Ctl, what: &str) -> Result<&Mount, Error> {
+        self.mount_of(ctl).ok_or_else(|| {
+            Error::unsupported(format!(
+                "{what} needs the {} cgroup controller, which is not mounted on this host",
+                ctl.name()
+            ))
+        })
+    }
+
+    /// "cpu=v1 cpuacct=v1 cpuset=v1 pids=v1 freezer=v1"
+    pub fn describe(&self) -> String {
+        MANAGED
+            .iter()
+            .filter_map(|c| {
+                self.mount_of(*c)
+                    .map(|m| format!("{}={}", c.name(), m.version.as_str()))
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The group's directory in every hierarchy.
+    pub fn paths(&self, rel: &Path) -> Vec<PathBuf> {
+        self.mounts
+            .iter()
+            .map(|m| m.dir(rel).path().to_path_buf())
+            .collect()
+    }
+}
+
+/// cgroup v2 freezes through the core cgroup.freeze file, not a controller,
+/// so cgroup.controllers never lists "freezer". Without a v1 freezer
+/// hierarchy, freeze on the unified hierarchy.
+fn with_v2_freezer(mut hier: Hierarchies) -> Hierarchies {
+    if hier.get("freezer").is_err() {
+        if let Some(unified) = hier.unified.clone() {
+            let mount_root = hier
+                .by_controller
+                .values()
+                .find(|h| h.version == Version::V2)
+                .map(|h| h.mount_root.clone())
+                .unwrap_or_else(|| PathBuf::from("/"));
+            hier.by_controller.insert(
+                "freezer".into(),
+                Hierarchy {
+                    controller: "freezer".into(),
+                    version: Version::V2,
+                    mount: unified,
+                    mount_root,
+                },
+            );
+        }
+    }
+    hier
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(c: &str, v: Version, mount: &str) -> (Hierarchy, PathBuf) {
+        let hier = Hierarchy {
+            controller: c.into(),
+            version: v,
+            mount: mount.into(),
+            mount_root: "/".into(),
+        };
+        (hier, PathBuf::from(mount).join("asterism-x"))
+    }
+
+    #[test]
+    fn separate_v1_mounts_give_one_dir_each() {
+        let base = Base::fixed(vec![
+            h("cpu", Version::V1, "/c/cpu"),
+            h("cpuacct", Version::V1, "/c/cpuacct"),
+            h("pids", Version::V1, "/c/pids"),
+        ]);
+        let l = Layout::from_base(&base, Arc::new(Kernel));
+        assert_eq!(l.mounts().len(), 3);
+        assert_eq!(
+            l.paths(Path::new("a/b"))[1],
+            PathBuf::from("/c/cpuacct/asterism-x/a/b")
+        );
+        assert_eq!(l.describe(), "cpu=v1 cpuacct=v1 pids=v1");
+        assert!(l
+            .need(Ctl::Cpuset, "--cpus")
+            .unwrap_err()
+            .message
+            .contains("cpuset"));
+    }
+
+    #[test]
+    fn v2_is_one_dir_and_comounted_v1_shares() {
+        let base = Base::fixed(vec![
+            h("cpu", Version::V2, "/u"),
+            h("cpuset", Version::V2, "/u"),
+            h("freezer", Version::V2, "/u"),
+            h("cpuacct", Version::V1, "/c/cpu,cpuacct"),
+            h("pids", Version::V1, "/c/cpu,cpuacct"),
+        ]);
+        let l = Layout::from_base(&base, Arc::new(Kernel));
+        assert_eq!(l.mounts().len(), 2);
+        let v2 = l.mount_of(Ctl::Cpu).unwrap();
+        assert_eq!(v2.v2_controllers(), vec!["cpu", "cpuset"]);
+        assert_eq!(
+            l.mount_of(Ctl::Pids).unwrap().controllers,
+            vec![Ctl::Cpuacct, Ctl::Pids]
+        );
+    }
+
+    #[test]
+    fn freezer_falls_back_to_unified() {
+        let mi = "40 1 0:33 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        let hier = Hierarchies::from_mountinfo(mi, |_| "cpuset cpu pids".into());
+        let hier = with_v2_freezer(hier);
+        assert_eq!(hier.get("freezer").unwrap().version, Version::V2);
+        assert_eq!(
+            hier.get("freezer").unwrap().mount,
+            PathBuf::from("/sys/fs/cgroup")
+        );
+    }
+}

@@ -1,0 +1,361 @@
+//! The cpu-controller service: requests in, cgroupfs and journal changes out.
+//!
+//! Every request runs under one lock, so two clients never interleave their
+//! mkdirs and journal writes. A mutating request goes: answered before under
+//! this key? answer the same; check the input (bad input touches nothing);
+//! journal the intent; do it in the kernel; commit the result and the table
+//! change under the key.
+
+use crate::group;
+use crate::layout::Layout;
+use crate::limits;
+use crate::recovery;
+use crate::table::{Change, Record, Table};
+use libipc::journal::Journal;
+use libipc::server::{Ctx, Service};
+use protocol::cpu::{Cpu, CpuEvent, CpuGroup, CpuLimits, CpuRequest, CpuResponse, CpuStat};
+use protocol::{validate_id, Error};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+pub type CpuJournal = Journal<Table, CpuRequest, CpuResponse>;
+
+/// Where FreezeChanged events go (libipc's Events in the binary).
+pub type Publish = Box<dyn Fn(CpuEvent) + Send + Sync>;
+
+pub struct CpuService {
+    inner: Mutex<Inner>,
+    publish: Publish,
+}
+
+pub(crate) struct Inner {
+    pub layout: Layout,
+    pub journal: CpuJournal,
+}
+
+impl CpuService {
+    /// Loads the journal, reconciles it with cgroupfs and finishes the
+    /// request a crash interrupted.
+    pub fn start(layout: Layout, state_dir: &Path, publish: Publish) -> Result<Self, Error> {
+        let journal = CpuJournal::open(state_dir)?;
+        let mut inner = Inner { layout, journal };
+        let pending = inner.journal.take_pending();
+        if let Some((key, req)) = &pending {
+            // Keep it on disk until it is committed: reconcile saves the
+            // journal, and we may die again before the redo finishes.
+            inner.journal.begin(Some(key), req)?;
+        }
+        recovery::reconcile(&inner.layout, &mut inner.journal)?;
+        if let Some((key, req)) = pending {
+            let result = inner.redo(&key, &req);
+            if let Ok(resp) = &result {
+                announce(&publish, &req, resp);
+            }
+        }
+        Ok(CpuService {
+            inner: Mutex::new(inner),
+            publish,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panicking handler (caught by libipc) leaves the lock poisoned;
+        // the table itself is only changed through whole journal commits.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The request path without libipc's Ctx (tests call it directly).
+    pub fn request(&self, key: Option<&str>, req: CpuRequest) -> Result<CpuResponse, Error> {
+        let mut inner = self.lock();
+        match &req {
+            CpuRequest::Stat { id } => inner.stat(id).map(CpuResponse::Stat),
+            CpuRequest::List => inner.list().map(CpuResponse::List),
+            _ => {
+                let resp = inner.mutate(key, &req)?;
+                announce(&self.publish, &req, &resp);
+                Ok(resp)
+            }
+        }
+    }
+}
+
+impl Service for CpuService {
+    type P = Cpu;
+
+    fn handle(&self, ctx: &mut Ctx, req: CpuRequest) -> Result<CpuResponse, Error> {
+        self.request(ctx.key.as_deref(), req)
+    }
+
+    /// Subscribers filter by group id.
+    fn event_matches(&self, filter: &str, event: &CpuEvent) -> bool {
+        match event {
+            CpuEvent::FreezeChanged { id, .. } => id == filter,
+        }
+    }
+}
+
+fn announce(publish: &Publish, req: &CpuRequest, resp: &CpuResponse) {
+    match (req, resp) {
+        (CpuRequest::Freeze { id }, CpuResponse::Frozen) => publish(CpuEvent::FreezeChanged {
+            id: id.clone(),
+            frozen: true,
+        }),
+        (CpuRequest::Thaw { id }, CpuResponse::Thawed) => publish(CpuEvent::FreezeChanged {
+            id: id.clone(),
+            frozen: false,
+        }),
+        _ => {}
+    }
+}
+
+impl Inner {
+    fn table(&self) -> &Table {
+        self.journal.state()
+    }
+
+    fn mutate(&mut self, key: Option<&str>, req: &CpuRequest) -> Result<CpuResponse, Error> {
+        if let Some(done) = key.and_then(|k| self.journal.recorded(k)) {
+            return done;
+        }
+        self.check(req)?;
+        self.journal.begin(key, req)?;
+        let (result, change) = match self.perform(req) {
+            Ok((resp, change)) => (Ok(resp), change),
+            Err(e) => (Err(e), Change::None),
+        };
+        self.journal.commit(key, &result, |t| change.apply(t))?;
+        result
+    }
+
+    /// Re-applies the request a crash interrupted between begin and commit,
+    /// and commits it under its key so the client's retry gets the result.
+    fn redo(&mut self, key: &str, req: &CpuRequest) -> Result<CpuResponse, Error> {
+        tracing::info!("finishing {req:?} (key {key}) interrupted by the last exit");
+        let outcome = match req {
+            // The dirs it made were adopted by reconcile; give them back to
+            // the create, and take them away again if it fails this time.
+            CpuRequest::Create { id, .. } => {
+                let adopted = self.table().groups.get(id).is_some_and(|r| r.adopted);
+                let rel = self.table().rel(id).ok();
+                if adopted {
+                    self.journal.state_mut().groups.remove(id);
+                }
+                let outcome = self.check(req).and_then(|()| self.perform(req));
+                if let (true, Err(e), Some(rel)) = (adopted, &outcome, rel) {
+                    tracing::warn!("the interrupted create of {id:?} failed again ({e}); removing its directories");
+                    if let Err(re) = group::remove(&self.layout, &rel) {
+                        tracing::warn!("cannot remove {}: {re}", rel.display());
+                    }
+                }
+                outcome
+            }
+            // Gone already: the delete had done its work.
+            CpuRequest::Delete { id, .. } if !self.table().groups.contains_key(id) => {
+                Ok((CpuResponse::Deleted, Change::None))
+            }
+            _ => self.check(req).and_then(|()| self.perform(req)),
+        };
+        let (result, change) = match outcome {
+            Ok((resp, change)) => (Ok(resp), change),
+            Err(e) => (Err(e), Change::None),
+        };
+        self.journal
+            .commit(Some(key), &result, |t| change.apply(t))?;
+        result
+    }
+
+    /// Everything that can be refused without touching the kernel.
+    fn check(&self, req: &CpuRequest) -> Result<(), Error> {
+        match req {
+            CpuRequest::Create { id, parent, limits } => self.check_create(id, parent, limits),
+            CpuRequest::Set { id, limits } => {
+                validate_id("group id", id)?;
+                let rec = self.table().get(id)?;
+                limits::validate_set(&rec.requested, limits)
+            }
+            CpuRequest::Attach { id, pid } => {
+                validate_id("group id", id)?;
+                self.table().get(id)?;
+                check_pid(*pid)
+            }
+            CpuRequest::Delete { id, force } => self.check_delete(id, *force),
+            CpuRequest::Freeze { id } | CpuRequest::Thaw { id } | CpuRequest::Stat { id } => {
+                validate_id("group id", id)?;
+                self.table().get(id).map(|_| ())
+            }
+            CpuRequest::List => Ok(()),
+        }
+    }
+
+    fn check_create(&self, id: &str, parent: &Option<String>, l: &CpuLimits) -> Result<(), Error> {
+        validate_id("group id", id)?;
+        if let Some(p) = parent {
+            validate_id("parent group id", p)?;
+            self.table().get(p).map_err(|_| {
+                Error::not_found(format!(
+                    "parent group {p:?} (--parent) does not exist; create it first"
+                ))
+            })?;
+            if self.table().rel(p)?.iter().count() + 1 > crate::table::MAX_DEPTH {
+                return Err(Error::invalid(format!(
+                    "group {id:?} would be nested more than {} deep",
+                    crate::table::MAX_DEPTH
+                )));
+            }
+        }
+        limits::validate(l)?;
+        match self.table().groups.get(id) {
+            Some(rec) if rec.parent == *parent && rec.requested == *l => Ok(()),
+            Some(rec) => Err(Error::exists(format!(
+                "cpu group {id:?} already exists with other settings (parent {:?}, limits {:?}); use `set` to change it or delete it first",
+                rec.parent, rec.requested
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn check_delete(&self, id: &str, force: bool) -> Result<(), Error> {
+        validate_id("group id", id)?;
+        self.table().get(id)?;
+        let children = self.table().children(id);
+        if !children.is_empty() {
+            return Err(Error::conflict(format!(
+                "cpu group {id:?} has child groups {children:?}; delete them first"
+            )));
+        }
+        if !force {
+            let pids = group::procs(&self.layout, &self.table().rel(id)?)?;
+            if !pids.is_empty() {
+                return Err(Error::conflict(format!(
+                    "cpu group {id:?} still has processes {pids:?}; stop them or delete with --force to kill them"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Does a checked request in the kernel.
+    fn perform(&mut self, req: &CpuRequest) -> Result<(CpuResponse, Change), Error> {
+        match req {
+            CpuRequest::Create { id, parent, limits } => self.create(id, parent, limits),
+            CpuRequest::Set { id, limits } => {
+                let rel = self.table().rel(id)?;
+                group::apply(&self.layout, &rel, limits)?;
+                let mut rec = self.table().get(id)?.clone();
+                rec.requested = limits::merge(&rec.requested, limits);
+                let g = self.describe(id, &rec)?;
+                Ok((CpuResponse::Updated(g), Change::Put(id.clone(), rec)))
+            }
+            CpuRequest::Attach { id, pid } => {
+                group::attach(&self.layout, &self.table().rel(id)?, *pid)?;
+                Ok((CpuResponse::Attached, Change::None))
+            }
+            CpuRequest::Delete { id, force } => {
+                let rel = self.table().rel(id)?;
+                if *force {
+                    group::kill(&self.layout, &rel)?;
+                }
+                group::remove(&self.layout, &rel)?;
+                Ok((CpuResponse::Deleted, Change::Remove(id.clone())))
+            }
+            CpuRequest::Freeze { id } => {
+                group::set_frozen(&self.layout, &self.table().rel(id)?, true)?;
+                Ok((CpuResponse::Frozen, Change::None))
+            }
+            CpuRequest::Thaw { id } => {
+                group::set_frozen(&self.layout, &self.table().rel(id)?, false)?;
+                Ok((CpuResponse::Thawed, Change::None))
+            }
+            CpuRequest::Stat { .. } | CpuRequest::List => {
+                Err(Error::internal("stat and list are not mutating requests"))
+            }
+        }
+    }
+
+    fn create(
+        &mut self,
+        id: &str,
+        parent: &Option<String>,
+        limits: &CpuLimits,
+    ) -> Result<(CpuResponse, Change), Error> {
+        if let Some(rec) = self.table().groups.get(id) {
+            // check() let it through: the same spec again, nothing to do.
+            let g = self.describe(id, rec)?;
+            return Ok((CpuResponse::Created(g), Change::None));
+        }
+        let rel = match parent {
+            Some(p) => self.table().rel(p)?.join(id),
+            None => id.into(),
+        };
+        group::create(&self.layout, &rel, limits)?;
+        let rec = Record {
+            parent: parent.clone(),
+            requested: limits.clone(),
+            adopted: false,
+        };
+        let g = match self.describe_at(id, &rec, &rel) {
+            Ok(g) => g,
+            Err(e) => {
+                // Created but unreadable: do not keep what we cannot report.
+                let _ = group::remove(&self.layout, &rel);
+                return Err(e);
+            }
+        };
+        Ok((CpuResponse::Created(g), Change::Put(id.to_string(), rec)))
+    }
+
+    fn describe(&self, id: &str, rec: &Record) -> Result<CpuGroup, Error> {
+        let rel = match &rec.parent {
+            Some(p) => self.table().rel(p)?.join(id),
+            None => id.into(),
+        };
+        self.describe_at(id, rec, &rel)
+    }
+
+    fn describe_at(&self, id: &str, rec: &Record, rel: &Path) -> Result<CpuGroup, Error> {
+        Ok(CpuGroup {
+            id: id.to_string(),
+            parent: rec.parent.clone(),
+            limits: group::read_limits(&self.layout, rel, &rec.requested)?,
+            backend: self.layout.describe(),
+            paths: self
+                .layout
+                .paths(rel)
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+        })
+    }
+
+    fn stat(&self, id: &str) -> Result<CpuStat, Error> {
+        self.check(&CpuRequest::Stat { id: id.to_string() })?;
+        group::stat(&self.layout, &self.table().rel(id)?, id)
+    }
+
+    /// Every group, as the kernel holds it. A group whose directories were
+    /// all removed behind our back is left out (the next start drops it).
+    fn list(&self) -> Result<Vec<CpuGroup>, Error> {
+        let mut out = vec![];
+        for (id, rec) in &self.table().groups {
+            let rel = self.table().rel(id)?;
+            if group::missing(&self.layout, &rel).len() == self.layout.mounts().len() {
+                tracing::warn!("cpu group {id:?} has no cgroup directory left; not listing it");
+                continue;
+            }
+            out.push(self.describe_at(id, rec, &rel)?);
+        }
+        Ok(out)
+    }
+}
+
+fn check_pid(pid: i32) -> Result<(), Error> {
+    if pid <= 0 {
+        return Err(Error::invalid(format!(
+            "pid {pid} is not a process id (must be 1 or more)"
+        )));
+    }
+    if !Path::new(&format!("/proc/{pid}")).exists() {
+        return Err(Error::not_found(format!("no process with pid {pid}")));
+    }
+    Ok(())
+}

@@ -1,0 +1,514 @@
+//! The v1 backend on this host's real cgroupfs: cpu, cpuacct, cpuset, pids
+//! and freezer, each under this test process's own cgroup for that
+//! controller, in uniquely named bases that a Drop guard removes (killing
+//! any process the test started in them first).
+
+use crate::layout::{Ctl, Kernel, Layout};
+use crate::service::CpuService;
+use cgroupfs::hierarchy::own_cgroup;
+use cgroupfs::{Base, CgroupDir, Hierarchies, Version};
+use protocol::cpu::{CpuLimits, CpuRequest, CpuResponse};
+use protocol::memory::Limit;
+use protocol::ErrorKind;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// One test's bases on the real hierarchies, its state dir and its children.
+struct Rig {
+    layout: Layout,
+    state: tempfile::TempDir,
+    children: Vec<Child>,
+}
+
+impl Rig {
+    /// None when this host has no v1 cpu hierarchy (then there is nothing to test here).
+    fn new() -> Option<Rig> {
+        let hier = Hierarchies::discover().unwrap();
+        if hier.get("cpu").ok()?.version != Version::V1 {
+            eprintln!("skipping: the cpu controller is not on cgroup v1 here");
+            return None;
+        }
+        let name = format!(
+            "cpuctl-unit-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut entries = vec![];
+        for c in ["cpu", "cpuacct", "cpuset", "pids", "freezer"] {
+            let h = hier.get(c).unwrap().clone();
+            assert_eq!(h.version, Version::V1, "{c} is expected on v1 on this host");
+            let dir = h.host_path(&own_cgroup(&h).unwrap()).join(&name);
+            entries.push((h, dir));
+        }
+        let layout = Layout::from_base(&Base::fixed(entries), Arc::new(Kernel));
+        Some(Rig {
+            layout,
+            state: tempfile::tempdir().unwrap(),
+            children: vec![],
+        })
+    }
+
+    fn service(&self) -> CpuService {
+        CpuService::start(self.layout.clone(), self.state.path(), Box::new(|_| {})).unwrap()
+    }
+
+    fn dir(&self, ctl: Ctl, rel: &str) -> CgroupDir {
+        self.layout.mount_of(ctl).unwrap().dir(Path::new(rel))
+    }
+
+    fn read(&self, ctl: Ctl, rel: &str, file: &str) -> String {
+        self.dir(ctl, rel)
+            .read_string(file)
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    fn spawn_busy(&mut self) -> i32 {
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg("while :; do :; done")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        self.children.push(child);
+        pid
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for m in self.layout.mounts() {
+            remove_tree(&m.base);
+        }
+    }
+}
+
+/// Thaws, kills and removes a cgroup tree, children first.
+fn remove_tree(dir: &CgroupDir) {
+    if !dir.exists() {
+        return;
+    }
+    for child in dir.children().unwrap_or_default() {
+        remove_tree(&child);
+    }
+    if dir.has_file("freezer.state") {
+        let _ = dir.write("freezer.state", "THAWED");
+    }
+    let _ = dir.kill_all(Duration::from_secs(2));
+    let _ = dir.remove();
+}
+
+fn proc_cgroup(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap()
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+fn limits() -> CpuLimits {
+    CpuLimits {
+        shares: Some(512),
+        quota_us: Some(Limit::Value(20_000)),
+        period_us: Some(50_000),
+        burst_us: Some(1_000),
+        cpus: Some("0".into()),
+        mems: Some("0".into()),
+        idle: Some(false),
+        pids_max: Some(Limit::Value(5)),
+    }
+}
+
+#[test]
+fn create_writes_v1_files_and_fills_cpusets() {
+    let Some(rig) = Rig::new() else { return };
+    let svc = rig.service();
+    let resp = svc
+        .request(
+            None,
+            CpuRequest::Create {
+                id: "web".into(),
+                parent: None,
+                limits: limits(),
+            },
+        )
+        .unwrap();
+    let CpuResponse::Created(g) = resp else {
+        panic!("{resp:?}")
+    };
+    assert_eq!(rig.read(Ctl::Cpu, "web", "cpu.shares"), "512");
+    assert_eq!(rig.read(Ctl::Cpu, "web", "cpu.cfs_quota_us"), "20000");
+    assert_eq!(rig.read(Ctl::Cpu, "web", "cpu.cfs_period_us"), "50000");
+    assert_eq!(rig.read(Ctl::Cpu, "web", "cpu.cfs_burst_us"), "1000");
+    assert_eq!(rig.read(Ctl::Cpuset, "web", "cpuset.cpus"), "0");
+    assert_eq!(rig.read(Ctl::Cpuset, "web", "cpuset.mems"), "0");
+    assert_eq!(rig.read(Ctl::Pids, "web", "pids.max"), "5");
+    // The base got its parent's cpus and mems (a new v1 cpuset starts empty).
+    let base_cpus = rig.read(Ctl::Cpuset, "", "cpuset.cpus");
+    assert!(!base_cpus.is_empty());
+    assert_eq!(g.limits, limits());
+    assert_eq!(g.backend, "cpu=v1 cpuacct=v1 cpuset=v1 pids=v1 freezer=v1");
+    assert_eq!(
+        g.paths.len(),
+        5,
+        "cpu and cpuacct are separate mounts here: {:?}",
+        g.paths
+    );
+    // quota max is -1 on v1
+    svc.request(
+        None,
+        CpuRequest::Set {
+            id: "web".into(),
+            limits: CpuLimits {
+                quota_us: Some(Limit::Max),
+                pids_max: Some(Limit::Max),
+                ..Default::default()
+            },
+        },
+    )
+    .unwrap();
+    assert_eq!(rig.read(Ctl::Cpu, "web", "cpu.cfs_quota_us"), "-1");
+    assert_eq!(rig.read(Ctl::Pids, "web", "pids.max"), "max");
+    svc.request(
+        None,
+        CpuRequest::Delete {
+            id: "web".into(),
+            force: false,
+        },
+    )
+    .unwrap();
+    for m in rig.layout.mounts() {
+        assert!(!m.base.exists(), "{} left behind", m.base.path().display());
+    }
+}
+
+#[test]
+fn period_change_that_breaks_the_old_quota_is_ordered_like_runc() {
+    let Some(rig) = Rig::new() else { return };
+    let svc = rig.service();
+    let q = |quota, period| CpuLimits {
+        quota_us: Some(Limit::Value(quota)),
+        period_us: Some(period),
+        ..Default::default()
+    };
+    // Parent at half a CPU; child at 0.4.
+    svc.request(
+        None,
+        CpuRequest::Create {
+            id: "pod".into(),
+            parent: None,
+            limits: q(50_000, 100_000),
+        },
+    )
+    .unwrap();
+    svc.request(
+        None,
+        CpuRequest::Create {
+            id: "app".into(),
+            parent: Some("pod".into()),
+            limits: q(40_000, 100_000),
+        },
+    )
+    .unwrap();
+    // Period 50000 first would make the old quota 40000/50000 = 0.8 > 0.5 (EINVAL):
+    // the quota must go first, then the period.
+    svc.request(
+        None,
+        CpuRequest::Set {
+            id: "app".into(),
+            limits: q(20_000, 50_000),
+        },
+    )
+    .unwrap();
+    assert_eq!(rig.read(Ctl::Cpu, "pod/app", "cpu.cfs_quota_us"), "20000");
+    assert_eq!(rig.read(Ctl::Cpu, "pod/app", "cpu.cfs_period_us"), "50000");
+    // And a quota above the parent's is the kernel's refusal, with the file named.
+    let e = svc
+        .request(
+            None,
+            CpuRequest::Set {
+                id: "app".into(),
+                limits: q(90_000, 100_000),
+            },
+        )
+        .unwrap_err();
+    assert!(e.message.contains("cpu.cfs_quota_us"), "{e}");
+}
+
+#[test]
+fn attach_freeze_stat_and_force_delete() {
+    let Some(mut rig) = Rig::new() else { return };
+    let svc = rig.service();
+    svc.request(
+        None,
+        CpuRequest::Create {
+            id: "busy".into(),
+            parent: None,
+            limits: CpuLimits::default(),
+        },
+    )
+    .unwrap();
+    let pid = rig.spawn_busy();
+    svc.request(
+        None,
+        CpuRequest::Attach {
+            id: "busy".into(),
+            pid,
+        },
+    )
+    .unwrap();
+    let cg = proc_cgroup(pid);
+    for c in ["cpu", "cpuacct", "cpuset", "pids", "freezer"] {
+        let line = cg
+            .lines()
+            .find(|l| l.split(':').nth(1).unwrap().split(',').any(|x| x == c))
+            .unwrap();
+        assert!(line.ends_with("/busy"), "{c}: {line}");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let CpuResponse::Stat(s) = svc
+        .request(None, CpuRequest::Stat { id: "busy".into() })
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(s.usage_us > 10_000, "a busy loop used {}us", s.usage_us);
+    assert!(s.user_us > 0);
+    assert_eq!(s.pids_current, 1);
+    assert_eq!(s.pids, vec![pid]);
+    assert!(!s.frozen);
+
+    svc.request(None, CpuRequest::Freeze { id: "busy".into() })
+        .unwrap();
+    assert_eq!(rig.read(Ctl::Freezer, "busy", "freezer.state"), "FROZEN");
+    let t0 = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cpu_ticks(pid), t0, "a frozen process does not run");
+    let CpuResponse::Stat(s) = svc
+        .request(None, CpuRequest::Stat { id: "busy".into() })
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(s.frozen);
+    svc.request(None, CpuRequest::Thaw { id: "busy".into() })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(cpu_ticks(pid) > t0, "a thawed process runs again");
+
+    // Freeze again so that the forced delete must thaw before killing.
+    svc.request(None, CpuRequest::Freeze { id: "busy".into() })
+        .unwrap();
+    let e = svc
+        .request(
+            None,
+            CpuRequest::Delete {
+                id: "busy".into(),
+                force: false,
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Conflict);
+    assert!(e.message.contains(&pid.to_string()), "{e}");
+    svc.request(
+        None,
+        CpuRequest::Delete {
+            id: "busy".into(),
+            force: true,
+        },
+    )
+    .unwrap();
+    let status = rig.children[0].wait().unwrap();
+    assert!(!status.success(), "killed: {status:?}");
+    assert!(!rig.dir(Ctl::Cpu, "busy").exists());
+}
+
+#[test]
+fn pids_max_stops_forks() {
+    let Some(mut rig) = Rig::new() else { return };
+    let svc = rig.service();
+    let l = CpuLimits {
+        pids_max: Some(Limit::Value(2)),
+        ..Default::default()
+    };
+    svc.request(
+        None,
+        CpuRequest::Create {
+            id: "few".into(),
+            parent: None,
+            limits: l,
+        },
+    )
+    .unwrap();
+    // A shell that waits for its cgroup move, then tries to start 3 children.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("read x; for i in 1 2 3; do sleep 5 & done; wait")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let mut stdin = child.stdin.take().unwrap();
+    rig.children.push(child);
+    svc.request(
+        None,
+        CpuRequest::Attach {
+            id: "few".into(),
+            pid,
+        },
+    )
+    .unwrap();
+    use std::io::Write;
+    stdin.write_all(b"go\n").unwrap();
+    drop(stdin);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        rig.read(Ctl::Pids, "few", "pids.current"),
+        "2",
+        "the shell and one sleep"
+    );
+    let events = rig.read(Ctl::Pids, "few", "pids.events");
+    assert!(
+        events.contains("max ") && !events.contains("max 0"),
+        "{events}"
+    );
+    svc.request(
+        None,
+        CpuRequest::Delete {
+            id: "few".into(),
+            force: true,
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn restart_lists_the_same_groups() {
+    let Some(rig) = Rig::new() else { return };
+    let before = {
+        let svc = rig.service();
+        svc.request(
+            None,
+            CpuRequest::Create {
+                id: "a".into(),
+                parent: None,
+                limits: limits(),
+            },
+        )
+        .unwrap();
+        let l = CpuLimits {
+            shares: Some(100),
+            ..Default::default()
+        };
+        svc.request(
+            None,
+            CpuRequest::Create {
+                id: "b".into(),
+                parent: Some("a".into()),
+                limits: l,
+            },
+        )
+        .unwrap();
+        let CpuResponse::List(l) = svc.request(None, CpuRequest::List).unwrap() else {
+            panic!()
+        };
+        l
+    };
+    let svc = rig.service();
+    let CpuResponse::List(after) = svc.request(None, CpuRequest::List).unwrap() else {
+        panic!()
+    };
+    assert_eq!(before, after);
+    // Forget the journal entirely: the groups are adopted with the kernel's values.
+    std::fs::remove_file(rig.state.path().join("journal.json")).unwrap();
+    let svc = rig.service();
+    let CpuResponse::List(adopted) = svc.request(None, CpuRequest::List).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        adopted
+            .iter()
+            .map(|g| (&g.id, &g.parent, &g.limits))
+            .collect::<Vec<_>>(),
+        before
+            .iter()
+            .map(|g| (&g.id, &g.parent, &g.limits))
+            .collect::<Vec<_>>()
+    );
+    svc.request(
+        None,
+        CpuRequest::Delete {
+            id: "b".into(),
+            force: false,
+        },
+    )
+    .unwrap();
+    svc.request(
+        None,
+        CpuRequest::Delete {
+            id: "a".into(),
+            force: false,
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn kernel_refusals_name_the_file() {
+    let Some(rig) = Rig::new() else { return };
+    let svc = rig.service();
+    // cpu 1 is online (so our own check lets it through) but outside the
+    // parent pinned to cpu 0: the kernel refuses, and the error says where.
+    let l = CpuLimits {
+        cpus: Some("0".into()),
+        ..Default::default()
+    };
+    svc.request(
+        None,
+        CpuRequest::Create {
+            id: "pin".into(),
+            parent: None,
+            limits: l,
+        },
+    )
+    .unwrap();
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+    if online.trim() == "0" {
+        return; // single-cpu host: no cpu outside the parent to ask for
+    }
+    let l = CpuLimits {
+        cpus: Some("1".into()),
+        ..Default::default()
+    };
+    let e = svc
+        .request(
+            None,
+            CpuRequest::Create {
+                id: "child".into(),
+                parent: Some("pin".into()),
+                limits: l,
+            },
+        )
+        .unwrap_err();
+    assert!(e.message.contains("cpuset.cpus"), "{e}");
+    assert!(
+        !rig.dir(Ctl::Cpu, "pin/child").exists(),
+        "the failed create removed its dirs"
+    );
+    assert!(!rig.dir(Ctl::Cpuset, "pin/child").exists());
+}
