@@ -3,5 +3,6 @@
 
 pub mod cli;
 pub mod control;
+pub mod hooks;
 pub mod root;
 pub mod supervisor;

@@ -71,8 +71,11 @@ impl CpuService {
             CpuRequest::Stat { id } => inner.stat(id).map(CpuResponse::Stat),
             CpuRequest::List => inner.list().map(CpuResponse::List),
             _ => {
-                let resp = inner.mutate(key, &req)?;
-                announce(&self.publish, &req, &resp);
+                let (resp, fresh) = inner.mutate(key, &req)?;
+                if fresh {
+                    // not again for a retry answered from the journal
+                    announce(&self.publish, &req, &resp);
+                }
                 Ok(resp)
             }
         }
@@ -113,9 +116,13 @@ impl Inner {
         self.journal.state()
     }
 
-    fn mutate(&mut self, key: Option<&str>, req: &CpuRequest) -> Result<CpuResponse, Error> {
+    fn mutate(
+        &mut self,
+        key: Option<&str>,
+        req: &CpuRequest,
+    ) -> Result<(CpuResponse, bool), Error> {
         if let Some(done) = key.and_then(|k| self.journal.recorded(k)) {
-            return done;
+            return done.map(|r| (r, false));
         }
         self.check(req)?;
         self.journal.begin(key, req)?;
@@ -124,7 +131,7 @@ impl Inner {
             Err(e) => (Err(e), Change::None),
         };
         self.journal.commit(key, &result, |t| change.apply(t))?;
-        result
+        result.map(|r| (r, true))
     }
 
     /// Re-applies the request a crash interrupted between begin and commit,

@@ -489,6 +489,15 @@ fn freeze_and_thaw_wait_for_cgroup_events() {
     );
     assert_eq!(rig.read("web/cgroup.freeze"), "1");
     assert!(rig.read("web/cgroup.events").contains("frozen 1"));
+    // A keyed retry is answered from the journal and announced only once.
+    let freeze = CpuRequest::Freeze { id: "web".into() };
+    svc.request(Some("k-f"), freeze.clone()).unwrap();
+    assert_eq!(
+        svc.request(Some("k-f"), freeze).unwrap(),
+        CpuResponse::Frozen
+    );
+    assert_eq!(rig.events.lock().unwrap().len(), 2);
+    rig.events.lock().unwrap().truncate(1);
     let CpuResponse::Stat(s) = svc
         .request(None, CpuRequest::Stat { id: "web".into() })
         .unwrap()

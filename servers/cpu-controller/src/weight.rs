@@ -1,12 +1,13 @@
 //! cgroup v1 cpu.shares <-> cgroup v2 cpu.weight.
 //!
 //! The OCI spec speaks shares (2..=262144, default 1024); v2 has weight
-//! (1..=10000, default 100). We convert exactly as crun does today (its
-//! `convert_shares_to_weight`, shared with opencontainers/cgroups and so
-//! runc): a quadratic in log2(shares) through the three points
-//! (2 -> 1), (1024 -> 100) and (262144 -> 10000), so the defaults meet. The
-//! older linear formula `1 + ((shares - 2) * 9999) / 262142` mapped the
-//! default 1024 shares to weight 39, which is why crun and runc replaced it.
+//! (1..=10000, default 100). We convert as current crun does (its
+//! `convert_shares_to_weight`, whose tests expect 1024 -> ~100) and as runc
+//! does through opencontainers/cgroups' `ConvertCPUSharesToCgroupV2Value`: a
+//! quadratic in log2(shares) through the three points (2 -> 1),
+//! (1024 -> 100) and (262144 -> 10000), so the defaults meet. The older
+//! linear formula `1 + ((shares - 2) * 9999) / 262142` mapped the default
+//! 1024 shares to weight 39, which is why both replaced it.
 
 /// cpu.weight for `shares` (0 means unset and stays 0).
 pub fn shares_to_weight(shares: u64) -> u64 {
