@@ -443,3 +443,190 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// An OCI bundle with a busybox rootfs, built from Debian's busybox-static;
+/// removed on drop.
+pub struct Bundle {
+    dir: tempfile::TempDir,
+}
+
+/// The applets every test rootfs gets, as symlinks to /bin/busybox.
+pub const BUSYBOX_APPLETS: &[&str] = &[
+    "sh",
+    "cat",
+    "ls",
+    "id",
+    "hostname",
+    "sleep",
+    "mkdir",
+    "echo",
+    "true",
+    "false",
+    "grep",
+    "env",
+    "pwd",
+    "touch",
+    "rm",
+    "ln",
+    "ps",
+    "mount",
+    "umount",
+    "wc",
+    "head",
+    "tail",
+    "readlink",
+    "stat",
+    "test",
+    "kill",
+    "uname",
+    "domainname",
+    "ulimit",
+    "printf",
+    "dd",
+    "chmod",
+    "cp",
+    "mv",
+    "tr",
+    "sed",
+    "awk",
+    "seq",
+    "nproc",
+    "top",
+    "yes",
+    "whoami",
+    "umask",
+    "ip",
+    "ifconfig",
+    "nc",
+    "wget",
+    "date",
+    "find",
+    "xargs",
+    "tee",
+];
+
+impl Bundle {
+    /// A bundle whose config.json is `config` (a full OCI config) and whose
+    /// rootfs holds busybox and its applets, /etc/passwd and /etc/group.
+    pub fn busybox(config: &Value) -> Bundle {
+        let busybox = Path::new("/bin/busybox");
+        assert!(
+            busybox.exists(),
+            "/bin/busybox is missing: apt-get install busybox-static (scripts/test.sh does)"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("bundle-")
+            .tempdir_in("/tmp")
+            .expect("bundle dir");
+        let rootfs = dir.path().join("rootfs");
+        for d in [
+            "bin",
+            "etc",
+            "proc",
+            "sys",
+            "dev",
+            "tmp",
+            "root",
+            "usr/bin",
+            "sbin",
+            "home/user",
+        ] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        std::fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
+        for applet in BUSYBOX_APPLETS {
+            let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
+        }
+        std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n").unwrap();
+        std::fs::write(
+            rootfs.join("etc/group"),
+            "root:x:0:\nuser:x:1000:\nextra:x:2000:user\nnogroup:x:65534:\n",
+        )
+        .unwrap();
+        let b = Bundle { dir };
+        b.write_config(config);
+        b
+    }
+
+    /// The runtime-spec default config (like `runc spec`) with `args` and
+    /// the changes in `patch` merged over it (objects merged, the rest replaced).
+    pub fn busybox_with(args: &[&str], patch: Value) -> Bundle {
+        let mut config = default_config();
+        config["process"]["args"] = serde_json::json!(args);
+        merge(&mut config, patch);
+        Self::busybox(&config)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+
+    pub fn write_config(&self, config: &Value) {
+        std::fs::write(
+            self.dir.path().join("config.json"),
+            serde_json::to_vec_pretty(config).unwrap(),
+        )
+        .unwrap();
+    }
+
+    pub fn config(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.dir.path().join("config.json")).unwrap())
+            .unwrap()
+    }
+}
+
+/// Merges `patch` into `base`: objects key by key, anything else replaced.
+pub fn merge(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, p) => *b = p,
+    }
+}
+
+/// The config `runc spec` writes (runc 1.1), as a baseline for tests.
+pub fn default_config() -> Value {
+    serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "effective": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "ambient": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "runc",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+        ],
+        "linux": {
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+                "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+        }
+    })
+}
