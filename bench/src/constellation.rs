@@ -141,7 +141,10 @@ impl Constellation {
     /// (name, pid) of init and every running server.
     pub fn processes(&self) -> Result<Vec<(String, i32)>> {
         let st = self.status()?;
-        let mut out = vec![("init".to_string(), st["init"]["pid"].as_i64().unwrap_or(0) as i32)];
+        let mut out = vec![(
+            "init".to_string(),
+            st["init"]["pid"].as_i64().unwrap_or(0) as i32,
+        )];
         for s in st["servers"].as_array().into_iter().flatten() {
             let name = s["name"].as_str().unwrap_or("?").to_string();
             if s["state"] != "running" {
@@ -290,7 +293,10 @@ fn remove_tree(dir: &Path) {
     let _ = std::fs::write(dir.join("freezer.state"), "THAWED");
     for _ in 0..200 {
         let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-        let pids: Vec<i32> = procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        let pids: Vec<i32> = procs
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
         if pids.is_empty() {
             break;
         }

@@ -91,11 +91,20 @@ fn main() -> ExitCode {
 fn run(cfg: &Config) -> Result<()> {
     constellation::install_interrupt_cleanup()?;
     println!("asterism benchmark: figures printed next to their targets, never asserted");
-    println!("host: {} cores; binaries from {}", cores(), constellation::bin_dir()?.display());
+    println!(
+        "host: {} cores; binaries from {}",
+        cores(),
+        constellation::bin_dir()?.display()
+    );
+    println!("[n] = item n of issue 2's benchmark list; idle RSS runs first, before any load");
     println!("load average at start: {}", loadavg());
     let c = Constellation::start(&["--max-restarts", "1000", "--restart-window", "1"])?;
     let root = c.root().to_path_buf();
-    println!("constellation: init pid {} on root {}", c.init_pid(), root.display());
+    println!(
+        "constellation: init pid {} on root {}",
+        c.init_pid(),
+        root.display()
+    );
     let result = sections(cfg, &c);
     if result.is_err() {
         eprintln!("init and server log (last lines):\n{}", c.log_tail(30));
@@ -114,13 +123,19 @@ fn run(cfg: &Config) -> Result<()> {
 
 fn sections(cfg: &Config, c: &Constellation) -> Result<()> {
     std::thread::sleep(Duration::from_secs(2));
-    print_rss(c, "3. idle RSS (2 s after ready, before any load)")?;
+    print_rss(
+        c,
+        "[3] idle RSS of init + 5 servers (2 s after ready, before any load)",
+    )?;
     print_rtt(cfg, c)?;
     let groups = register_groups(c.root(), cfg.list_groups)?;
     print_rps(cfg, c, groups.len())?;
     unregister_groups(c.root(), &groups);
     std::thread::sleep(Duration::from_secs(1));
-    print_rss(c, "3b. RSS after the load above (for comparison, 1 s idle)")?;
+    print_rss(
+        c,
+        "[3b] RSS after the load above (not the target's measure; for comparison, after 1 s idle)",
+    )?;
     print_recovery(cfg, c)
 }
 
@@ -128,10 +143,16 @@ fn print_rtt(cfg: &Config, c: &Constellation) -> Result<()> {
     let blocks = 10;
     println!();
     println!(
-        "1. request round trip: {} timed round trips each after {} warm-up, alternating in {blocks} blocks",
+        "[1] request round trip: {} timed round trips each after {} warm-up, alternating in {blocks} blocks",
         cfg.rtt_samples, cfg.rtt_warmup
     );
-    let r = rtt::run(c.root(), c.scratch(), cfg.rtt_samples, cfg.rtt_warmup, blocks)?;
+    let r = rtt::run(
+        c.root(),
+        c.scratch(),
+        cfg.rtt_samples,
+        cfg.rtt_warmup,
+        blocks,
+    )?;
     println!(
         "   raw SEQPACKET ping-pong, 2 processes, {} B messages: p50 {}  p99 {}",
         r.msg_len,
@@ -156,7 +177,7 @@ fn print_rtt(cfg: &Config, c: &Constellation) -> Result<()> {
 fn print_rps(cfg: &Config, c: &Constellation, groups: usize) -> Result<()> {
     println!();
     println!(
-        "2. requests per second, each for {:?}, one thread and one Client (connection) per client",
+        "[2] requests per second, each for {:?}, one thread and one Client (connection) per client",
         cfg.rps_duration
     );
     for (kind, label) in [
@@ -166,7 +187,7 @@ fn print_rps(cfg: &Config, c: &Constellation, groups: usize) -> Result<()> {
         for clients in [1, 4, 16] {
             let t = rps::run(c.root(), kind, clients, cfg.rps_duration)?;
             println!(
-                "   {label:<24} {:>2} clients: {:>8.0} req/s   [no target in issue 2; for scale]",
+                "   {label:<24} {:>2} client(s): {:>8.0} req/s   [no target in issue 2; for scale]",
                 t.clients,
                 t.per_sec()
             );
@@ -183,18 +204,23 @@ fn print_rss(c: &Constellation, title: &str) -> Result<()> {
     let all = rss::measure(&procs)?;
     for p in &all {
         println!(
-            "   {:<18} pid {:>7}  VmRSS {:>6} KiB  (anon {:>5}, file {:>5})  threads {:>2}",
-            p.name, p.pid, p.vm_rss_kib, p.rss_anon_kib, p.rss_file_kib, p.threads
+            "   {:<18} pid {:>7}  VmRSS {:>6} KiB  (anon {:>5}, file {:>5})  Pss {:>5} KiB  threads {:>2}",
+            p.name, p.pid, p.vm_rss_kib, p.rss_anon_kib, p.rss_file_kib, p.pss_kib, p.threads
         );
     }
     let total: u64 = all.iter().map(|p| p.vm_rss_kib).sum();
     let anon: u64 = all.iter().map(|p| p.rss_anon_kib).sum();
+    let pss: u64 = all.iter().map(|p| p.pss_kib).sum();
     println!(
-        "   total VmRSS {:.2} MiB ({} KiB; anon {:.2} MiB) over {} processes   [target <= 12 MiB total]",
+        "   total VmRSS {:.2} MiB ({} KiB) over {} processes   [target <= 12 MiB total]",
         total as f64 / 1024.0,
         total,
-        anon as f64 / 1024.0,
         all.len()
+    );
+    println!(
+        "     of which anon {:.2} MiB; total Pss {:.2} MiB (shared pages counted once)",
+        anon as f64 / 1024.0,
+        pss as f64 / 1024.0
     );
     Ok(())
 }
@@ -203,7 +229,7 @@ fn print_recovery(cfg: &Config, c: &Constellation) -> Result<()> {
     let spacing = Duration::from_millis(1100);
     println!();
     println!(
-        "4. SIGKILL -> first answered ping (retrying, connected Client), {} kills per server, {} apart",
+        "[4] SIGKILL -> first answered ping (retrying, connected Client), {} kills per server, {} apart",
         cfg.kills,
         fmt(spacing)
     );

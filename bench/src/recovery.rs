@@ -29,12 +29,17 @@ pub fn run<P: Protocol>(c: &Constellation, n: usize, spacing: Duration) -> Resul
         ..ClientOptions::default()
     };
     let mut client = Client::<P>::new(c.root(), opts);
-    client.ping().map_err(|e| anyhow!("ping {}: {e}", P::NAME))?;
+    client
+        .ping()
+        .map_err(|e| anyhow!("ping {}: {e}", P::NAME))?;
     let (mut times, mut same_pid) = (vec![], 0);
     for i in 0..n {
         let pid = server_pid(&client)?;
         if !c.owns(pid) {
-            bail!("{} pid {pid} is not this constellation's; not killing it", P::NAME);
+            bail!(
+                "{} pid {pid} is not this constellation's; not killing it",
+                P::NAME
+            );
         }
         c.note_pid(pid);
         let t = Instant::now();

@@ -1,4 +1,5 @@
-//! Resident memory of init and the five servers, from /proc/PID/status.
+//! Resident memory of init and the five servers, from /proc/PID/status
+//! (VmRSS, the target's measure) and /proc/PID/smaps_rollup (Pss).
 
 use anyhow::{Context, Result};
 
@@ -9,6 +10,10 @@ pub struct Rss {
     pub rss_anon_kib: u64,
     pub rss_file_kib: u64,
     pub threads: u64,
+    /// Proportional set size: shared pages (libc, the binary) divided
+    /// among the processes mapping them. Not the target's measure; shown
+    /// because VmRSS counts libc once per process.
+    pub pss_kib: u64,
 }
 
 /// A `Key:   N kB` or `Key: N` field of /proc/PID/status.
@@ -26,6 +31,8 @@ pub fn measure(procs: &[(String, i32)]) -> Result<Vec<Rss>> {
         .map(|(name, pid)| {
             let st = std::fs::read_to_string(format!("/proc/{pid}/status"))
                 .with_context(|| format!("read /proc/{pid}/status ({name})"))?;
+            let rollup =
+                std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
             Ok(Rss {
                 name: name.clone(),
                 pid: *pid,
@@ -33,6 +40,7 @@ pub fn measure(procs: &[(String, i32)]) -> Result<Vec<Rss>> {
                 rss_anon_kib: field(&st, "RssAnon"),
                 rss_file_kib: field(&st, "RssFile"),
                 threads: field(&st, "Threads"),
+                pss_kib: field(&rollup, "Pss"),
             })
         })
         .collect()
