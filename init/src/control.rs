@@ -1,11 +1,12 @@
-//! init's own socket: `ipc status` and shutdown. (The OCI lifecycle joins
-//! it with the next issue.)
+//! init's own socket: `ipc status`, shutdown, and the OCI lifecycle.
 
+use crate::lifecycle::Lifecycle;
 use crate::supervisor::Table;
 use libipc::{Ctx, Service};
 use protocol::init::{ConstellationStatus, Init, InitRequest, InitResponse, ServerState};
 use protocol::{Error, Protocol};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub struct InitService {
@@ -13,17 +14,70 @@ pub struct InitService {
     pub table: Table,
     pub epoch: u64,
     pub stop: crossbeam_channel::Sender<()>,
+    pub lifecycle: Arc<Lifecycle>,
 }
 
 impl Service for InitService {
     type P = Init;
 
-    fn handle(&self, _ctx: &mut Ctx, req: InitRequest) -> Result<InitResponse, Error> {
+    fn handle(&self, ctx: &mut Ctx, req: InitRequest) -> Result<InitResponse, Error> {
+        let lc = &self.lifecycle;
         match req {
             InitRequest::Constellation => Ok(InitResponse::Constellation(self.status())),
             InitRequest::Shutdown => {
                 let _ = self.stop.send(());
                 Ok(InitResponse::ShuttingDown)
+            }
+            InitRequest::Register {
+                id,
+                bundle,
+                config_json,
+                creator_pid,
+            } => lc.register(&id, &bundle, &config_json, creator_pid),
+            InitRequest::AttachPid { id, pid, netns } => {
+                let fd = if netns {
+                    Some(
+                        ctx.fds_in
+                            .pop()
+                            .ok_or_else(|| Error::invalid("AttachPid says netns but no fd came"))?,
+                    )
+                } else {
+                    None
+                };
+                lc.attach_pid(&id, pid, fd)
+            }
+            InitRequest::MarkCreated { id, pid } => lc.mark_created(&id, pid),
+            InitRequest::Abort { id, reason } => lc.abort(&id, &reason),
+            InitRequest::Start { id } => lc.start_container(&id),
+            InitRequest::State { id } => lc.state(&id),
+            InitRequest::List => lc.list(),
+            InitRequest::Kill { id, signal, all } => lc.kill(&id, signal, all),
+            InitRequest::Delete { id, force } => lc.delete(&id, force),
+            InitRequest::Pause { id } => lc.pause(&id),
+            InitRequest::Resume { id } => lc.resume(&id),
+            InitRequest::Update { id, memory, cpu } => lc.update(&id, memory, cpu),
+            InitRequest::Pids { id } => lc.pids(&id),
+            InitRequest::Stats { id } => lc.stats(&id),
+            InitRequest::RunDetached {
+                id,
+                bundle,
+                pid_file,
+                console_socket,
+                no_pivot,
+                no_new_keyring,
+                preserve_fds,
+            } => {
+                let stdio = std::mem::take(&mut ctx.fds_in);
+                lc.run_detached(
+                    &id,
+                    &bundle,
+                    pid_file.as_deref(),
+                    console_socket.as_deref(),
+                    no_pivot,
+                    no_new_keyring,
+                    preserve_fds,
+                    stdio,
+                )
             }
         }
     }
@@ -50,7 +104,7 @@ impl InitService {
                 check_name: false,
             };
             let path = libipc::socket_path(&self.root, &e.name);
-            let mut c = libipc::Client::<protocol::placeholder::VfsOverlay>::at(path, opts);
+            let mut c = libipc::Client::<protocol::placeholder::SeccompMonitor>::at(path, opts);
             if let Ok(s) = c.status() {
                 e.requests = s.requests;
                 e.uptime_ms = s.uptime_ms;

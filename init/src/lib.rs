@@ -4,5 +4,6 @@
 pub mod cli;
 pub mod control;
 pub mod hooks;
+pub mod lifecycle;
 pub mod root;
 pub mod supervisor;

@@ -13,7 +13,7 @@ use protocol::{
 };
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -254,8 +254,18 @@ struct Shared<P: Protocol> {
     requests: AtomicU64,
     allowed_uids: Vec<u32>,
     subscribers: Mutex<Vec<Subscriber>>,
+    /// Workers waiting for a job, and workers in all.
+    idle_workers: AtomicUsize,
+    workers: AtomicUsize,
     _p: std::marker::PhantomData<fn() -> P>,
 }
+
+/// Most worker threads a server grows to. The pool starts at
+/// `ServerOptions::workers` and adds a worker whenever a job arrives with
+/// none idle: a handler that waits on another request to the same server
+/// (init's `run --detach` waits on the `ipc create` it started, which calls
+/// init back) must never starve the pool.
+const MAX_WORKERS: usize = 64;
 
 impl<P: Protocol> Shared<P> {
     fn status(&self) -> ServerStatus {
@@ -350,13 +360,24 @@ impl<P: Protocol> Server<P> {
             requests: AtomicU64::new(0),
             allowed_uids: self.opts.allowed_uids.clone(),
             subscribers: Mutex::new(Vec::new()),
+            idle_workers: AtomicUsize::new(0),
+            workers: AtomicUsize::new(0),
             _p: std::marker::PhantomData,
         });
         let service = Arc::new(service);
         let (jobs_tx, jobs_rx) = crossbeam_channel::bounded::<Job<P::Request>>(1024);
-        for i in 0..self.opts.workers.max(1) {
+        let add_worker: AddWorker = {
             let (rx, sh, svc) = (jobs_rx.clone(), shared.clone(), service.clone());
-            spawn_small(&format!("worker-{i}"), move || worker(rx, sh, svc))?;
+            Arc::new(move || {
+                let n = sh.workers.fetch_add(1, Ordering::SeqCst);
+                let (rx, sh2, svc) = (rx.clone(), sh.clone(), svc.clone());
+                if spawn_small(&format!("worker-{n}"), move || worker(rx, sh2, svc)).is_err() {
+                    sh.workers.fetch_sub(1, Ordering::SeqCst);
+                }
+            })
+        };
+        for _ in 0..self.opts.workers.max(1) {
+            add_worker();
         }
         {
             let (sh, svc, rx) = (shared.clone(), service.clone(), self.events_rx.clone());
@@ -372,8 +393,8 @@ impl<P: Protocol> Server<P> {
                     continue;
                 }
             };
-            let (sh, tx) = (shared.clone(), jobs_tx.clone());
-            if let Err(e) = spawn_small("conn", move || read_connection(conn, sh, tx)) {
+            let (sh, tx, add) = (shared.clone(), jobs_tx.clone(), add_worker.clone());
+            if let Err(e) = spawn_small("conn", move || read_connection(conn, sh, tx, add)) {
                 tracing::warn!("cannot start a connection thread: {e}");
             }
         }
@@ -458,10 +479,13 @@ fn handshake<P: Protocol>(conn: &Conn, shared: &Shared<P>) -> Result<PeerCred, (
     Ok(peer)
 }
 
+type AddWorker = Arc<dyn Fn() + Send + Sync>;
+
 fn read_connection<P: Protocol>(
     conn: Conn,
     shared: Arc<Shared<P>>,
     jobs: crossbeam_channel::Sender<Job<P::Request>>,
+    add_worker: AddWorker,
 ) {
     let Ok(peer) = handshake(&conn, &shared) else {
         return;
@@ -524,6 +548,11 @@ fn read_connection<P: Protocol>(
                     request,
                     fds: msg.fds,
                 };
+                if shared.idle_workers.load(Ordering::SeqCst) == 0
+                    && shared.workers.load(Ordering::SeqCst) < MAX_WORKERS
+                {
+                    add_worker();
+                }
                 if jobs.send(job).is_err() {
                     return;
                 }
@@ -537,7 +566,11 @@ fn worker<P: Protocol, S: Service<P = P>>(
     shared: Arc<Shared<P>>,
     service: Arc<S>,
 ) {
-    for job in jobs {
+    loop {
+        shared.idle_workers.fetch_add(1, Ordering::SeqCst);
+        let job = jobs.recv();
+        shared.idle_workers.fetch_sub(1, Ordering::SeqCst);
+        let Ok(job) = job else { return };
         let Job {
             conn,
             peer,

@@ -1,5 +1,7 @@
 //! init: the supervisor's own requests (status now; the OCI lifecycle later).
 
+use crate::cpu::{CpuLimits, CpuStat};
+use crate::memory::{MemoryLimits, MemoryStat};
 use crate::Protocol;
 use serde::{Deserialize, Serialize};
 
@@ -61,12 +63,118 @@ pub enum InitRequest {
     Constellation,
     /// Stop every server and exit (as SIGTERM does).
     Shutdown,
+    // --- the OCI lifecycle (appended with the lifecycle issue) ---
+    /// `create`, step 1: record the container (status "creating"), have the
+    /// controllers make its groups and vfs-overlay prepare its rootfs.
+    /// `creator_pid` is the `ipc create` process: if it dies before
+    /// `MarkCreated`, init rolls the container back.
+    Register {
+        id: String,
+        bundle: String,
+        config_json: String,
+        creator_pid: i32,
+    },
+    /// `create`, step 2: the container process exists; attach it to its
+    /// groups. With `netns` one fd rides along: its network namespace, for
+    /// netstack to bring loopback up in.
+    AttachPid {
+        id: String,
+        pid: i32,
+        netns: bool,
+    },
+    /// `create`, step 3: the process waits on the exec fifo.
+    MarkCreated {
+        id: String,
+        pid: i32,
+    },
+    /// `create` failed midway: undo everything made for `id`.
+    Abort {
+        id: String,
+        reason: String,
+    },
+    Start {
+        id: String,
+    },
+    State {
+        id: String,
+    },
+    List,
+    Kill {
+        id: String,
+        signal: i32,
+        all: bool,
+    },
+    Delete {
+        id: String,
+        force: bool,
+    },
+    Pause {
+        id: String,
+    },
+    Resume {
+        id: String,
+    },
+    Update {
+        id: String,
+        memory: Option<MemoryLimits>,
+        cpu: Option<CpuLimits>,
+    },
+    /// Pids of every process in the container.
+    Pids {
+        id: String,
+    },
+    Stats {
+        id: String,
+    },
+    /// `run --detach`: init launches the container itself (so it is init's
+    /// to reap) with the caller's stdin, stdout and stderr (3 fds attached).
+    RunDetached {
+        id: String,
+        bundle: String,
+        pid_file: Option<String>,
+        console_socket: Option<String>,
+        no_pivot: bool,
+        no_new_keyring: bool,
+        preserve_fds: u32,
+    },
+}
+
+/// The OCI state of a container (runtime.md "State"), plus what runc's
+/// `state` prints besides (rootfs, created, owner).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerState {
+    pub oci_version: String,
+    pub id: String,
+    /// creating, created, running, stopped, or paused.
+    pub status: String,
+    /// 0 once stopped.
+    pub pid: i32,
+    pub bundle: String,
+    pub rootfs: String,
+    /// RFC 3339.
+    pub created: String,
+    pub owner: String,
+    pub annotations: Vec<(String, String)>,
+    /// Known when init reaped the process (containers it started).
+    pub exit_status: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerStats {
+    pub memory: Option<MemoryStat>,
+    pub cpu: Option<CpuStat>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InitResponse {
     Constellation(ConstellationStatus),
     ShuttingDown,
+    Registered { rootfs: String },
+    Done,
+    State(ContainerState),
+    Containers(Vec<ContainerState>),
+    Pids(Vec<i32>),
+    Stats(ContainerStats),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,5 +184,9 @@ pub enum InitEvent {
         state: ServerState,
         pid: u32,
         restarts: u64,
+    },
+    ContainerExited {
+        id: String,
+        exit_status: Option<i32>,
     },
 }

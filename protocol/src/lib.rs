@@ -16,8 +16,10 @@ pub mod error;
 pub mod id;
 pub mod init;
 pub mod memory;
+pub mod net;
 pub mod placeholder;
 pub mod size;
+pub mod vfs;
 
 pub use envelope::{
     Call, ClientHello, Hello, Reply, Request, Response, ServerFrame, ServerStatus, MAX_MESSAGE,
@@ -41,8 +43,8 @@ pub trait Protocol: Send + Sync + 'static {
 pub const SERVERS: [&str; 5] = [
     memory::Memory::NAME,
     cpu::Cpu::NAME,
-    placeholder::VfsOverlay::NAME,
-    placeholder::Netstack::NAME,
+    vfs::Vfs::NAME,
+    net::Net::NAME,
     placeholder::SeccompMonitor::NAME,
 ];
 

@@ -7,7 +7,9 @@
 use protocol::cpu::*;
 use protocol::init::*;
 use protocol::memory::*;
+use protocol::net::*;
 use protocol::placeholder::PendingRequest;
+use protocol::vfs::*;
 use protocol::*;
 
 fn samples() -> Vec<(&'static str, Vec<u8>)> {
@@ -16,6 +18,13 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
         kind: k,
         errno: Some(16),
         message: "m".into(),
+    };
+    let lo = NetLoopback {
+        id: "c".into(),
+        netns: "net:[4026531840]".into(),
+        ifindex: 1,
+        flags: 0x10049,
+        at_unix_ms: 5,
     };
     let lim = MemoryLimits {
         limit: Some(Limit::Value(33554432)),
@@ -316,6 +325,69 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
                 args: vec!["x".into()],
             }),
         ),
+        (
+            "VfsRequest::Verb",
+            e(&VfsRequest::Verb {
+                name: "mount".into(),
+                args: vec!["x".into()],
+            }),
+        ),
+        (
+            "VfsRequest::Prepare",
+            e(&VfsRequest::Prepare {
+                id: "c".into(),
+                bundle: "/b".into(),
+                root_path: "rootfs".into(),
+                readonly: true,
+            }),
+        ),
+        (
+            "VfsRequest::Release",
+            e(&VfsRequest::Release { id: "c".into() }),
+        ),
+        ("VfsRequest::List", e(&VfsRequest::List)),
+        (
+            "VfsResponse::Prepared",
+            e(&VfsResponse::Prepared {
+                rootfs: "/r".into(),
+            }),
+        ),
+        ("VfsResponse::Released", e(&VfsResponse::Released)),
+        (
+            "VfsResponse::List",
+            e(&VfsResponse::List(vec![VfsRootfs {
+                id: "c".into(),
+                bundle: "/b".into(),
+                root_path: "rootfs".into(),
+                readonly: true,
+                source: "/b/rootfs".into(),
+                rootfs: "/r".into(),
+                mounted: true,
+                adopted: false,
+            }])),
+        ),
+        (
+            "NetRequest::Verb",
+            e(&NetRequest::Verb {
+                name: "veth".into(),
+                args: vec![],
+            }),
+        ),
+        (
+            "NetRequest::Loopback",
+            e(&NetRequest::Loopback { id: "c".into() }),
+        ),
+        (
+            "NetRequest::Release",
+            e(&NetRequest::Release { id: "c".into() }),
+        ),
+        ("NetRequest::List", e(&NetRequest::List)),
+        (
+            "NetResponse::LoopbackUp",
+            e(&NetResponse::LoopbackUp(lo.clone())),
+        ),
+        ("NetResponse::Released", e(&NetResponse::Released)),
+        ("NetResponse::List", e(&NetResponse::List(vec![lo]))),
     ]
 }
 
@@ -400,4 +472,27 @@ fn garbage_and_truncated_frames_are_errors_not_panics() {
             .collect();
         let _ = decode::<Request<CpuRequest>>(&junk);
     }
+}
+
+#[test]
+fn the_verb_variants_encode_like_the_placeholder_they_replace() {
+    // A client built against `placeholder::PendingRequest` must still reach
+    // the catch-all of vfs-overlay and netstack (and get "unsupported").
+    let old = encode(&PendingRequest::Verb {
+        name: "mount".into(),
+        args: vec!["x".into()],
+    })
+    .unwrap();
+    let vfs = encode(&VfsRequest::Verb {
+        name: "mount".into(),
+        args: vec!["x".into()],
+    })
+    .unwrap();
+    let net = encode(&NetRequest::Verb {
+        name: "mount".into(),
+        args: vec!["x".into()],
+    })
+    .unwrap();
+    assert_eq!(old, vfs);
+    assert_eq!(old, net);
 }

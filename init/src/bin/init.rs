@@ -4,6 +4,7 @@
 
 use anyhow::{Context, Result};
 use asterism_init::control::InitService;
+use asterism_init::lifecycle::Lifecycle;
 use asterism_init::root::Root;
 use asterism_init::supervisor::{Config, Supervisor};
 use clap::Parser;
@@ -58,7 +59,7 @@ fn run(args: Args) -> Result<()> {
             .to_path_buf(),
     };
     let cfg = Config {
-        bin_dir,
+        bin_dir: bin_dir.clone(),
         max_crashes: args.max_restarts,
         crash_window: Duration::from_secs(args.restart_window),
         ..Config::default()
@@ -76,7 +77,7 @@ fn run(args: Args) -> Result<()> {
         sup.stop_all();
         return Err(e);
     }
-    serve_control(&root, epoch, &sup, stop_tx)?;
+    serve_control(&root, epoch, &sup, stop_tx, &bin_dir)?;
     println!("ready");
     std::io::stdout().flush().ok();
     sup.run(stop_rx);
@@ -91,14 +92,22 @@ fn serve_control(
     epoch: u64,
     sup: &Supervisor,
     stop: crossbeam_channel::Sender<()>,
+    bin_dir: &std::path::Path,
 ) -> Result<()> {
     let opts = libipc::ServerOptions::new(Init::NAME, root.dir.clone(), epoch);
     let server = libipc::Server::<Init>::bind(opts).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Containers that init launches (run --detach) are re-parented to init
+    // when their launcher exits; as a child subreaper init can reap them
+    // and keep their exit status.
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+        .context("become a child subreaper")?;
+    let lifecycle = Lifecycle::start(&root.dir, bin_dir);
     let service = InitService {
         root: root.dir.clone(),
         table: sup.table(),
         epoch,
         stop,
+        lifecycle,
     };
     std::thread::Builder::new()
         .name("control".into())

@@ -1,0 +1,763 @@
+//! The OCI lifecycle, owned by init: the state machine of every container
+//! (creating -> created -> running <-> paused -> stopped), its record on disk,
+//! and the requests to the servers that own its resources. init never
+//! touches a cgroup or a mount itself: it asks memory-controller,
+//! cpu-controller, vfs-overlay and netstack, each by the container's id.
+//!
+//! Every change is persisted before it is acknowledged. On start, init
+//! reloads every record and reconciles it with the kernel: a container whose
+//! process is gone is stopped; a create whose `ipc create` died is rolled back.
+
+pub mod record;
+pub mod resources;
+mod servers;
+mod watch;
+
+use crate::hooks::{self, Phase};
+use oci_spec::runtime::Spec;
+use protocol::init::{ContainerState, ContainerStats, InitResponse};
+use protocol::{validate_id, Error, ErrorKind};
+use record::{Made, Record, Status};
+use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use servers::Servers;
+
+pub struct Lifecycle {
+    root: PathBuf,
+    bin_dir: PathBuf,
+    records: Mutex<BTreeMap<String, Record>>,
+    /// One lock per container id: requests on one container are serialized,
+    /// requests on different containers run side by side.
+    locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Process handles of live containers (and of `ipc create` processes
+    /// while they create), watched by the exit watcher.
+    pidfds: Mutex<HashMap<String, OwnedFd>>,
+    servers: Servers,
+}
+
+type Res = Result<InitResponse, Error>;
+
+impl Lifecycle {
+    /// Loads every record and reconciles it with the kernel, then starts
+    /// the exit watcher.
+    pub fn start(root: &Path, bin_dir: &Path) -> Arc<Lifecycle> {
+        let lc = Arc::new(Lifecycle {
+            root: root.to_path_buf(),
+            bin_dir: bin_dir.to_path_buf(),
+            records: Mutex::new(BTreeMap::new()),
+            locks: Mutex::new(HashMap::new()),
+            pidfds: Mutex::new(HashMap::new()),
+            servers: Servers::new(root),
+        });
+        let _ = std::fs::create_dir_all(record::containers_dir(root));
+        for r in record::load_all(root) {
+            lc.records.lock().unwrap().insert(r.id.clone(), r);
+        }
+        lc.reconcile();
+        watch::spawn(lc.clone());
+        lc
+    }
+
+    fn lock(&self, id: &str) -> Arc<Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap()
+            .entry(id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    fn get(&self, id: &str) -> Result<Record, Error> {
+        validate_id("container id", id)?;
+        self.records
+            .lock()
+            .unwrap()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("container {id:?} does not exist")))
+    }
+
+    /// Persists, then publishes in memory.
+    fn put(&self, r: Record) -> Result<(), Error> {
+        record::save(&self.root, &r)?;
+        self.records.lock().unwrap().insert(r.id.clone(), r);
+        Ok(())
+    }
+
+    /// Drops the record and its directory. Never recursive: the directory
+    /// may hold vfs-overlay's mount point, and a recursive delete through a
+    /// live bind mount would delete the user's rootfs. Only our own files go,
+    /// then the (by now empty) directory.
+    fn forget(&self, id: &str) {
+        self.records.lock().unwrap().remove(id);
+        self.pidfds.lock().unwrap().remove(id);
+        let dir = record::container_dir(&self.root, id);
+        for f in ["exec.fifo", "config.json", "state.json"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+        if let Err(e) = std::fs::remove_dir(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("{} not removed: {e}", dir.display());
+            }
+        }
+    }
+
+    // ---- create ----
+
+    pub fn register(&self, id: &str, bundle: &str, config_json: &str, creator_pid: i32) -> Res {
+        validate_id("container id", id)?;
+        let l = self.lock(id);
+        let _g = l.lock().unwrap();
+        if self.records.lock().unwrap().contains_key(id)
+            || record::container_dir(&self.root, id).exists()
+        {
+            return Err(Error::exists(format!(
+                "container with id {id:?} already exists"
+            )));
+        }
+        let spec: Spec = serde_json::from_str(config_json)
+            .map_err(|e| Error::invalid(format!("config for {id:?} does not parse: {e}")))?;
+        refuse_unsupported(&spec)?;
+        let creator_start = record::start_time(creator_pid).ok_or_else(|| {
+            Error::invalid(format!("creator pid {creator_pid} is not a live process"))
+        })?;
+        let mut r = Record {
+            id: id.to_string(),
+            bundle: bundle.to_string(),
+            rootfs: String::new(),
+            status: Status::Creating,
+            pid: 0,
+            pid_start: 0,
+            creator_pid,
+            creator_start,
+            created: record::now_rfc3339(),
+            owner: String::new(),
+            annotations: spec
+                .annotations()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            exit_status: None,
+            made: Made::default(),
+        };
+        self.put(r.clone())?;
+        std::fs::write(
+            record::container_dir(&self.root, id).join("config.json"),
+            config_json,
+        )
+        .map_err(|e| Error::io("save the container's config", &e))?;
+        if let Err(e) = self.make_resources(&mut r, &spec) {
+            self.rollback(&mut r);
+            return Err(e);
+        }
+        self.watch_pid(id, creator_pid);
+        Ok(InitResponse::Registered { rootfs: r.rootfs })
+    }
+
+    /// The groups, the rootfs and the exec fifo. Each success is recorded
+    /// at once so that a rollback (or a restarted init) undoes exactly it.
+    fn make_resources(&self, r: &mut Record, spec: &Spec) -> Result<(), Error> {
+        let res = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+        self.servers.memory_create(&r.id, resources::memory(res))?;
+        r.made.memory_group = true;
+        self.put(r.clone())?;
+        self.servers.cpu_create(&r.id, resources::cpu(res))?;
+        r.made.cpu_group = true;
+        self.put(r.clone())?;
+        let root = spec
+            .root()
+            .as_ref()
+            .ok_or_else(|| Error::invalid("root: missing"))?;
+        let readonly = root.readonly().unwrap_or(false);
+        r.rootfs =
+            self.servers
+                .vfs_prepare(&r.id, &r.bundle, &root.path().to_string_lossy(), readonly)?;
+        r.made.rootfs = true;
+        self.put(r.clone())?;
+        let fifo = record::fifo_path(&self.root, &r.id);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
+            .map_err(|e| Error::kernel(e as i32, format!("mkfifo {}: {e}", fifo.display())))?;
+        Ok(())
+    }
+
+    pub fn attach_pid(&self, id: &str, pid: i32, netns: Option<OwnedFd>) -> Res {
+        let l = self.lock(id);
+        let _g = l.lock().unwrap();
+        let mut r = self.get(id)?;
+        if r.status != Status::Creating {
+            return Err(Error::conflict(format!(
+                "container {id:?} is {}, not creating",
+                r.status.as_str()
+            )));
+        }
+        r.pid = pid;
+        r.pid_start = record::start_time(pid)
+            .ok_or_else(|| Error::invalid(format!("container process {pid} is not alive")))?;
+        self.put(r.clone())?;
+        self.servers.memory_attach(id, pid)?;
+        self.servers.cpu_attach(id, pid)?;
+        if let Some(fd) = netns {
+            self.servers.loopback(id, fd)?;
+            r.made.loopback = true;
+            self.put(r)?;
+        }
+        Ok(InitResponse::Done)
+    }
+
+    pub fn mark_created(&self, id: &str, pid: i32) -> Res {
+        let l = self.lock(id);
+        let _g = l.lock().unwrap();
+        let mut r = self.get(id)?;
+        if r.status != Status::Creating || r.pid != pid {
+            return Err(Error::conflict(format!(
+                "container {id:?} is {} with pid {}, not creating with pid {pid}",
+                r.status.as_str(),
+                r.pid
+            )));
+        }
+        r.status = Status::Created;
+        r.creator_pid = 0;
+        self.put(r.clone())?;
+        self.watch_pid(id, pid);
+        Ok(InitResponse::State(r.oci_state()))
+    }
+
+    pub fn abort(&self, id: &str, reason: &str) -> Res {
+        let l = self.lock(id);
+        let _g = l.lock().unwrap();
+        let mut r = self.get(id)?;
+        if r.status != Status::Creating {
+            return Err(Error::conflict(format!(
+                "container {id:?} is {}; only a create in progress can be aborted",
+                r.status.as_str()
+            )));
+        }
+        tracing::warn!("create of {id} aborted: {reason}");
+        self.rollback(&mut r);
+        Ok(InitResponse::Done)
+    }
+
+    /// Undoes a create: kills the process if any, releases what was made,
+    /// forgets the container. Steps that fail are logged; the record stays
+    /// (status stopped) so that `delete --force` can finish the job.
+    fn rollback(&self, r: &mut Record) {
+        if r.pid > 0 && record::same_process(r.pid, r.pid_start) {
+            kill_and_wait(r.pid, Duration::from_secs(5));
+        }
+        match self.release(r) {
+            Ok(()) => self.forget(&r.id),
+            Err(e) => {
+                tracing::error!("rollback of {} incomplete: {e}", r.id);
+                r.status = Status::Stopped;
+                let _ = self.put(r.clone());
+            }
+        }
+    }
+
+    /// Gives back everything recorded in `made`, in reverse order.
+    fn release(&self, r: &mut Record) -> Result<(), Error> {
+        if r.made.loopback {
+            self.servers.loopback_release(&r.id)?;
+            r.made.loopback = false;
+        }
+        if r.made.rootfs {
+            self.servers.vfs_release(&r.id)?;
+            r.made.rootfs = false;
+        }
+        if r.made.cpu_group {
+            self.servers.cpu_delete(&r.id)?;
+            r.made.cpu_group = false;
+        }
+        if r.made.memory_group {
+            self.servers.memory_delete(&r.id)?;
+            r.made.memory_group = false;
+        }
+        Ok(())
+    }
+
+    // ---- start, state, kill, delete ----
+
+    pub fn start_container(&self, id: &str) -> Res {
+        let l = self.lock(id);
+        let _g = l.lock().unwrap();
+        let mut r = self.refreshed(id)?;
+        match r.status {
+            Status::Created => {}
+            Status::Stopped => {
+                return Err(Error::conflict(format!(
+                    "cannot start a container that has stopped: {id}"
+                )))
+            }
+            s => {
+                return Err(Error::conflict(format!(
+                    "cannot start an already {} container: {id}",
+                    s.as_str()
+                )))
+            }
+        }
+        release_exec_fifo(&record::fifo_path(&self.root, id), r.pid, r.pid_start)?;
+        r.status = Status::Running;
+        self.put(r.clone())?;
+        let spec = self.saved_spec(id);
+        if let Err(e) = hooks::run_phase(
+            Phase::Poststart,
+            spec.as_ref().and_then(|s| s.hooks().as_ref()),
+            &r.hook_state_json(),
+        ) {
+            // runtime.md: a poststart failure is logged; the lifecycle goes on.
+            tracing::warn!("{id}: {e:#}");
+        }
+        Ok(InitResponse::State(r.oci_state()))
+    }
+
+    pub fn state(&self, id: &str) -> Res {
+        Ok(InitResponse::State(self.refreshed(id)?.oci_state()))
+    }
+
+    pub fn list(&self) -> Res {
+        let ids: Vec<String> = self.records.lock().unwrap().keys().cloned().collect();
+        let states = ids
+            .iter()
+            .filter_map(|id| self.refreshed(id).ok())
+            .map(|r| r.oci_state())
+            .collect();
+        Ok(InitResponse::Containers(states))
+    }
+
+    pub fn kill(&self, id: &str, signal: i32, all: bool) -> Res {
+        let r = self.refreshed(id)?;
+        if !matches!(r.status, Status::Created | Status::Running | Status::Paused) {
+            return Err(Error::conflict(format!(
+                "container {id} is not running (status {})",
+                r.status.as_str()
+            )));
+        }
+        let sig = Signal::from_named_raw(signal).ok_or_else(|| {
+            Error::invalid(format!(
+                "signal {signal} is not a signal number this kernel knows"
+            ))
+        })?;
+        if all {
+            for pid in self.servers.pids(id)? {
+                if let Some(p) = Pid::from_raw(pid) {
+                    let _ = rustix::process::kill_process(p, sig);
+                }
+            }
+            return Ok(InitResponse::Done);
+        }
+        let fd = pidfd_open(Pid::from_raw(r.pid).expect("pid > 0"), PidfdFlags::empty()).map_err(
+            |e| {
+                Error::kernel(
+                    e.raw_os_error(),
+                    format!("open container {id}'s process {}: {e}", r.pid),
+                )
+            },
+        )?;
+        pidfd_send_signal(&fd, sig).map_err(|e| {
+            Error::kernel(
+                e.raw_os_error(),
+                format!("signal {signal} to container {id} (pid {}): {e}", r.pid),
+            )
+        })?;
+        Ok(InitResponse::Done)
+    }
+
+    pub fn delete(&self, id: &str, force: bool) -> Res {
+        let l = self.lock(id);
+        let _g = l.lock().unwrap();
+        let mut r = self.refreshed(id)?;
+        match r.status {
+            Status::Stopped | Status::Created => {}
+            Status::Creating if !record::same_process(r.creator_pid, r.creator_start) => {}
+            s if !force => {
+                return Err(Error::conflict(format!(
+                    "cannot delete container {id} that is not stopped: {}",
+                    s.as_str()
+                )))
+            }
+            _ => {}
+        }
+        if r.status == Status::Paused {
+            let _ = self.servers.cpu_thaw(id);
+        }
+        if r.pid > 0 && record::same_process(r.pid, r.pid_start) {
+            kill_and_wait(r.pid, Duration::from_secs(10));
+            if record::same_process(r.pid, r.pid_start) {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "container {id}'s process {} did not die after SIGKILL",
+                        r.pid
+                    ),
+                ));
+            }
+        }
+        let was_started = matches!(r.status, Status::Running | Status::Paused | Status::Stopped);
+        r.status = Status::Stopped;
+        self.put(r.clone())?;
+        self.release(&mut r).inspect_err(|_| {
+            let _ = self.put(r.clone());
+        })?;
+        if was_started {
+            let spec = self.saved_spec(id);
+            if let Err(e) = hooks::run_phase(
+                Phase::Poststop,
+                spec.as_ref().and_then(|s| s.hooks().as_ref()),
+                &r.hook_state_json(),
+            ) {
+                tracing::warn!("{id}: {e:#}");
+            }
+        }
+        self.forget(id);
+        Ok(InitResponse::Done)
+    }
+
+    // ---- pause, resume, update, ps, stats ----
+
+    pub fn pause(&self, id: &str) -> Res {
+        let l = self.lock(id);
+        let _g = l.lock().unwrap();
+        let mut r = self.refreshed(id)?;
+        if r.status != Status::Running {
+            return Err(Error::conflict(format!(
+                "container {id} is not running (status {})",
+                r.status.as_str()
+            )));
+        }
+        self.servers.cpu_freeze(id)?;
+        r.status = Status::Paused;
+        self.put(r)?;
+        Ok(InitResponse::Done)
+    }
+
+    pub fn resume(&self, id: &str) -> Res {
+        let l = self.lock(id);
+        let _g = l.lock().unwrap();
+        let mut r = self.refreshed(id)?;
+        if r.status != Status::Paused {
+            return Err(Error::conflict(format!(
+                "container {id} is not paused (status {})",
+                r.status.as_str()
+            )));
+        }
+        self.servers.cpu_thaw(id)?;
+        r.status = Status::Running;
+        self.put(r)?;
+        Ok(InitResponse::Done)
+    }
+
+    pub fn update(
+        &self,
+        id: &str,
+        memory: Option<protocol::memory::MemoryLimits>,
+        cpu: Option<protocol::cpu::CpuLimits>,
+    ) -> Res {
+        let l = self.lock(id);
+        let _g = l.lock().unwrap();
+        let r = self.refreshed(id)?;
+        if r.status == Status::Stopped {
+            return Err(Error::conflict(format!(
+                "container {id} is stopped; nothing to update"
+            )));
+        }
+        if let Some(m) = memory {
+            self.servers.memory_set(id, m)?;
+        }
+        if let Some(c) = cpu {
+            self.servers.cpu_set(id, c)?;
+        }
+        Ok(InitResponse::Done)
+    }
+
+    pub fn pids(&self, id: &str) -> Res {
+        let r = self.refreshed(id)?;
+        if r.status == Status::Stopped {
+            return Ok(InitResponse::Pids(vec![]));
+        }
+        Ok(InitResponse::Pids(self.servers.pids(id)?))
+    }
+
+    pub fn stats(&self, id: &str) -> Res {
+        let r = self.refreshed(id)?;
+        if r.status == Status::Stopped {
+            return Err(Error::conflict(format!(
+                "container {id} is stopped: no stats"
+            )));
+        }
+        Ok(InitResponse::Stats(ContainerStats {
+            memory: self.servers.memory_stat(id).ok(),
+            cpu: self.servers.cpu_stat(id).ok(),
+        }))
+    }
+
+    // ---- run --detach ----
+
+    /// init launches the container through `ipc create` (a single-threaded
+    /// process of its own: init is multi-threaded and must not clone the
+    /// container itself). When that `ipc create` exits, the container is
+    /// re-parented to init (a child subreaper), so init reaps it and
+    /// records its exit status.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_detached(
+        &self,
+        id: &str,
+        bundle: &str,
+        pid_file: Option<&str>,
+        console_socket: Option<&str>,
+        no_pivot: bool,
+        no_new_keyring: bool,
+        preserve_fds: u32,
+        stdio: Vec<OwnedFd>,
+    ) -> Res {
+        validate_id("container id", id)?;
+        let [stdin, stdout, stderr]: [OwnedFd; 3] = stdio.try_into().map_err(|_| {
+            Error::invalid("run --detach needs exactly 3 fds: stdin, stdout, stderr")
+        })?;
+        let mut cmd = std::process::Command::new(self.bin_dir.join("ipc"));
+        cmd.arg("--root")
+            .arg(&self.root)
+            .arg("create")
+            .arg("--bundle")
+            .arg(bundle);
+        if let Some(p) = pid_file {
+            cmd.arg("--pid-file").arg(p);
+        }
+        if let Some(c) = console_socket {
+            cmd.arg("--console-socket").arg(c);
+        }
+        if no_pivot {
+            cmd.arg("--no-pivot");
+        }
+        if no_new_keyring {
+            cmd.arg("--no-new-keyring");
+        }
+        if preserve_fds > 0 {
+            return Err(Error::unsupported("run --detach with --preserve-fds: the preserved fds would be init's, not yours; use create + start"));
+        }
+        cmd.arg(id)
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(std::process::Stdio::from(
+                stderr
+                    .try_clone()
+                    .map_err(|e| Error::io("dup stderr", &e))?,
+            ));
+        let out = cmd.output().map_err(|e| Error::io("run ipc create", &e))?;
+        if !out.status.success() {
+            let msg = String::from_utf8_lossy(&out.stderr);
+            return Err(Error::invalid(
+                msg.trim().trim_start_matches("ipc: ").to_string(),
+            ));
+        }
+        drop(stderr);
+        self.start_container(id)
+    }
+
+    // ---- helpers ----
+
+    fn saved_spec(&self, id: &str) -> Option<Spec> {
+        let text =
+            std::fs::read_to_string(record::container_dir(&self.root, id).join("config.json"))
+                .ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The record with its status brought up to date with the kernel.
+    fn refreshed(&self, id: &str) -> Result<Record, Error> {
+        let r = self.get(id)?;
+        if matches!(r.status, Status::Created | Status::Running | Status::Paused)
+            && !record::same_process(r.pid, r.pid_start)
+        {
+            self.mark_stopped(id, None);
+            return self.get(id);
+        }
+        Ok(r)
+    }
+
+    /// The container's process is gone: stopped, with its exit status if known.
+    pub(crate) fn mark_stopped(&self, id: &str, exit_status: Option<i32>) {
+        let mut recs = self.records.lock().unwrap();
+        let Some(r) = recs.get_mut(id) else { return };
+        if !matches!(r.status, Status::Created | Status::Running | Status::Paused) {
+            return;
+        }
+        r.status = Status::Stopped;
+        if exit_status.is_some() {
+            r.exit_status = exit_status;
+        }
+        if let Err(e) = record::save(&self.root, r) {
+            tracing::error!("cannot record that {id} stopped: {e}");
+        }
+        drop(recs);
+        self.pidfds.lock().unwrap().remove(id);
+    }
+
+    fn watch_pid(&self, id: &str, pid: i32) {
+        if let Some(p) = Pid::from_raw(pid) {
+            if let Ok(fd) = pidfd_open(p, PidfdFlags::empty()) {
+                self.pidfds.lock().unwrap().insert(id.to_string(), fd);
+            }
+        }
+    }
+
+    /// After a restart of init: creates whose creator died are rolled back,
+    /// containers whose process is gone are stopped, the rest are watched.
+    fn reconcile(&self) {
+        let recs: Vec<Record> = self.records.lock().unwrap().values().cloned().collect();
+        for mut r in recs {
+            match r.status {
+                Status::Creating if !record::same_process(r.creator_pid, r.creator_start) => {
+                    tracing::warn!("create of {} was interrupted; rolling it back", r.id);
+                    self.rollback(&mut r);
+                }
+                Status::Creating => self.watch_pid(&r.id, r.creator_pid),
+                Status::Created | Status::Running | Status::Paused => {
+                    if record::same_process(r.pid, r.pid_start) {
+                        self.watch_pid(&r.id, r.pid);
+                    } else {
+                        self.mark_stopped(&r.id, None);
+                    }
+                }
+                Status::Stopped => {}
+            }
+        }
+    }
+
+    /// Called by the watcher when a watched pid exits.
+    pub(crate) fn on_exit(&self, id: &str, exit_status: Option<i32>) {
+        let Ok(r) = self.get(id) else { return };
+        match r.status {
+            Status::Creating => {
+                // The `ipc create` process died before finishing: roll back,
+                // unless it finished just now (then its MarkCreated wins).
+                let l = self.lock(id);
+                let _g = l.lock().unwrap();
+                if let Ok(mut r) = self.get(id) {
+                    if r.status == Status::Creating
+                        && !record::same_process(r.creator_pid, r.creator_start)
+                    {
+                        tracing::warn!("ipc create for {id} died midway; rolling back");
+                        self.rollback(&mut r);
+                    }
+                }
+            }
+            _ => self.mark_stopped(id, exit_status),
+        }
+    }
+}
+
+/// Refuses what a config asks for that is not built yet, by name.
+fn refuse_unsupported(spec: &Spec) -> Result<(), Error> {
+    if let Some(linux) = spec.linux() {
+        if linux.seccomp().is_some() {
+            return Err(Error::unsupported(
+                "linux.seccomp: seccomp profiles are not supported yet (seccomp-monitor's issue); remove linux.seccomp to run without one",
+            ));
+        }
+        if linux.intel_rdt().is_some() {
+            return Err(Error::unsupported("linux.intelRdt is not supported"));
+        }
+        resources::unsupported(linux.resources().as_ref())?;
+    }
+    Ok(())
+}
+
+/// `start`: open the exec fifo for reading, which releases the container
+/// process blocked opening it for writing, and read its byte. Gives up if
+/// the process dies meanwhile.
+fn release_exec_fifo(path: &Path, pid: i32, pid_start: u64) -> Result<(), Error> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| {
+        Error::kernel(
+            e.raw_os_error(),
+            format!("open exec fifo {}: {e}", path.display()),
+        )
+    })?;
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut byte = [0u8; 1];
+    loop {
+        match rustix::io::read(&fd, &mut byte) {
+            Ok(1) => break,
+            Ok(_) | Err(rustix::io::Errno::AGAIN) => {}
+            Err(e) => {
+                return Err(Error::kernel(
+                    e.raw_os_error(),
+                    format!("read exec fifo: {e}"),
+                ))
+            }
+        }
+        if !record::same_process(pid, pid_start) {
+            return Err(Error::conflict(format!(
+                "container process {pid} exited before start"
+            )));
+        }
+        if Instant::now() > until {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                "container process did not open its exec fifo within 10 s",
+            ));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let _ = std::fs::remove_file(path);
+    Ok(())
+}
+
+fn kill_and_wait(pid: i32, timeout: Duration) {
+    let Some(p) = Pid::from_raw(pid) else { return };
+    let Ok(fd) = pidfd_open(p, PidfdFlags::empty()) else {
+        return;
+    };
+    let _ = pidfd_send_signal(&fd, Signal::KILL);
+    let mut fds = [rustix::event::PollFd::new(
+        &fd,
+        rustix::event::PollFlags::IN,
+    )];
+    let ts = rustix::event::Timespec {
+        tv_sec: timeout.as_secs() as i64,
+        tv_nsec: 0,
+    };
+    let _ = rustix::event::poll(&mut fds, Some(&ts));
+    // If it is our child (re-parented to init), reap it.
+    use std::os::fd::AsFd;
+    let _ = rustix::process::waitid(
+        rustix::process::WaitId::PidFd(fd.as_fd()),
+        rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOHANG,
+    );
+}
+
+/// For the container state a hook gets while ipc creates (before init has
+/// the pid on record).
+pub fn creating_state_json(
+    id: &str,
+    bundle: &str,
+    pid: i32,
+    annotations: &BTreeMap<String, String>,
+) -> String {
+    record::state_json(&ContainerState {
+        oci_version: record::oci_version().into(),
+        id: id.into(),
+        status: "creating".into(),
+        pid,
+        bundle: bundle.into(),
+        rootfs: String::new(),
+        created: String::new(),
+        owner: String::new(),
+        annotations: annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        exit_status: None,
+    })
+}

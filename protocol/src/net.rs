@@ -1,0 +1,58 @@
+//! netstack: container networking. For now: bringing `lo` up inside a
+//! container's network namespace; veth, bridge, addresses and NAT come with
+//! their own issue.
+
+use crate::Protocol;
+use serde::{Deserialize, Serialize};
+
+pub struct Net;
+impl Protocol for Net {
+    const NAME: &'static str = "netstack";
+    type Request = NetRequest;
+    type Response = NetResponse;
+    type Event = NetEvent;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NetRequest {
+    /// Any verb not built yet, by name; answered with `Unsupported`. Variant
+    /// 0 on purpose: it encodes exactly like
+    /// `placeholder::PendingRequest::Verb`.
+    Verb {
+        name: String,
+        args: Vec<String>,
+    },
+    /// Brings `lo` up in the network namespace passed as the one file
+    /// descriptor of this request (SCM_RIGHTS; `/proc/PID/ns/net` of the
+    /// container's process). Idempotent per id and namespace.
+    Loopback {
+        id: String,
+    },
+    /// Forgets the container (its namespace dies with its last process).
+    Release {
+        id: String,
+    },
+    List,
+}
+
+/// A container whose loopback the server brought up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetLoopback {
+    pub id: String,
+    /// The namespace as the kernel names it: `net:[INODE]`.
+    pub netns: String,
+    /// `lo`'s interface index and flags (IFF_*) as read back after bringing it up.
+    pub ifindex: u32,
+    pub flags: u32,
+    pub at_unix_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NetResponse {
+    LoopbackUp(NetLoopback),
+    Released,
+    List(Vec<NetLoopback>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NetEvent {}
