@@ -4,8 +4,10 @@
 
 pub mod cpu;
 pub mod memory;
+pub mod net;
 pub mod pending;
 pub mod status;
+pub mod vfs;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -41,11 +43,12 @@ pub enum Command {
     /// cpu, cpuacct, cpuset, pids and freezer cgroups.
     #[command(name = "cpu-controller", subcommand)]
     CpuController(cpu::CpuCmd),
-    /// Root filesystems (not built yet: ping only).
-    #[command(name = "vfs-overlay")]
-    VfsOverlay(pending::PendingCmd),
-    /// Container networking (not built yet: ping only).
-    Netstack(pending::PendingCmd),
+    /// Container root filesystems: prepare (read-only bind), release, list.
+    #[command(name = "vfs-overlay", subcommand)]
+    VfsOverlay(vfs::VfsCmd),
+    /// Container networking: loopback in a container's network namespace.
+    #[command(subcommand)]
+    Netstack(net::NetCmd),
     /// Seccomp profiles and the notify agent (not built yet: ping only).
     #[command(name = "seccomp-monitor")]
     SeccompMonitor(pending::PendingCmd),
@@ -59,8 +62,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init(cmd) => status::run_init(&root, cmd),
         Command::MemoryController(cmd) => memory::run(&root, cmd),
         Command::CpuController(cmd) => cpu::run(&root, cmd),
-        Command::VfsOverlay(cmd) => pending::run::<protocol::placeholder::VfsOverlay>(&root, cmd),
-        Command::Netstack(cmd) => pending::run::<protocol::placeholder::Netstack>(&root, cmd),
+        Command::VfsOverlay(cmd) => vfs::run(&root, cmd),
+        Command::Netstack(cmd) => net::run(&root, cmd),
         Command::SeccompMonitor(cmd) => {
             pending::run::<protocol::placeholder::SeccompMonitor>(&root, cmd)
         }

@@ -1,12 +1,13 @@
-//! netstack: not built yet. It runs as its own process so that init supervises
-//! the whole constellation from the start, answers hello, ping and status,
-//! and refuses every other request with a clear "unsupported" error.
+//! The netstack binary: started by init with
+//! `--root DIR --epoch N --listen-fd N`.
 
-use protocol::placeholder::Netstack;
+use libipc::server::run_main;
+use netstack::NetService;
+use protocol::net::Net;
 use protocol::Protocol;
 
 fn main() -> std::process::ExitCode {
-    libipc::server::run_main::<Netstack, _>(Netstack::NAME, |_, _| {
-        Ok(libipc::server::Unbuilt::default())
+    run_main::<Net, _>(Net::NAME, |opts, _events| {
+        NetService::start(&opts.state_dir())
     })
 }

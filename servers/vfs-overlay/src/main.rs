@@ -1,12 +1,18 @@
-//! vfs-overlay: not built yet. It runs as its own process so that init supervises
-//! the whole constellation from the start, answers hello, ping and status,
-//! and refuses every other request with a clear "unsupported" error.
+//! The vfs-overlay binary: started by init with
+//! `--root DIR --epoch N --listen-fd N`.
+//!
+//! It mounts in the mount namespace it was started in, which is init's (the
+//! host's): a read-only rootfs bind must be visible to the launcher, which
+//! clones the container's mount namespace from the host's. So this process
+//! never unshares anything.
 
-use protocol::placeholder::VfsOverlay;
+use libipc::server::run_main;
+use protocol::vfs::Vfs;
 use protocol::Protocol;
+use vfs_overlay::VfsService;
 
 fn main() -> std::process::ExitCode {
-    libipc::server::run_main::<VfsOverlay, _>(VfsOverlay::NAME, |_, _| {
-        Ok(libipc::server::Unbuilt::default())
+    run_main::<Vfs, _>(Vfs::NAME, |opts, _events| {
+        VfsService::start(&opts.state_dir(), &opts.root)
     })
 }

@@ -1,0 +1,40 @@
+//! The server's table: the containers whose loopback it brought up.
+
+use protocol::net::NetLoopback;
+use protocol::Error;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Table {
+    pub loopbacks: BTreeMap<String, Record>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The namespace's inode (nsfs), as in `net:[INODE]`.
+    pub netns_ino: u64,
+    pub ifindex: u32,
+    pub flags: u32,
+    pub at_unix_ms: u64,
+}
+
+impl Record {
+    pub fn view(&self, id: &str) -> NetLoopback {
+        NetLoopback {
+            id: id.to_string(),
+            netns: format!("net:[{}]", self.netns_ino),
+            ifindex: self.ifindex,
+            flags: self.flags,
+            at_unix_ms: self.at_unix_ms,
+        }
+    }
+}
+
+impl Table {
+    pub fn get(&self, id: &str) -> Result<&Record, Error> {
+        self.loopbacks
+            .get(id)
+            .ok_or_else(|| Error::not_found(format!("netstack knows no container {id:?}")))
+    }
+}
