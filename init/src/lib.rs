@@ -2,8 +2,10 @@
 //! OCI lifecycle), plus the library behind the `ipc` CLI.
 
 pub mod cli;
+pub mod config;
 pub mod control;
 pub mod hooks;
+pub mod launcher;
 pub mod lifecycle;
 pub mod root;
 pub mod supervisor;

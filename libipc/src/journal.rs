@@ -124,7 +124,10 @@ where
 /// Writes `bytes` to `path` so that a crash leaves either the old or the
 /// new contents, never a mix: tmp file, fsync, rename, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    // Unique per call: two threads of one process may write the same file.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp.{}.{n}", std::process::id()));
     let mut f = std::fs::File::create(&tmp)
         .map_err(|e| Error::io(format!("create {}", tmp.display()), &e))?;
     f.write_all(bytes)

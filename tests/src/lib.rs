@@ -113,8 +113,11 @@ impl Constellation {
         c
     }
 
+    /// Runs ipc to completion. Its stdout and stderr go to files, not
+    /// pipes: a container created by `ipc create` inherits them and keeps
+    /// them open, so waiting for EOF on a pipe would wait for the container.
     pub fn ipc(&self, args: &[&str]) -> Output {
-        self.ipc_cmd().args(args).output().expect("run ipc")
+        run_to_files(self.ipc_cmd().args(args))
     }
 
     /// Runs ipc, asserts success, returns stdout.
@@ -250,8 +253,19 @@ impl Drop for Constellation {
             let _ = init.kill();
             let _ = init.wait();
         }
-        // Servers a killed init left behind: ours only (cmdline names our root).
+        // An init that an OCI command started by itself (after ours was killed).
         let root = self.root().to_string_lossy().into_owned();
+        if let Some(pid) = read_pid(&self.root().join("init.pid")) {
+            if cmdline_mentions(pid, &root) {
+                kill(pid, libc::SIGTERM);
+                let until = Instant::now() + Duration::from_secs(5);
+                while alive(pid) && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+        self.remember_pids();
+        // Servers a killed init left behind: ours only (cmdline names our root).
         for pid in self.seen_pids.borrow().iter() {
             if cmdline_mentions(*pid, &root) {
                 kill(*pid, libc::SIGKILL);
@@ -314,6 +328,45 @@ fn remove_tree(dir: &Path) {
         std::thread::sleep(Duration::from_millis(20));
     }
     eprintln!("warning: could not remove cgroup {}", dir.display());
+}
+
+/// Runs a command with stdout and stderr in temporary files; waits for the
+/// process itself, not for EOF on its output.
+pub fn run_to_files(cmd: &mut Command) -> Output {
+    let out = tempfile::tempfile().expect("stdout file");
+    let err = tempfile::tempfile().expect("stderr file");
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
+        .status()
+        .expect("run command");
+    let read = |mut f: std::fs::File| {
+        use std::io::{Read, Seek};
+        let mut v = vec![];
+        f.rewind().unwrap();
+        f.read_to_end(&mut v).unwrap();
+        v
+    };
+    Output {
+        status,
+        stdout: read(out),
+        stderr: read(err),
+    }
+}
+
+fn read_pid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The pid in a server's pid file (what init last started), if any.
+pub fn server_pid_file(root: &Path, name: &str) -> Option<i32> {
+    read_pid(&libipc::state_dir(root, name).join("pid"))
 }
 
 fn cmdline_mentions(pid: i32, text: &str) -> bool {

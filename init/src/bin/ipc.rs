@@ -1,15 +1,41 @@
-//! `ipc`: the asterism command line.
+//! `ipc`: the asterism command line (runc-compatible, plus every server's verbs).
 
 use clap::Parser;
+use std::io::Write;
 
 fn main() -> std::process::ExitCode {
     libipc::server::init_logging("ipc");
     let cli = asterism_init::cli::Cli::parse();
+    let log = cli.log.clone();
+    let json = cli.log_format == "json";
     match asterism_init::cli::run(cli) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => std::process::ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
-            eprintln!("ipc: {e:#}");
+            let msg = format!("{e:#}");
+            eprintln!("ipc: {msg}");
+            if let Some(path) = log {
+                write_log(&path, json, &msg);
+            }
             std::process::ExitCode::from(1)
         }
     }
+}
+
+/// runc writes its errors to --log too; containerd's shim reports the last
+/// one to the user.
+fn write_log(path: &std::path::Path, json: bool, msg: &str) {
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    else {
+        return;
+    };
+    let time = asterism_init::lifecycle::record::now_rfc3339();
+    let line = if json {
+        serde_json::json!({"level": "error", "msg": msg, "time": time}).to_string()
+    } else {
+        format!("time=\"{time}\" level=error msg={msg:?}")
+    };
+    let _ = writeln!(f, "{line}");
 }

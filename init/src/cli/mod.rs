@@ -2,10 +2,16 @@
 //! (`ipc memory-controller stat ID`). The OCI commands join it with the
 //! lifecycle issue.
 
+pub mod autostart;
 pub mod cpu;
+pub mod create;
+pub mod inspect;
+pub mod manage;
 pub mod memory;
 pub mod net;
+pub mod oci;
 pub mod pending;
+pub mod spec;
 pub mod status;
 pub mod vfs;
 
@@ -22,6 +28,18 @@ pub struct Cli {
     /// Constellation root (sockets, journals, container state).
     #[arg(long, global = true, default_value = libipc::DEFAULT_ROOT)]
     pub root: PathBuf,
+    /// Also write errors to this file (containerd's shim reads it).
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// text or json, for --log.
+    #[arg(long, global = true, default_value = "text")]
+    pub log_format: String,
+    /// More messages on stderr.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// runc's systemd cgroup driver: not supported (asterism manages cgroupfs itself).
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -52,12 +70,28 @@ pub enum Command {
     /// Seccomp profiles and the notify agent (not built yet: ping only).
     #[command(name = "seccomp-monitor")]
     SeccompMonitor(pending::PendingCmd),
+    #[command(flatten)]
+    Oci(oci::OciCmd),
 }
 
-/// Runs one command line; the error goes to stderr as `ipc: ...`.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs one command line; Ok(code) is the exit code (a container's, for
+/// `run` and `exec`); the error goes to stderr as `ipc: ...`.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    if cli.systemd_cgroup {
+        anyhow::bail!("--systemd-cgroup: the systemd cgroup driver is not supported; asterism manages cgroupfs through its controllers (drop the flag)");
+    }
     let root = cli.root;
+    let done = |r: anyhow::Result<()>| r.map(|_| 0);
     match cli.command {
+        Command::Oci(cmd) => oci::run(&root, cmd),
+        other => done(run_server_cmd(&root, other)),
+    }
+}
+
+fn run_server_cmd(root: &std::path::Path, cmd: Command) -> anyhow::Result<()> {
+    let root = root.to_path_buf();
+    match cmd {
+        Command::Oci(_) => unreachable!("handled by run"),
         Command::Status { json } => status::run(&root, json),
         Command::Init(cmd) => status::run_init(&root, cmd),
         Command::MemoryController(cmd) => memory::run(&root, cmd),

@@ -35,8 +35,9 @@ pub struct Lifecycle {
     /// requests on different containers run side by side.
     locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Process handles of live containers (and of `ipc create` processes
-    /// while they create), watched by the exit watcher.
-    pidfds: Mutex<HashMap<String, OwnedFd>>,
+    /// while they create), with the pid each is for, watched by the exit
+    /// watcher.
+    pidfds: Mutex<HashMap<String, (i32, OwnedFd)>>,
     servers: Servers,
 }
 
@@ -113,15 +114,31 @@ impl Lifecycle {
         validate_id("container id", id)?;
         let l = self.lock(id);
         let _g = l.lock().unwrap();
-        if self.records.lock().unwrap().contains_key(id)
-            || record::container_dir(&self.root, id).exists()
-        {
+        let spec: Spec = serde_json::from_str(config_json)
+            .map_err(|e| Error::invalid(format!("config for {id:?} does not parse: {e}")))?;
+        let existing = self.records.lock().unwrap().get(id).cloned();
+        if let Some(mut r) = existing {
+            // The same `ipc create` asking again (init restarted under it):
+            // finish what is not made yet; every step is idempotent.
+            let same_creator = r.status == Status::Creating
+                && r.creator_pid == creator_pid
+                && record::same_process(creator_pid, r.creator_start);
+            if !same_creator {
+                return Err(Error::exists(format!(
+                    "container with id {id:?} already exists"
+                )));
+            }
+            if let Err(e) = self.make_resources(&mut r, &spec) {
+                self.rollback(&mut r);
+                return Err(e);
+            }
+            return Ok(InitResponse::Registered { rootfs: r.rootfs });
+        }
+        if record::container_dir(&self.root, id).exists() {
             return Err(Error::exists(format!(
                 "container with id {id:?} already exists"
             )));
         }
-        let spec: Spec = serde_json::from_str(config_json)
-            .map_err(|e| Error::invalid(format!("config for {id:?} does not parse: {e}")))?;
         refuse_unsupported(&spec)?;
         let creator_start = record::start_time(creator_pid).ok_or_else(|| {
             Error::invalid(format!("creator pid {creator_pid} is not a live process"))
@@ -161,29 +178,41 @@ impl Lifecycle {
     }
 
     /// The groups, the rootfs and the exec fifo. Each success is recorded
-    /// at once so that a rollback (or a restarted init) undoes exactly it.
+    /// at once so that a rollback (or a restarted init) undoes exactly it;
+    /// what is already made is skipped, so a retried create finishes the job.
     fn make_resources(&self, r: &mut Record, spec: &Spec) -> Result<(), Error> {
         let res = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
-        self.servers.memory_create(&r.id, resources::memory(res))?;
-        r.made.memory_group = true;
-        self.put(r.clone())?;
-        self.servers.cpu_create(&r.id, resources::cpu(res))?;
-        r.made.cpu_group = true;
-        self.put(r.clone())?;
-        let root = spec
-            .root()
-            .as_ref()
-            .ok_or_else(|| Error::invalid("root: missing"))?;
-        let readonly = root.readonly().unwrap_or(false);
-        r.rootfs =
-            self.servers
-                .vfs_prepare(&r.id, &r.bundle, &root.path().to_string_lossy(), readonly)?;
-        r.made.rootfs = true;
-        self.put(r.clone())?;
+        if !r.made.memory_group {
+            self.servers.memory_create(&r.id, resources::memory(res))?;
+            r.made.memory_group = true;
+            self.put(r.clone())?;
+        }
+        if !r.made.cpu_group {
+            self.servers.cpu_create(&r.id, resources::cpu(res))?;
+            r.made.cpu_group = true;
+            self.put(r.clone())?;
+        }
+        if !r.made.rootfs {
+            let root = spec
+                .root()
+                .as_ref()
+                .ok_or_else(|| Error::invalid("root: missing"))?;
+            let readonly = root.readonly().unwrap_or(false);
+            let path = root.path().to_string_lossy();
+            r.rootfs = self
+                .servers
+                .vfs_prepare(&r.id, &r.bundle, &path, readonly)?;
+            r.made.rootfs = true;
+            self.put(r.clone())?;
+        }
         let fifo = record::fifo_path(&self.root, &r.id);
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
-            .map_err(|e| Error::kernel(e as i32, format!("mkfifo {}: {e}", fifo.display())))?;
-        Ok(())
+        match nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622)) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
+            Err(e) => Err(Error::kernel(
+                e as i32,
+                format!("mkfifo {}: {e}", fifo.display()),
+            )),
+        }
     }
 
     pub fn attach_pid(&self, id: &str, pid: i32, netns: Option<OwnedFd>) -> Res {
@@ -214,6 +243,9 @@ impl Lifecycle {
         let l = self.lock(id);
         let _g = l.lock().unwrap();
         let mut r = self.get(id)?;
+        if r.status == Status::Created && r.pid == pid {
+            return Ok(InitResponse::State(r.oci_state())); // a retry
+        }
         if r.status != Status::Creating || r.pid != pid {
             return Err(Error::conflict(format!(
                 "container {id:?} is {} with pid {}, not creating with pid {pid}",
@@ -601,7 +633,10 @@ impl Lifecycle {
     fn watch_pid(&self, id: &str, pid: i32) {
         if let Some(p) = Pid::from_raw(pid) {
             if let Ok(fd) = pidfd_open(p, PidfdFlags::empty()) {
-                self.pidfds.lock().unwrap().insert(id.to_string(), fd);
+                self.pidfds
+                    .lock()
+                    .unwrap()
+                    .insert(id.to_string(), (pid, fd));
             }
         }
     }
@@ -629,11 +664,14 @@ impl Lifecycle {
         }
     }
 
-    /// Called by the watcher when a watched pid exits.
-    pub(crate) fn on_exit(&self, id: &str, exit_status: Option<i32>) {
+    /// Called by the watcher when watched process `pid` of container `id`
+    /// exits. Only the container's own process is reaped here (and only if
+    /// it is init's child): an `ipc create` that init started is waited for
+    /// by its own caller.
+    pub(crate) fn on_exit(&self, id: &str, pid: i32, pidfd: &OwnedFd) {
         let Ok(r) = self.get(id) else { return };
         match r.status {
-            Status::Creating => {
+            Status::Creating if r.creator_pid == pid => {
                 // The `ipc create` process died before finishing: roll back,
                 // unless it finished just now (then its MarkCreated wins).
                 let l = self.lock(id);
@@ -647,7 +685,12 @@ impl Lifecycle {
                     }
                 }
             }
-            _ => self.mark_stopped(id, exit_status),
+            Status::Created | Status::Running | Status::Paused if r.pid == pid => {
+                let status = watch::reap(pidfd);
+                self.mark_stopped(id, status);
+            }
+            // A report about a process the record has moved on from.
+            _ => {}
         }
     }
 }

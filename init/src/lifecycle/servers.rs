@@ -198,13 +198,16 @@ impl Servers {
     }
 
     pub fn loopback(&self, id: &str, netns: OwnedFd) -> Result<(), Error> {
-        client::<Net>(&self.root)
-            .call_with_fds(
-                NetRequest::Loopback { id: id.into() },
-                Some(new_key("loopback", id)),
-                vec![netns],
-            )
-            .map(|_| ())
+        let req = NetRequest::Loopback { id: id.into() };
+        match client::<Net>(&self.root).call_with_fds(
+            req,
+            Some(new_key("loopback", id)),
+            vec![netns],
+        ) {
+            // A retried AttachPid: loopback is already up for this id.
+            Err(e) if e.kind == ErrorKind::AlreadyExists => Ok(()),
+            other => other.map(|_| ()),
+        }
     }
 
     pub fn loopback_release(&self, id: &str) -> Result<(), Error> {

@@ -22,12 +22,12 @@ pub fn spawn(lc: Arc<Lifecycle>) {
 
 fn watch_once(lc: &Lifecycle) {
     // Duplicates, so that the table is not locked while polling.
-    let watched: Vec<(String, OwnedFd)> = lc
+    let watched: Vec<(String, i32, OwnedFd)> = lc
         .pidfds
         .lock()
         .unwrap()
         .iter()
-        .filter_map(|(id, fd)| fd.try_clone().ok().map(|d| (id.clone(), d)))
+        .filter_map(|(id, (pid, fd))| fd.try_clone().ok().map(|d| (id.clone(), *pid, d)))
         .collect();
     let ts = Timespec {
         tv_sec: 0,
@@ -39,7 +39,7 @@ fn watch_once(lc: &Lifecycle) {
     }
     let mut fds: Vec<PollFd> = watched
         .iter()
-        .map(|(_, f)| PollFd::new(f, PollFlags::IN))
+        .map(|(_, _, f)| PollFd::new(f, PollFlags::IN))
         .collect();
     if !matches!(poll(&mut fds, Some(&ts)), Ok(n) if n > 0) {
         return;
@@ -51,16 +51,21 @@ fn watch_once(lc: &Lifecycle) {
         .map(|(i, _)| i)
         .collect();
     for i in exited {
-        let (id, fd) = &watched[i];
-        let status = reap(fd);
-        lc.pidfds.lock().unwrap().remove(id);
-        lc.on_exit(id, status);
+        let (id, pid, fd) = &watched[i];
+        {
+            // Stop watching it, unless the entry already moved to another pid.
+            let mut map = lc.pidfds.lock().unwrap();
+            if map.get(id).is_some_and(|(p, _)| p == pid) {
+                map.remove(id);
+            }
+        }
+        lc.on_exit(id, *pid, fd);
     }
 }
 
 /// Reaps the process if it is our child; its exit code (128+signal when
 /// killed, as shells and runc report it).
-fn reap(fd: &OwnedFd) -> Option<i32> {
+pub fn reap(fd: &OwnedFd) -> Option<i32> {
     let st = waitid(
         WaitId::PidFd(fd.as_fd()),
         WaitIdOptions::EXITED | WaitIdOptions::NOHANG,

@@ -1,0 +1,445 @@
+//! create, run and exec: the commands that make a process. `ipc` itself
+//! clones it (through the launcher), so the caller's process (conmon,
+//! containerd's shim, a shell) is its parent, as with runc. ipc must be
+//! single-threaded when it calls the launcher: nothing here starts threads.
+
+use super::oci::{init_client, CreateArgs, ExecArgs, InitConn, RunArgs};
+use crate::launcher::{self, LaunchRequest, Parent};
+use crate::lifecycle::record::fifo_path;
+use anyhow::{anyhow, bail, Context, Result};
+use libipc::Client;
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+use protocol::init::{InitRequest, InitResponse};
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+/// The parent side of a create: init attaches the process to its groups
+/// and netstack brings loopback up; the runtime-namespace hooks run here.
+struct CreateParent<'a> {
+    init: &'a mut InitConn,
+    id: &'a str,
+    spec: &'a Spec,
+    bundle: &'a str,
+    annotations: BTreeMap<String, String>,
+}
+
+impl Parent for CreateParent<'_> {
+    fn created_process(&mut self, pid: i32) -> Result<()> {
+        let netns = new_namespace(self.spec, LinuxNamespaceType::Network)
+            .then(|| open_ns(pid, "net"))
+            .transpose()?;
+        let req = InitRequest::AttachPid {
+            id: self.id.into(),
+            pid,
+            netns: netns.is_some(),
+        };
+        self.init
+            .call_with_fds(req, None, netns.into_iter().collect())?;
+        Ok(())
+    }
+
+    fn create_runtime(&mut self, pid: i32) -> Result<()> {
+        let state =
+            crate::lifecycle::creating_state_json(self.id, self.bundle, pid, &self.annotations);
+        let hooks = self.spec.hooks().as_ref();
+        crate::hooks::run_phase(crate::hooks::Phase::Prestart, hooks, &state)?;
+        crate::hooks::run_phase(crate::hooks::Phase::CreateRuntime, hooks, &state)
+    }
+}
+
+/// Does the config ask for a new namespace of this type (no path to join)?
+fn new_namespace(spec: &Spec, t: LinuxNamespaceType) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == t && n.path().is_none()))
+}
+
+fn open_ns(pid: i32, kind: &str) -> Result<OwnedFd> {
+    let p = format!("/proc/{pid}/ns/{kind}");
+    Ok(std::fs::File::open(&p)
+        .with_context(|| format!("open {p}"))?
+        .into())
+}
+
+fn bundle_dir(a: &CreateArgs) -> Result<PathBuf> {
+    let b = a.bundle.clone().unwrap_or_else(|| PathBuf::from("."));
+    b.canonicalize()
+        .with_context(|| format!("bundle {}", b.display()))
+}
+
+/// `create`: returns the container's pid.
+pub fn create(root: &Path, a: &CreateArgs) -> Result<i32> {
+    protocol::validate_id("container id", &a.id)?;
+    let bundle = bundle_dir(a)?;
+    let spec = crate::config::load(&bundle).map_err(|e| anyhow!("{e}"))?;
+    let process = spec
+        .process()
+        .clone()
+        .ok_or_else(|| anyhow!("process: missing; a container needs a process to create"))?;
+    if process.terminal().unwrap_or(false) && a.console_socket.is_none() {
+        bail!("process.terminal is true but no --console-socket was given (a pty master has nowhere to go)");
+    }
+    let mut init = init_client(root)?;
+    let bundle_s = bundle.to_string_lossy().into_owned();
+    let config_json = serde_json::to_string(&spec)?;
+    let registered = init.call(
+        InitRequest::Register {
+            id: a.id.clone(),
+            bundle: bundle_s.clone(),
+            config_json,
+            creator_pid: std::process::id() as i32,
+        },
+        None,
+    )?;
+    let InitResponse::Registered { rootfs } = registered else {
+        bail!("init answered register with {registered:?}")
+    };
+    let result = launch_created(
+        root,
+        a,
+        &mut init,
+        &spec,
+        &process,
+        &bundle_s,
+        Path::new(&rootfs),
+    );
+    if let Err(e) = &result {
+        // Undo whatever was made; the error the user sees is the first one.
+        let _ = init.call(
+            InitRequest::Abort {
+                id: a.id.clone(),
+                reason: format!("{e:#}"),
+            },
+            None,
+        );
+    }
+    result
+}
+
+fn launch_created(
+    root: &Path,
+    a: &CreateArgs,
+    init: &mut InitConn,
+    spec: &Spec,
+    process: &Process,
+    bundle: &str,
+    rootfs: &Path,
+) -> Result<i32> {
+    let annotations: BTreeMap<String, String> = spec
+        .annotations()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let fifo = fifo_path(root, &a.id);
+    let state_json =
+        |pid: i32| crate::lifecycle::creating_state_json(&a.id, bundle, pid, &annotations);
+    let req = LaunchRequest {
+        id: &a.id,
+        bundle: Path::new(bundle),
+        spec,
+        rootfs,
+        process,
+        console_socket: a.console_socket.as_deref(),
+        preserve_fds: a.preserve_fds,
+        no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
+        exec_fifo: Some(&fifo),
+        join: None,
+        state_json: &state_json,
+        detach_stdio: true,
+    };
+    let mut parent = CreateParent {
+        init,
+        id: &a.id,
+        spec,
+        bundle,
+        annotations: annotations.clone(),
+    };
+    let launched = launcher::launch(&req, &mut parent)?;
+    init.call(
+        InitRequest::MarkCreated {
+            id: a.id.clone(),
+            pid: launched.pid,
+        },
+        None,
+    )?;
+    if let Some(pf) = &a.pid_file {
+        write_pid_file(pf, launched.pid)?;
+    }
+    Ok(launched.pid)
+}
+
+/// As runc: the pid, no newline, written atomically.
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
+    libipc::journal::write_atomic(&path, pid.to_string().as_bytes())
+        .map_err(|e| anyhow!("pid file: {e}"))
+}
+
+/// `run`: create + start; in the foreground wait and return the exit code
+/// (128+signal when killed), then delete the container as runc does.
+pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
+    if a.detach {
+        return run_detached(root, a);
+    }
+    // The launcher clones the container as our own child: we wait for it.
+    let pid = create(root, &a.create)?;
+    let mut init = init_client(root)?;
+    if let Err(e) = init.call(
+        InitRequest::Start {
+            id: a.create.id.clone(),
+        },
+        None,
+    ) {
+        let _ = init.call(
+            InitRequest::Delete {
+                id: a.create.id.clone(),
+                force: true,
+            },
+            None,
+        );
+        return Err(e.into());
+    }
+    let code = wait_child(pid)?;
+    if !a.keep {
+        init.call(
+            InitRequest::Delete {
+                id: a.create.id.clone(),
+                force: true,
+            },
+            None,
+        )?;
+    }
+    Ok(code)
+}
+
+/// init launches and reaps the container; we pass it our stdio.
+fn run_detached(root: &Path, a: &RunArgs) -> Result<i32> {
+    let c = &a.create;
+    protocol::validate_id("container id", &c.id)?;
+    let bundle = bundle_dir(c)?;
+    // Validate here so that a bad config fails in the caller's terms.
+    crate::config::load(&bundle).map_err(|e| anyhow!("{e}"))?;
+    let abs = |p: &Option<PathBuf>| -> Result<Option<String>> {
+        p.as_ref()
+            .map(|p| {
+                Ok(if p.is_absolute() {
+                    p.clone()
+                } else {
+                    std::env::current_dir()?.join(p)
+                }
+                .to_string_lossy()
+                .into_owned())
+            })
+            .transpose()
+    };
+    let stdio: Vec<OwnedFd> = [0, 1, 2]
+        .iter()
+        .map(|fd| dup_stdio(*fd))
+        .collect::<Result<_>>()?;
+    let req = InitRequest::RunDetached {
+        id: c.id.clone(),
+        bundle: bundle.to_string_lossy().into_owned(),
+        pid_file: abs(&c.pid_file)?,
+        console_socket: abs(&c.console_socket)?,
+        no_pivot: c.no_pivot,
+        no_new_keyring: c.no_new_keyring,
+        preserve_fds: c.preserve_fds,
+    };
+    init_client(root)?.call_with_fds(req, None, stdio)?;
+    Ok(0)
+}
+
+fn dup_stdio(fd: i32) -> Result<OwnedFd> {
+    use std::os::fd::AsFd;
+    let borrowed = match fd {
+        0 => std::io::stdin().as_fd().try_clone_to_owned(),
+        1 => std::io::stdout().as_fd().try_clone_to_owned(),
+        _ => std::io::stderr().as_fd().try_clone_to_owned(),
+    };
+    borrowed.with_context(|| format!("dup fd {fd}"))
+}
+
+/// Waits for our child `pid`; its exit code, or 128+signal.
+fn wait_child(pid: i32) -> Result<i32> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    loop {
+        match waitpid(nix::unistd::Pid::from_raw(pid), None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => bail!("wait for container process {pid}: {e}"),
+        }
+    }
+}
+
+/// `exec`: a new process in a running container's namespaces and groups.
+pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
+    protocol::validate_id("container id", &a.id)?;
+    let mut init = init_client(root)?;
+    let state =
+        super::manage::expect_state(init.call(InitRequest::State { id: a.id.clone() }, None)?)?;
+    if state.status != "running" {
+        bail!(
+            "cannot exec in a container that is not running: {} is {}",
+            a.id,
+            state.status
+        );
+    }
+    let saved = crate::lifecycle::record::container_dir(root, &a.id).join("config.json");
+    let spec: Spec = serde_json::from_slice(
+        &std::fs::read(&saved).with_context(|| format!("read {}", saved.display()))?,
+    )?;
+    let process = exec_process(&spec, a)?;
+    if process.terminal().unwrap_or(false) && a.console_socket.is_none() {
+        bail!("exec --tty needs --console-socket (a pty master has nowhere to go)");
+    }
+    let annotations: BTreeMap<String, String> = spec
+        .annotations()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let state_json =
+        |pid: i32| crate::lifecycle::creating_state_json(&a.id, &state.bundle, pid, &annotations);
+    let req = LaunchRequest {
+        id: &a.id,
+        bundle: Path::new(&state.bundle),
+        spec: &spec,
+        rootfs: Path::new(&state.rootfs),
+        process: &process,
+        console_socket: a.console_socket.as_deref(),
+        preserve_fds: a.preserve_fds,
+        no_pivot: false,
+        no_new_keyring: false,
+        exec_fifo: None,
+        join: Some(state.pid),
+        state_json: &state_json,
+        detach_stdio: a.detach,
+    };
+    let mut parent = ExecParent { root, id: &a.id };
+    let launched = launcher::launch(&req, &mut parent)?;
+    if let Some(pf) = &a.pid_file {
+        write_pid_file(pf, launched.pid)?;
+    }
+    if a.detach {
+        return Ok(0);
+    }
+    wait_child(launched.pid)
+}
+
+/// exec'd processes join the container's groups directly.
+struct ExecParent<'a> {
+    root: &'a Path,
+    id: &'a str,
+}
+
+impl Parent for ExecParent<'_> {
+    fn created_process(&mut self, pid: i32) -> Result<()> {
+        let opts = libipc::ClientOptions::default();
+        let key = |op| Some(libipc::client::new_key(op, self.id));
+        Client::<protocol::memory::Memory>::new(self.root, opts.clone()).call(
+            protocol::memory::MemoryRequest::Attach {
+                id: self.id.into(),
+                pid,
+            },
+            key("attach"),
+        )?;
+        Client::<protocol::cpu::Cpu>::new(self.root, opts).call(
+            protocol::cpu::CpuRequest::Attach {
+                id: self.id.into(),
+                pid,
+            },
+            key("attach"),
+        )?;
+        Ok(())
+    }
+
+    fn create_runtime(&mut self, _pid: i32) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The process to exec: --process FILE, or the container's own process
+/// with the command line's args and overrides.
+fn exec_process(spec: &Spec, a: &ExecArgs) -> Result<Process> {
+    if let Some(f) = &a.process {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("read --process {}", f.display()))?;
+        return serde_json::from_str(&text)
+            .with_context(|| format!("--process {}: not a runtime-spec process", f.display()));
+    }
+    if a.command.is_empty() {
+        bail!("exec: give a command to run, or --process FILE");
+    }
+    let mut p = spec.process().clone().unwrap_or_default();
+    p.set_args(Some(a.command.clone()));
+    p.set_terminal(Some(a.tty));
+    if let Some(cwd) = &a.cwd {
+        p.set_cwd(PathBuf::from(cwd));
+    }
+    if !a.env.is_empty() {
+        let mut env = p.env().clone().unwrap_or_default();
+        for kv in &a.env {
+            if !kv.contains('=') {
+                bail!("--env {kv:?}: must be KEY=VALUE");
+            }
+            let key = kv.split('=').next().unwrap_or_default();
+            env.retain(|e| e.split('=').next() != Some(key));
+            env.push(kv.clone());
+        }
+        p.set_env(Some(env));
+    }
+    if let Some(u) = &a.user {
+        let mut user = p.user().clone();
+        let (uid, gid) = u
+            .split_once(':')
+            .map(|(a, b)| (a, Some(b)))
+            .unwrap_or((u.as_str(), None));
+        user.set_uid(
+            uid.parse()
+                .map_err(|_| anyhow!("--user {u:?}: UID[:GID] must be numbers"))?,
+        );
+        if let Some(g) = gid {
+            user.set_gid(
+                g.parse()
+                    .map_err(|_| anyhow!("--user {u:?}: UID[:GID] must be numbers"))?,
+            );
+        }
+        p.set_user(user);
+    }
+    if !a.additional_gids.is_empty() {
+        let mut user = p.user().clone();
+        user.set_additional_gids(Some(a.additional_gids.clone()));
+        p.set_user(user);
+    }
+    if a.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if !a.cap.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        for name in &a.cap {
+            let cap: oci_spec::runtime::Capability = name
+                .parse()
+                .map_err(|_| anyhow!("--cap {name:?}: unknown capability"))?;
+            let add = |s: Option<oci_spec::runtime::Capabilities>| {
+                let mut s = s.unwrap_or_default();
+                s.insert(cap);
+                Some(s)
+            };
+            caps.set_bounding(add(caps.bounding().clone()));
+            caps.set_effective(add(caps.effective().clone()));
+            caps.set_permitted(add(caps.permitted().clone()));
+        }
+        p.set_capabilities(Some(caps));
+    }
+    Ok(p)
+}

@@ -1,0 +1,197 @@
+//! state, list, ps, events: read-only views, with runc's output formats.
+
+use super::oci::init_client;
+use anyhow::{bail, Result};
+use protocol::init::{ContainerState, InitRequest, InitResponse};
+use std::path::Path;
+use std::time::Duration;
+
+/// runc's `state` JSON (and each entry of `list --format json`).
+pub fn state_value(s: &ContainerState) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "ociVersion": s.oci_version,
+        "id": s.id,
+        "pid": s.pid,
+        "status": s.status,
+        "bundle": s.bundle,
+        "rootfs": s.rootfs,
+        "created": s.created,
+        "owner": s.owner,
+    });
+    if !s.annotations.is_empty() {
+        v["annotations"] = s
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
+    v
+}
+
+pub fn state(root: &Path, id: &str) -> Result<()> {
+    let s = super::manage::expect_state(
+        init_client(root)?.call(InitRequest::State { id: id.into() }, None)?,
+    )?;
+    println!("{}", serde_json::to_string_pretty(&state_value(&s))?);
+    Ok(())
+}
+
+pub fn list(root: &Path, format: &str, quiet: bool) -> Result<()> {
+    let InitResponse::Containers(list) = init_client(root)?.call(InitRequest::List, None)? else {
+        bail!("init answered list with something else");
+    };
+    if quiet {
+        for s in &list {
+            println!("{}", s.id);
+        }
+        return Ok(());
+    }
+    match format {
+        "json" => {
+            let v: Vec<_> = list.iter().map(state_value).collect();
+            println!("{}", serde_json::to_string(&v)?);
+        }
+        "table" => {
+            println!(
+                "{:<12}{:<12}{:<12}{:<40}{:<32}{}",
+                "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"
+            );
+            for s in &list {
+                println!(
+                    "{:<12}{:<12}{:<12}{:<40}{:<32}{}",
+                    s.id,
+                    s.pid,
+                    s.status,
+                    s.bundle,
+                    s.created,
+                    if s.owner.is_empty() { "root" } else { &s.owner }
+                );
+            }
+        }
+        other => bail!("invalid format option {other:?}: use table or json"),
+    }
+    Ok(())
+}
+
+pub fn ps(root: &Path, id: &str, format: &str, ps_args: &[String]) -> Result<()> {
+    let InitResponse::Pids(pids) =
+        init_client(root)?.call(InitRequest::Pids { id: id.into() }, None)?
+    else {
+        bail!("init answered ps with something else");
+    };
+    match format {
+        "json" => println!("{}", serde_json::to_string(&pids)?),
+        "table" => {
+            // As runc: run ps(1) and keep the header and the container's lines.
+            let args: Vec<String> = if ps_args.is_empty() {
+                vec!["-ef".into()]
+            } else {
+                ps_args.to_vec()
+            };
+            let out = std::process::Command::new("ps").args(&args).output()?;
+            if !out.status.success() {
+                bail!(
+                    "ps {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut lines = text.lines();
+            let header = lines.next().unwrap_or_default();
+            let pid_col = header
+                .split_whitespace()
+                .position(|h| h == "PID")
+                .ok_or_else(|| anyhow::anyhow!("couldn't find PID field in ps output"))?;
+            println!("{header}");
+            for line in lines {
+                if let Some(p) = line
+                    .split_whitespace()
+                    .nth(pid_col)
+                    .and_then(|p| p.parse::<i32>().ok())
+                {
+                    if pids.contains(&p) {
+                        println!("{line}");
+                    }
+                }
+            }
+        }
+        other => bail!("invalid format option {other:?}: use table or json"),
+    }
+    Ok(())
+}
+
+/// runc's stats event: {"type":"stats","id":..,"data":{cpu, memory, pids}}.
+fn stats_event(root: &Path, id: &str) -> Result<serde_json::Value> {
+    let InitResponse::Stats(st) =
+        init_client(root)?.call(InitRequest::Stats { id: id.into() }, None)?
+    else {
+        bail!("init answered stats with something else");
+    };
+    let mut data = serde_json::json!({});
+    if let Some(c) = &st.cpu {
+        data["cpu"] = serde_json::json!({
+            "usage": {"total": c.usage_us * 1000, "kernel": c.system_us * 1000, "user": c.user_us * 1000},
+            "throttling": {"periods": c.nr_periods, "throttledPeriods": c.nr_throttled, "throttledTime": c.throttled_us * 1000},
+        });
+        data["pids"] =
+            serde_json::json!({"current": c.pids_current, "limit": c.pids_max.unwrap_or(0)});
+    }
+    if let Some(m) = &st.memory {
+        data["memory"] = serde_json::json!({
+            "usage": {"limit": m.limit_bytes.unwrap_or(u64::MAX), "usage": m.usage_bytes, "max": m.peak_bytes, "failcnt": m.oom_events},
+            "raw": m.counters.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+            "oom_kills": m.oom_kills,
+        });
+    }
+    Ok(serde_json::json!({"type": "stats", "id": id, "data": data}))
+}
+
+pub fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<()> {
+    let every = parse_duration(interval)?;
+    if once {
+        println!("{}", stats_event(root, id)?);
+        return Ok(());
+    }
+    let opts = libipc::ClientOptions::default();
+    let mut oom =
+        libipc::Client::<protocol::memory::Memory>::subscribe(root, Some(id.to_string()), opts)?;
+    loop {
+        let state = super::manage::expect_state(
+            init_client(root)?.call(InitRequest::State { id: id.into() }, None)?,
+        )?;
+        if state.status == "stopped" {
+            return Ok(());
+        }
+        match oom.next(Some(every))? {
+            Some(protocol::memory::MemoryEvent::Oom { .. }) => {
+                println!("{}", serde_json::json!({"type": "oom", "id": id}))
+            }
+            None => println!("{}", stats_event(root, id)?),
+        }
+        use std::io::Write;
+        std::io::stdout().flush().ok();
+    }
+}
+
+/// "5s", "500ms", "1m", or plain seconds.
+fn parse_duration(s: &str) -> Result<Duration> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--interval {s:?}: not a duration like 5s"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => bail!("--interval {s:?}: unit must be ms, s or m"),
+    };
+    if secs <= 0.0 {
+        bail!("--interval {s:?}: must be positive");
+    }
+    Ok(Duration::from_secs_f64(secs))
+}

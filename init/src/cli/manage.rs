@@ -1,0 +1,174 @@
+//! start, kill, delete, pause, resume, update.
+
+use super::oci::{init_client, UpdateArgs};
+use anyhow::{anyhow, bail, Context, Result};
+use protocol::cpu::CpuLimits;
+use protocol::init::{InitRequest, InitResponse};
+use protocol::memory::{Limit, MemoryLimits};
+use protocol::ErrorKind;
+use std::path::Path;
+
+pub fn start(root: &Path, id: &str) -> Result<()> {
+    init_client(root)?.call(InitRequest::Start { id: id.into() }, None)?;
+    Ok(())
+}
+
+pub fn kill(root: &Path, id: &str, signal: Option<&str>, all: bool) -> Result<()> {
+    let signal = parse_signal(signal.unwrap_or("SIGTERM"))?;
+    init_client(root)?.call(
+        InitRequest::Kill {
+            id: id.into(),
+            signal,
+            all,
+        },
+        None,
+    )?;
+    Ok(())
+}
+
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    match init_client(root)?.call(
+        InitRequest::Delete {
+            id: id.into(),
+            force,
+        },
+        None,
+    ) {
+        Ok(_) => Ok(()),
+        // runc: deleting a container that does not exist is fine with --force.
+        Err(e) if force && e.kind == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn pause(root: &Path, id: &str) -> Result<()> {
+    init_client(root)?.call(InitRequest::Pause { id: id.into() }, None)?;
+    Ok(())
+}
+
+pub fn resume(root: &Path, id: &str) -> Result<()> {
+    init_client(root)?.call(InitRequest::Resume { id: id.into() }, None)?;
+    Ok(())
+}
+
+pub fn update(root: &Path, a: &UpdateArgs) -> Result<()> {
+    let (mut memory, mut cpu) = match &a.resources {
+        Some(src) => from_resources_json(src)?,
+        None => (MemoryLimits::default(), CpuLimits::default()),
+    };
+    let size = |flag: &str, v: &Option<String>| -> Result<Option<Limit>> {
+        match v.as_deref() {
+            None => Ok(None),
+            Some("-1") | Some("max") => Ok(Some(Limit::Max)),
+            Some(s) => Ok(Some(Limit::Value(
+                protocol::size::parse_size(s).map_err(|e| anyhow!("--{flag}: {}", e.message))?,
+            ))),
+        }
+    };
+    if let Some(l) = size("memory", &a.memory)? {
+        memory.limit = Some(l);
+    }
+    if let Some(l) = size("memory-reservation", &a.memory_reservation)? {
+        memory.reservation = Some(l);
+    }
+    if let Some(l) = size("memory-swap", &a.memory_swap)? {
+        memory.swap = Some(l);
+    }
+    cpu.shares = a.cpu_shares.or(cpu.shares);
+    if let Some(q) = a.cpu_quota {
+        cpu.quota_us = Some(if q < 0 {
+            Limit::Max
+        } else {
+            Limit::Value(q as u64)
+        });
+    }
+    cpu.period_us = a.cpu_period.or(cpu.period_us);
+    cpu.burst_us = a.cpu_burst.or(cpu.burst_us);
+    if a.cpuset_cpus.is_some() {
+        cpu.cpus = a.cpuset_cpus.clone();
+    }
+    if a.cpuset_mems.is_some() {
+        cpu.mems = a.cpuset_mems.clone();
+    }
+    if let Some(p) = a.pids_limit {
+        cpu.pids_max = Some(if p <= 0 {
+            Limit::Max
+        } else {
+            Limit::Value(p as u64)
+        });
+    }
+    let memory = (memory != MemoryLimits::default()).then_some(memory);
+    let cpu = (cpu != CpuLimits::default()).then_some(cpu);
+    if memory.is_none() && cpu.is_none() {
+        bail!("update: nothing to change (give --memory, --cpu-quota, ... or --resources FILE)");
+    }
+    init_client(root)?.call(
+        InitRequest::Update {
+            id: a.id.clone(),
+            memory,
+            cpu,
+        },
+        None,
+    )?;
+    Ok(())
+}
+
+/// `--resources FILE` (or `-`): a runtime-spec linux.resources object.
+fn from_resources_json(src: &str) -> Result<(MemoryLimits, CpuLimits)> {
+    let text = if src == "-" {
+        std::io::read_to_string(std::io::stdin()).context("read resources from stdin")?
+    } else {
+        std::fs::read_to_string(src).with_context(|| format!("read {src}"))?
+    };
+    let r: oci_spec::runtime::LinuxResources = serde_json::from_str(&text)
+        .with_context(|| format!("{src}: not a linux.resources object"))?;
+    Ok((
+        crate::lifecycle::resources::memory(Some(&r)),
+        crate::lifecycle::resources::cpu(Some(&r)),
+    ))
+}
+
+/// "KILL", "SIGKILL", "kill" or "9" -> 9.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return match nix::sys::signal::Signal::try_from(n) {
+            Ok(_) => Ok(n),
+            Err(_) => Err(anyhow!("unknown signal {s:?}")),
+        };
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|sig| sig as i32)
+        .map_err(|_| anyhow!("unknown signal {s:?}"))
+}
+
+/// The response, when the caller does not need it.
+pub fn expect_state(r: InitResponse) -> Result<protocol::init::ContainerState> {
+    match r {
+        InitResponse::State(s) => Ok(s),
+        other => bail!("init answered with {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("KILL").unwrap(), 9);
+        assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
+        assert_eq!(parse_signal("hup").unwrap(), 1);
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        assert!(parse_signal("SIGFOO")
+            .unwrap_err()
+            .to_string()
+            .contains("SIGFOO"));
+        assert!(parse_signal("99").is_err());
+    }
+}

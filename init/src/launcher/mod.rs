@@ -1,0 +1,401 @@
+//! The launcher: builds the container process (runtime-spec runtime.md,
+//! config.md, config-linux.md, runtime-linux.md).
+//!
+//! `launch()` clones the container process as a child of the caller (clone3
+//! without CLONE_VM: a fork, already in its new namespaces) and walks it
+//! through setup over a sync socketpair:
+//!
+//! ```text
+//! parent (ipc)                          child (the container process)
+//! clone3 ------------------------------> non-dumpable, setsid
+//! write uid_map/gid_map; Go{pid} ------> join/create namespaces
+//! created_process(pid) <- NamespacesReady
+//! Attached ----------------------------> unshare cgroup ns; mounts, /dev
+//! create_runtime(pid) <---- MountsDone
+//! HooksDone ---------------------------> createContainer hooks, pivot_root,
+//!                                        console, ro root, hostname, sysctl,
+//!                                        readonly/masked paths, rlimits,
+//!                                        caps, user, cwd, PATH lookup
+//! Ok(Launched) <----------------- Ready
+//!                                        (create) blocks on the exec fifo,
+//!                                        then startContainer hooks
+//!                                        execve
+//! ```
+//!
+//! A failed step in the child comes back as `Error{errno, message}` naming
+//! the step, and launch() returns it as a [`ChildError`]. If anything fails
+//! after clone3 the child is killed and reaped: nothing is left behind.
+
+mod cgroups;
+mod child;
+mod console;
+mod copy;
+mod devices;
+mod exe;
+mod mounts;
+mod namespaces;
+mod process;
+mod resolve;
+mod rootfs;
+mod sync;
+mod sys;
+
+use anyhow::{bail, Context, Result};
+use libipc::wire::Conn;
+use namespaces::NsPlan;
+use rustix::fs::{Mode, OFlags};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+use sync::Msg;
+
+/// What to launch; see /work/notes/issue3-contract.md.
+pub struct LaunchRequest<'a> {
+    pub id: &'a str,
+    /// Absolute.
+    pub bundle: &'a Path,
+    /// Validated.
+    pub spec: &'a oci_spec::runtime::Spec,
+    /// Absolute host path of the container's root (vfs-overlay's answer).
+    pub rootfs: &'a Path,
+    /// spec.process() for create, the exec'd process for exec.
+    pub process: &'a oci_spec::runtime::Process,
+    /// Where to send the pty master when process.terminal is set.
+    pub console_socket: Option<&'a Path>,
+    /// fds 3..3+N stay open in the container; LISTEN_FDS/LISTEN_PID are set.
+    pub preserve_fds: u32,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    /// Some: wait on it before exec (create); None: exec at once (exec).
+    pub exec_fifo: Option<&'a Path>,
+    /// exec: join every namespace of this pid; None: create per linux.namespaces.
+    pub join: Option<i32>,
+    /// The OCI state JSON for hooks run inside, given the container pid.
+    pub state_json: &'a dyn Fn(i32) -> String,
+    /// create/run --detach. stdio is passed through as inherited in both
+    /// cases (runc's --detach behaviour); the caller decides what stdio is.
+    pub detach_stdio: bool,
+}
+
+/// The caller's side of the setup.
+pub trait Parent {
+    /// uid/gid maps are written; attach `pid` to the cgroups, loopback in its netns.
+    fn created_process(&mut self, pid: i32) -> anyhow::Result<()>;
+    /// Mounts are done, before pivot_root: prestart and createRuntime hooks.
+    /// Called for create only (exec has no mounts).
+    fn create_runtime(&mut self, pid: i32) -> anyhow::Result<()>;
+}
+
+/// The container process, set up and waiting on the exec fifo (create) or
+/// exec'd (exec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Launched {
+    pub pid: i32,
+}
+
+/// A step that failed inside the container process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildError {
+    /// The errno of the failed call, 0 when there was none. ENOENT for an
+    /// executable not found.
+    pub errno: i32,
+    /// Names the step: `exec: "foo": executable file not found in $PATH`,
+    /// `mounts[0]: mount proc on /proc: ...`.
+    pub message: String,
+}
+
+impl std::fmt::Display for ChildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ChildError {}
+
+/// What the parent opens and decides before clone3; the child inherits it.
+pub(crate) struct Prepared {
+    ns: NsPlan,
+    /// create (true) or exec (false).
+    creating: bool,
+    /// 3 + preserve_fds: our own fds all live at or above it.
+    min_fd: i32,
+    console: Option<OwnedFd>,
+    exec_fifo: Option<OwnedFd>,
+    /// The host's /proc, to reopen the fifo after pivot_root.
+    host_proc: OwnedFd,
+    self_exe: exe::SelfExe,
+}
+
+/// Launches the container process; see the module doc.
+pub fn launch(req: &LaunchRequest<'_>, parent: &mut dyn Parent) -> Result<Launched> {
+    let prep = prepare(req)?;
+    let (ours, theirs) = socketpair(prep.min_fd)?;
+    let pid_guard = prep.ns.enter_pid_for_children()?;
+    let forked = sys::clone3(prep.ns.clone_flags);
+    if let Ok(sys::Forked::Child) = forked {
+        if let Some(g) = pid_guard {
+            g.forget();
+        }
+        drop(ours);
+        child::run(req, &prep, theirs);
+    }
+    let restored = pid_guard.map(|g| g.restore()).transpose();
+    let pid = match forked {
+        Ok(sys::Forked::Parent(pid)) => pid,
+        Ok(sys::Forked::Child) => unreachable!("the child never gets here"),
+        Err(e) => return Err(e).context(clone_context(&prep)),
+    };
+    let mut reaper = Reaper { pid, armed: true };
+    drop(theirs);
+    restored?;
+    drive(req, &prep, parent, &ours, pid)?;
+    reaper.armed = false;
+    Ok(Launched { pid })
+}
+
+fn clone_context(prep: &Prepared) -> String {
+    format!(
+        "clone3 the container process (namespace flags {:#x})",
+        prep.ns.clone_flags
+    )
+}
+
+/// The parent's half of the handshake.
+fn drive(
+    req: &LaunchRequest<'_>,
+    prep: &Prepared,
+    parent: &mut dyn Parent,
+    conn: &Conn,
+    pid: i32,
+) -> Result<()> {
+    if prep.ns.new_user {
+        namespaces::write_id_maps(pid, req.spec)?;
+    }
+    sync::send(conn, &Msg::Go { pid }).context("sync with the container process")?;
+    expect(conn, "NamespacesReady")?;
+    parent.created_process(pid)?;
+    sync::send(conn, &Msg::Attached).context("sync with the container process")?;
+    if prep.creating {
+        expect(conn, "MountsDone")?;
+        parent.create_runtime(pid)?;
+        sync::send(conn, &Msg::HooksDone).context("sync with the container process")?;
+    }
+    expect(conn, "Ready")?;
+    if prep.exec_fifo.is_none() {
+        // exec: execve closes the (close-on-exec) socket; an error comes first.
+        if let Some(msg) = sync::recv(conn).context("sync with the container process")? {
+            return Err(child_error(msg));
+        }
+    }
+    Ok(())
+}
+
+/// The next message, which must be `want`; a child error otherwise.
+fn expect(conn: &Conn, want: &str) -> Result<()> {
+    match sync::recv(conn).context("sync with the container process")? {
+        Some(Msg::Error { errno, message }) => Err(ChildError { errno, message }.into()),
+        Some(m) if format!("{m:?}") == want => Ok(()),
+        Some(m) => bail!("container process: expected {want}, got {m:?}"),
+        None => bail!("the container process exited during setup, before {want}"),
+    }
+}
+
+fn child_error(msg: Msg) -> anyhow::Error {
+    match msg {
+        Msg::Error { errno, message } => ChildError { errno, message }.into(),
+        other => anyhow::anyhow!("container process: unexpected {other:?}"),
+    }
+}
+
+/// Kills and reaps the child unless disarmed.
+struct Reaper {
+    pid: i32,
+    armed: bool,
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if self.armed {
+            let pid = nix::unistd::Pid::from_raw(self.pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+    }
+}
+
+/// Checks and opens everything the child needs from the host.
+fn prepare(req: &LaunchRequest<'_>) -> Result<Prepared> {
+    let min_fd = check_preserved_fds(req.preserve_fds)?;
+    check_process(req)?;
+    let creating = req.join.is_none();
+    let ns = match req.join {
+        Some(pid) => NsPlan::for_join(pid)?,
+        None => NsPlan::for_create(req.spec)?,
+    };
+    namespaces::check_mappings(&ns, req.spec)?;
+    let console = match (req.process.terminal().unwrap_or(false), req.console_socket) {
+        (true, Some(path)) => Some(lift(connect_console(path)?, min_fd)?),
+        (true, None) => {
+            bail!("process.terminal is true but no console socket was given (--console-socket)")
+        }
+        (false, Some(_)) => bail!("a console socket was given but process.terminal is false"),
+        (false, None) => None,
+    };
+    let exec_fifo = match req.exec_fifo {
+        Some(path) => Some(lift(
+            rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+                .with_context(|| format!("open the exec fifo {}", path.display()))?,
+            min_fd,
+        )?),
+        None => None,
+    };
+    let host_proc = lift(
+        rustix::fs::open(
+            "/proc",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .context("open /proc")?,
+        min_fd,
+    )?;
+    Ok(Prepared {
+        ns,
+        creating,
+        min_fd,
+        console,
+        exec_fifo,
+        host_proc,
+        self_exe: exe::SelfExe::capture()?,
+    })
+}
+
+/// Features the launcher does not implement are refused, never ignored: a
+/// seccomp profile silently left out would be a container less confined
+/// than asked. AppArmor and SELinux settings are ignored only on a host
+/// without that LSM, as runc does.
+fn check_supported(req: &LaunchRequest<'_>) -> Result<()> {
+    let p = req.process;
+    let unsupported = |what: &str| anyhow::anyhow!("{what}: not supported by this runtime yet");
+    if let Some(l) = req.spec.linux() {
+        if l.seccomp().is_some() {
+            return Err(unsupported("linux.seccomp"));
+        }
+        if l.personality().is_some() {
+            return Err(unsupported("linux.personality"));
+        }
+        if l.memory_policy().is_some() {
+            return Err(unsupported("linux.memoryPolicy"));
+        }
+        if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+            return Err(unsupported("linux.netDevices"));
+        }
+        if l.mount_label().is_some() && selinux_enabled() {
+            return Err(unsupported("linux.mountLabel"));
+        }
+    }
+    if p.scheduler().is_some() {
+        return Err(unsupported("process.scheduler"));
+    }
+    if p.io_priority().is_some() {
+        return Err(unsupported("process.ioPriority"));
+    }
+    if p.exec_cpu_affinity().is_some() {
+        return Err(unsupported("process.execCPUAffinity"));
+    }
+    if p.apparmor_profile().as_ref().is_some_and(|s| !s.is_empty()) && apparmor_enabled() {
+        return Err(unsupported("process.apparmorProfile"));
+    }
+    if p.selinux_label().as_ref().is_some_and(|s| !s.is_empty()) && selinux_enabled() {
+        return Err(unsupported("process.selinuxLabel"));
+    }
+    Ok(())
+}
+
+fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.starts_with('Y'))
+}
+
+fn selinux_enabled() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+fn check_process(req: &LaunchRequest<'_>) -> Result<()> {
+    check_supported(req)?;
+    if req.process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        bail!("process.args: must not be empty");
+    }
+    if !req.process.cwd().is_absolute() {
+        bail!("process.cwd: must be an absolute path");
+    }
+    if !req.rootfs.is_absolute() || !req.bundle.is_absolute() {
+        bail!("launch: the bundle and rootfs paths must be absolute");
+    }
+    Ok(())
+}
+
+/// fds 3..3+N must be open (they are the container's); returns 3+N.
+fn check_preserved_fds(n: u32) -> Result<i32> {
+    let min = 3 + i32::try_from(n).context("--preserve-fds is too large")?;
+    for fd in 3..min {
+        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD)
+            .with_context(|| format!("--preserve-fds: fd {fd} is not open"))?;
+    }
+    Ok(min)
+}
+
+/// Moves `fd` to a number at or above `min`, so that it cannot be mistaken
+/// for a preserved fd.
+fn lift(fd: OwnedFd, min: i32) -> Result<OwnedFd> {
+    if fd.as_raw_fd() >= min {
+        return Ok(fd);
+    }
+    Ok(rustix::io::fcntl_dupfd_cloexec(&fd, min)?)
+}
+
+fn socketpair(min: i32) -> Result<(Conn, Conn)> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let (a, b) = rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .context("socketpair for the container process")?;
+    Ok((Conn::from_fd(lift(a, min)?), Conn::from_fd(lift(b, min)?)))
+}
+
+/// The console socket: a SOCK_STREAM Unix socket, as runc connects to it.
+fn connect_console(path: &Path) -> Result<OwnedFd> {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    let addr = SocketAddrUnix::new(path)?;
+    rustix::net::connect(&fd, &addr)
+        .with_context(|| format!("connect to the console socket {}", path.display()))?;
+    Ok(fd)
+}
+
+/// The errno somewhere in an error's chain, 0 if none.
+fn errno_of(err: &anyhow::Error) -> i32 {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<process::LookupError>() {
+            return e.errno;
+        }
+        if let Some(e) = cause.downcast_ref::<nix::Error>() {
+            return *e as i32;
+        }
+        if let Some(e) = cause.downcast_ref::<std::io::Error>() {
+            if let Some(n) = e.raw_os_error() {
+                return n;
+            }
+        }
+        if let Some(e) = cause.downcast_ref::<rustix::io::Errno>() {
+            return e.raw_os_error();
+        }
+    }
+    0
+}

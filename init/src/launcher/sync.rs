@@ -1,0 +1,45 @@
+//! The sync channel between `launch()` (the parent) and the container
+//! process while it is being set up: a SEQPACKET socketpair, one JSON
+//! message per step. Both ends are close-on-exec, so the parent sees EOF
+//! the moment the child execs (or dies).
+
+use libipc::wire::{Conn, RecvError};
+use serde::{Deserialize, Serialize};
+
+/// One step of the handshake. Parent -> child: `Go`, `Attached`,
+/// `HooksDone`. Child -> parent: `NamespacesReady`, `MountsDone`, `Ready`,
+/// `Error`.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Msg {
+    /// uid/gid maps are written; the child's pid as the parent sees it.
+    Go { pid: i32 },
+    /// Every namespace is created or joined: attach the cgroups.
+    NamespacesReady,
+    /// Cgroups attached (created_process returned).
+    Attached,
+    /// Mounts done, before pivot_root: run the runtime hooks.
+    MountsDone,
+    /// prestart/createRuntime hooks done (create_runtime returned).
+    HooksDone,
+    /// Setup complete: the child now waits on the exec fifo (or execs).
+    Ready,
+    /// A step failed in the child.
+    Error { errno: i32, message: String },
+}
+
+pub fn send(conn: &Conn, msg: &Msg) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+    conn.send(&bytes, &[])
+}
+
+/// The next message; `Ok(None)` when the peer closed its end.
+pub fn recv(conn: &Conn) -> std::io::Result<Option<Msg>> {
+    match conn.recv(None) {
+        Ok(m) => serde_json::from_slice(&m.bytes)
+            .map(Some)
+            .map_err(std::io::Error::other),
+        Err(RecvError::Closed) => Ok(None),
+        Err(RecvError::Io(e)) => Err(e),
+        Err(e) => Err(std::io::Error::other(format!("{e:?}"))),
+    }
+}

@@ -1,0 +1,412 @@
+//! The OCI lifecycle end to end through `ipc`, with busybox bundles, read
+//! back from inside the container and from the host.
+
+use asterism_tests::{alive, wait_for, Bundle, Constellation};
+use serde_json::json;
+use std::time::Duration;
+
+fn state(c: &Constellation, id: &str) -> serde_json::Value {
+    c.ipc_json(&["state", id])
+}
+
+/// A bundle path as &str.
+fn b(bundle: &Bundle) -> &str {
+    bundle.path().to_str().unwrap()
+}
+
+#[test]
+fn run_in_the_foreground_returns_the_exit_code_and_cleans_up() {
+    let c = Constellation::start();
+    let bundle = Bundle::busybox_with(
+        &["sh", "-c", "echo hello from $(hostname); exit 3"],
+        json!({"hostname": "box1"}),
+    );
+    let out = c.ipc(&["run", "--bundle", b(&bundle), "fg1"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "hello from box1"
+    );
+    let list = c.ipc_ok(&["list", "--format", "json"]);
+    assert!(!list.contains("fg1"), "run without --keep deletes: {list}");
+    assert!(c
+        .cgroup_base("memory")
+        .is_none_or(|b| !b.join("fg1").exists()));
+}
+
+#[test]
+fn a_container_killed_by_a_signal_exits_128_plus_the_signal() {
+    let c = Constellation::start();
+    // pid 1 of a pid namespace ignores SIGKILL from inside it, so the
+    // signal comes from outside, as an engine sends it.
+    let bundle = Bundle::busybox_with(&["sleep", "300"], json!({}));
+    let out = tempfile::tempfile().unwrap();
+    let mut run = c
+        .ipc_cmd()
+        .args(["run", "--bundle", b(&bundle), "sig1"])
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let running = wait_for(Duration::from_secs(10), || {
+        let o = c.ipc(&["state", "sig1"]);
+        (o.status.success() && String::from_utf8_lossy(&o.stdout).contains("running")).then_some(())
+    });
+    assert!(running.is_some(), "container did not start");
+    c.ipc_ok(&["kill", "sig1", "KILL"]);
+    let status = wait_for(Duration::from_secs(10), || run.try_wait().ok().flatten())
+        .expect("ipc run returns");
+    assert_eq!(status.code(), Some(137));
+}
+
+#[test]
+fn create_start_state_kill_delete() {
+    let c = Constellation::start();
+    let bundle = Bundle::busybox_with(
+        &["sleep", "300"],
+        json!({"annotations": {"org.test": "yes"}}),
+    );
+    let pidfile = bundle.path().join("pid");
+    c.ipc_ok(&[
+        "create",
+        "--bundle",
+        b(&bundle),
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        "life1",
+    ]);
+    let st = state(&c, "life1");
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["id"], "life1");
+    assert_eq!(st["bundle"], b(&bundle));
+    assert_eq!(st["annotations"]["org.test"], "yes");
+    let pid = st["pid"].as_i64().unwrap() as i32;
+    assert_eq!(std::fs::read_to_string(&pidfile).unwrap(), pid.to_string());
+    assert!(alive(pid));
+    // Created: the user process has not run yet (still the launcher, waiting).
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_ne!(comm.trim(), "sleep");
+
+    c.ipc_ok(&["start", "life1"]);
+    assert_eq!(state(&c, "life1")["status"], "running");
+    let comm = wait_for(Duration::from_secs(5), || {
+        let c = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        (c.trim() == "sleep").then_some(c)
+    });
+    assert!(comm.is_some(), "the user process runs after start");
+    let err = c.ipc_err(&["start", "life1"]);
+    assert!(
+        err.contains("cannot start an already running container"),
+        "{err}"
+    );
+    let err = c.ipc_err(&["delete", "life1"]);
+    assert!(err.contains("not stopped: running"), "{err}");
+
+    let list: serde_json::Value = c.ipc_json(&["list", "--format", "json"]);
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["id"] == "life1" && s["status"] == "running"));
+
+    c.ipc_ok(&["kill", "life1", "KILL"]);
+    let stopped = wait_for(Duration::from_secs(5), || {
+        (state(&c, "life1")["status"] == "stopped").then_some(())
+    });
+    assert!(stopped.is_some(), "killed container becomes stopped");
+    c.ipc_ok(&["delete", "life1"]);
+    let err = c.ipc_err(&["state", "life1"]);
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!c.root().join("containers/life1").exists());
+    for ctl in ["memory", "cpu", "pids", "freezer"] {
+        if let Some(base) = c.cgroup_base(ctl) {
+            assert!(!base.join("life1").exists(), "{ctl} group left behind");
+        }
+    }
+}
+
+#[test]
+fn resources_land_in_the_container_cgroups() {
+    let c = Constellation::start();
+    let bundle = Bundle::busybox_with(
+        &["sleep", "300"],
+        json!({"linux": {"resources": {
+            "memory": {"limit": 67108864},
+            "cpu": {"quota": 20000, "period": 100000, "shares": 512},
+            "pids": {"limit": 32}
+        }}}),
+    );
+    c.ipc_ok(&["run", "--detach", "--bundle", b(&bundle), "res1"]);
+    let pid = state(&c, "res1")["pid"].as_i64().unwrap();
+    let mem = c.ipc_json(&["memory-controller", "stat", "res1", "--json"]);
+    assert_eq!(mem["limit_bytes"], 67108864);
+    let cpu = c.ipc_json(&["cpu-controller", "list", "--json"]);
+    assert!(cpu.to_string().contains("res1"));
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        cg.lines()
+            .any(|l| l.contains(":memory:") && l.ends_with("/res1")),
+        "{cg}"
+    );
+    assert!(
+        cg.lines()
+            .any(|l| l.contains(":pids:") && l.ends_with("/res1")),
+        "{cg}"
+    );
+    if let Some(base) = c.cgroup_base("cpu") {
+        assert_eq!(
+            std::fs::read_to_string(base.join("res1/cpu.cfs_quota_us"))
+                .unwrap()
+                .trim(),
+            "20000"
+        );
+    }
+    // update through the controllers
+    c.ipc_ok(&["update", "--memory", "96M", "--pids-limit", "64", "res1"]);
+    let mem = c.ipc_json(&["memory-controller", "stat", "res1", "--json"]);
+    assert_eq!(mem["limit_bytes"], 96 << 20);
+    // pause / resume through the freezer
+    c.ipc_ok(&["pause", "res1"]);
+    assert_eq!(state(&c, "res1")["status"], "paused");
+    c.ipc_ok(&["resume", "res1"]);
+    assert_eq!(state(&c, "res1")["status"], "running");
+    let ps: Vec<i64> =
+        serde_json::from_str(&c.ipc_ok(&["ps", "--format", "json", "res1"])).unwrap();
+    assert!(ps.contains(&pid), "{ps:?}");
+    let ev = c.ipc_json(&["events", "--stats", "res1"]);
+    assert_eq!(ev["type"], "stats");
+    assert!(ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0);
+    c.ipc_ok(&["delete", "--force", "res1"]);
+    assert!(!alive(pid as i32));
+}
+
+#[test]
+fn run_detach_is_reaped_by_init_with_its_exit_status() {
+    let c = Constellation::start();
+    let bundle = Bundle::busybox_with(&["sh", "-c", "sleep 0.3; exit 7"], json!({}));
+    c.ipc_ok(&["run", "-d", "--bundle", b(&bundle), "det1"]);
+    assert_eq!(state(&c, "det1")["status"], "running");
+    let stopped = wait_for(Duration::from_secs(10), || {
+        (state(&c, "det1")["status"] == "stopped").then_some(())
+    });
+    assert!(stopped.is_some());
+    c.ipc_ok(&["delete", "det1"]);
+}
+
+#[test]
+fn exec_joins_a_running_container() {
+    let c = Constellation::start();
+    let bundle = Bundle::busybox_with(&["sleep", "300"], json!({"hostname": "exechost"}));
+    c.ipc_ok(&["run", "-d", "--bundle", b(&bundle), "ex1"]);
+    let out = c.ipc(&["exec", "ex1", "sh", "-c", "hostname; echo $$; exit 4"]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("exechost"));
+    // In the container's pid namespace, so a small pid.
+    let inner_pid: i32 = lines.next().unwrap().parse().unwrap();
+    assert!(
+        inner_pid < 100,
+        "exec'd process should be in the container's pid namespace: {inner_pid}"
+    );
+    c.ipc_ok(&["delete", "-f", "ex1"]);
+}
+
+#[test]
+fn hooks_run_at_their_points_with_the_state_on_stdin() {
+    let c = Constellation::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hooks.log");
+    let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("read s; echo \"{name} $s\" >> {}", log.display())]});
+    let bundle = Bundle::busybox_with(
+        &["sleep", "300"],
+        json!({"hooks": {
+            "prestart": [hook("prestart")],
+            "createRuntime": [hook("createRuntime")],
+            "poststart": [hook("poststart")],
+            "poststop": [hook("poststop")]
+        }}),
+    );
+    c.ipc_ok(&["create", "--bundle", b(&bundle), "hk1"]);
+    c.ipc_ok(&["start", "hk1"]);
+    c.ipc_ok(&["delete", "--force", "hk1"]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let order: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(
+        order,
+        ["prestart", "createRuntime", "poststart", "poststop"],
+        "{text}"
+    );
+    assert!(text.lines().all(|l| l.contains("\"id\":\"hk1\"")), "{text}");
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .contains("\"status\":\"creating\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_failing_prestart_hook_aborts_the_create_and_leaves_nothing() {
+    let c = Constellation::start();
+    let bundle = Bundle::busybox_with(
+        &["true"],
+        json!({"hooks": {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 9"]}]}}),
+    );
+    let err = c.ipc_err(&["create", "--bundle", b(&bundle), "hkbad"]);
+    assert!(err.contains("prestart") && err.contains("9"), "{err}");
+    assert!(!c.ipc_ok(&["list"]).contains("hkbad"));
+    assert!(!c.root().join("containers/hkbad").exists());
+    assert!(c
+        .cgroup_base("memory")
+        .is_none_or(|b| !b.join("hkbad").exists()));
+}
+
+#[test]
+fn bad_input_is_refused_clearly_and_leaves_nothing() {
+    let c = Constellation::start();
+    let good = Bundle::busybox_with(&["sleep", "300"], json!({}));
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "create".into(),
+                "--bundle".into(),
+                "/nonexistent/bundle".into(),
+                "x1".into(),
+            ],
+            "/nonexistent/bundle",
+        ),
+        (
+            vec![
+                "create".into(),
+                "--bundle".into(),
+                b(&good).into(),
+                "../x".into(),
+            ],
+            "container id",
+        ),
+        (
+            vec![
+                "create".into(),
+                "--bundle".into(),
+                b(&good).into(),
+                "a/b".into(),
+            ],
+            "container id",
+        ),
+        (
+            vec![
+                "create".into(),
+                "--bundle".into(),
+                b(&good).into(),
+                "x".repeat(200),
+            ],
+            "container id",
+        ),
+        (vec!["kill".into(), "nosuch".into()], "does not exist"),
+        (vec!["start".into(), "nosuch".into()], "does not exist"),
+    ];
+    for (args, needle) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = c.ipc_err(&args);
+        assert!(err.contains(needle), "ipc {args:?}: {err}");
+    }
+    // Invalid config: the error names the JSON path.
+    let bad = Bundle::busybox_with(&["sh"], json!({"process": {"cwd": "relative/dir"}}));
+    let err = c.ipc_err(&["create", "--bundle", b(&bad), "badcfg"]);
+    assert!(err.contains("process.cwd"), "{err}");
+    // Missing rootfs.
+    let norootfs = Bundle::busybox_with(&["sh"], json!({}));
+    std::fs::remove_dir_all(norootfs.rootfs()).unwrap();
+    let err = c.ipc_err(&["create", "--bundle", b(&norootfs), "noroot"]);
+    assert!(err.contains("rootfs"), "{err}");
+    // Command not found in the rootfs: runc's words.
+    let nocmd = Bundle::busybox_with(&["no-such-binary"], json!({}));
+    let out = c.ipc(&["run", "--bundle", b(&nocmd), "nocmd"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no-such-binary") && err.contains("executable file not found in $PATH"),
+        "{err}"
+    );
+    // Duplicate id, unknown signal.
+    c.ipc_ok(&["create", "--bundle", b(&good), "dup1"]);
+    let err = c.ipc_err(&["create", "--bundle", b(&good), "dup1"]);
+    assert!(err.contains("already exists"), "{err}");
+    let err = c.ipc_err(&["kill", "dup1", "SIGFOO"]);
+    assert!(err.contains("SIGFOO"), "{err}");
+    c.ipc_ok(&["delete", "dup1"]);
+    // Nothing left of any of them.
+    let list = c.ipc_ok(&["list", "--format", "json"]);
+    assert_eq!(list.trim(), "[]", "{list}");
+    let left: Vec<_> = std::fs::read_dir(c.root().join("containers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "state left: {left:?}");
+    for ctl in ["memory", "cpu", "cpuset", "pids", "freezer"] {
+        if let Some(base) = c.cgroup_base(ctl) {
+            let dirs: Vec<_> = std::fs::read_dir(&base)
+                .map(|r| {
+                    r.flatten()
+                        .filter(|e| e.path().is_dir())
+                        .map(|e| e.file_name())
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert!(dirs.is_empty(), "{ctl} groups left: {dirs:?}");
+        }
+    }
+}
+
+#[test]
+fn systemd_cgroup_is_refused_and_features_tells_the_truth() {
+    let c = Constellation::start();
+    let err = c.ipc_err(&["--systemd-cgroup", "list"]);
+    assert!(err.contains("systemd"), "{err}");
+    let f = c.ipc_json(&["features"]);
+    assert!(f["ociVersionMax"].is_string());
+    assert_eq!(f["linux"]["cgroup"]["systemd"], false);
+}
+
+#[test]
+fn an_oci_command_starts_the_constellation_when_none_runs() {
+    let root = tempfile::Builder::new()
+        .prefix("ast-auto-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let out = asterism_tests::run_to_files(
+        std::process::Command::new(asterism_tests::bin("ipc"))
+            .arg("--root")
+            .arg(root.path())
+            .args(["list", "--format", "json"]),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    // Stop what we started: init's pid from its pid file.
+    let pid: i32 = std::fs::read_to_string(root.path().join("init.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    asterism_tests::kill(pid, libc::SIGTERM);
+    let gone = wait_for(Duration::from_secs(10), || (!alive(pid)).then_some(()));
+    assert!(gone.is_some(), "auto-started init stops on SIGTERM");
+    asterism_tests::remove_cgroups(root.path());
+}

@@ -1,0 +1,211 @@
+//! Fault injection across the OCI lifecycle: SIGKILL init and every server
+//! while containers are created, started, run and deleted. Running
+//! containers keep running with their limits; afterwards `ipc list` shows
+//! every container with its right status, no create is left half-done, and
+//! deleting everything leaves no cgroup, mount or state behind.
+
+use asterism_tests::{alive, kill, server_pid_file, Bundle, Constellation};
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const RUN_FOR: Duration = Duration::from_secs(10);
+const VICTIMS: [&str; 5] = [
+    "init",
+    "memory-controller",
+    "cpu-controller",
+    "vfs-overlay",
+    "netstack",
+];
+
+fn ipc(root: &Path, args: &[&str]) -> std::process::Output {
+    asterism_tests::run_to_files(
+        Command::new(asterism_tests::bin("ipc"))
+            .arg("--root")
+            .arg(root)
+            .args(args),
+    )
+}
+
+fn ok(out: &std::process::Output) -> bool {
+    out.status.success()
+}
+
+/// What one client saw acknowledged: id -> expected status ("running"), or
+/// gone (deleted).
+fn client(
+    root: PathBuf,
+    bundle: PathBuf,
+    k: usize,
+    stop: Arc<AtomicBool>,
+) -> BTreeMap<String, &'static str> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(k as u64 + 99);
+    let mut expect = BTreeMap::new();
+    let b = bundle.to_str().unwrap();
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let id = format!("f{k}-{n}");
+        match rng.gen_range(0..3) {
+            0 => {
+                // create + start, keep it
+                if ok(&ipc(&root, &["create", "--bundle", b, &id]))
+                    && ok(&ipc(&root, &["start", &id]))
+                {
+                    expect.insert(id, "running");
+                }
+            }
+            1 => {
+                // a short run in the foreground: gone afterwards when it succeeds
+                let out = ipc(&root, &["run", "--bundle", b, &id]);
+                let _ = out;
+            }
+            _ => {
+                // delete one of ours
+                if let Some(victim) = expect.keys().next().cloned() {
+                    if ok(&ipc(&root, &["delete", "--force", &victim])) {
+                        expect.remove(&victim);
+                    }
+                }
+            }
+        }
+    }
+    expect
+}
+
+#[test]
+fn sigkill_init_and_servers_during_the_lifecycle() {
+    let mut c = Constellation::start_with(&["--max-restarts", "1000", "--restart-window", "1"]);
+    let root = c.root().to_path_buf();
+    // Long-lived containers with limits, made before the storm.
+    let keeper = Bundle::busybox_with(
+        &["sleep", "600"],
+        json!({"linux": {"resources": {"memory": {"limit": 50331648}}}}),
+    );
+    for id in ["keep1", "keep2"] {
+        c.ipc_ok(&["run", "-d", "--bundle", keeper.path().to_str().unwrap(), id]);
+    }
+    let keep_pids: Vec<i32> = ["keep1", "keep2"]
+        .iter()
+        .map(|id| c.ipc_json(&["state", id])["pid"].as_i64().unwrap() as i32)
+        .collect();
+
+    // Containers in the storm run `sh -c 'sleep 60'` so that started ones stay running.
+    let storm = Bundle::busybox_with(&["sleep", "60"], json!({}));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..2)
+        .map(|k| {
+            let (root, bundle, stop) = (root.clone(), storm.path().to_path_buf(), stop.clone());
+            std::thread::spawn(move || client(root, bundle, k, stop))
+        })
+        .collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let started = Instant::now();
+    let mut kills = BTreeMap::<&str, u32>::new();
+    while started.elapsed() < RUN_FOR {
+        std::thread::sleep(Duration::from_millis(rng.gen_range(200..700)));
+        let victim = VICTIMS[rng.gen_range(0..VICTIMS.len())];
+        if victim == "init" {
+            // Killed and not restarted by us: the next OCI command starts
+            // a new init itself, which adopts the servers.
+            c.kill_init();
+            if let Ok(text) = std::fs::read_to_string(root.join("init.pid")) {
+                if let Ok(pid) = text.trim().parse::<i32>() {
+                    kill(pid, libc::SIGKILL);
+                }
+            }
+        } else if let Some(pid) = server_pid_file(&root, victim) {
+            kill(pid, libc::SIGKILL);
+        }
+        *kills.entry(victim).or_default() += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let expected: Vec<BTreeMap<String, &str>> =
+        clients.into_iter().map(|t| t.join().unwrap()).collect();
+    eprintln!("kills: {kills:?}");
+
+    // Settle: any OCI command brings init back; in-flight creates resolve.
+    let list = asterism_tests::wait_for(Duration::from_secs(20), || {
+        let out = ipc(&root, &["list", "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let creating = v.as_array()?.iter().any(|s| s["status"] == "creating");
+        (!creating).then_some(v)
+    })
+    .expect("every create in flight completes or is rolled back");
+    let status: BTreeMap<String, String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_string(),
+                s["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    eprintln!("after the storm: {status:?}");
+    for pid in &keep_pids {
+        assert!(alive(*pid), "a running container died in the storm");
+    }
+    for id in ["keep1", "keep2"] {
+        assert_eq!(status.get(id).map(String::as_str), Some("running"), "{id}");
+        let mem = c.ipc_json(&["memory-controller", "stat", id, "--json"]);
+        assert_eq!(mem["limit_bytes"], 50331648, "{id} keeps its limit");
+    }
+    for e in &expected {
+        for (id, want) in e {
+            assert_eq!(
+                status.get(id).map(String::as_str),
+                Some(*want),
+                "acknowledged container {id}"
+            );
+        }
+    }
+
+    // Delete everything; nothing may be left.
+    for id in status.keys() {
+        let out = ipc(&root, &["delete", "--force", id]);
+        assert!(
+            ok(&out),
+            "delete {id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let left = ipc(&root, &["list", "-q"]);
+    assert_eq!(
+        String::from_utf8_lossy(&left.stdout).trim(),
+        "",
+        "containers left"
+    );
+    let dirs: Vec<_> = std::fs::read_dir(root.join("containers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(dirs.is_empty(), "state left: {dirs:?}");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mountinfo.contains(root.to_str().unwrap()),
+        "mounts left under the root"
+    );
+    for ctl in ["memory", "cpu", "cpuacct", "cpuset", "pids", "freezer"] {
+        if let Some(base) = c.cgroup_base(ctl) {
+            let groups: Vec<_> = std::fs::read_dir(&base)
+                .map(|r| {
+                    r.flatten()
+                        .filter(|e| e.path().is_dir())
+                        .map(|e| e.file_name())
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert!(groups.is_empty(), "{ctl}: groups left {groups:?}");
+        }
+    }
+    // An init started by an OCI command is stopped by the harness's Drop.
+    let _ = &mut c;
+}
