@@ -33,6 +33,12 @@ fn ipc(root: &Path, args: &[&str]) -> std::process::Output {
 }
 
 fn ok(out: &std::process::Output) -> bool {
+    if !out.status.success() {
+        eprintln!(
+            "  not acknowledged: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
     out.status.success()
 }
 
@@ -41,12 +47,15 @@ fn ok(out: &std::process::Output) -> bool {
 fn client(
     root: PathBuf,
     bundle: PathBuf,
+    short: PathBuf,
     k: usize,
     stop: Arc<AtomicBool>,
-) -> BTreeMap<String, &'static str> {
+) -> (BTreeMap<String, &'static str>, usize) {
+    let mut acked = 0;
     let mut rng = rand::rngs::StdRng::seed_from_u64(k as u64 + 99);
     let mut expect = BTreeMap::new();
     let b = bundle.to_str().unwrap();
+    let short = short.to_str().unwrap();
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
@@ -62,20 +71,22 @@ fn client(
             }
             1 => {
                 // a short run in the foreground: gone afterwards when it succeeds
-                let out = ipc(&root, &["run", "--bundle", b, &id]);
-                let _ = out;
+                if ok(&ipc(&root, &["run", "--bundle", short, &id])) {
+                    acked += 1;
+                }
             }
             _ => {
                 // delete one of ours
                 if let Some(victim) = expect.keys().next().cloned() {
                     if ok(&ipc(&root, &["delete", "--force", &victim])) {
                         expect.remove(&victim);
+                        acked += 1;
                     }
                 }
             }
         }
     }
-    expect
+    (expect, acked)
 }
 
 #[test]
@@ -97,11 +108,13 @@ fn sigkill_init_and_servers_during_the_lifecycle() {
 
     // Containers in the storm run `sh -c 'sleep 60'` so that started ones stay running.
     let storm = Bundle::busybox_with(&["sleep", "60"], json!({}));
+    let short = Bundle::busybox_with(&["true"], json!({}));
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..2)
         .map(|k| {
             let (root, bundle, stop) = (root.clone(), storm.path().to_path_buf(), stop.clone());
-            std::thread::spawn(move || client(root, bundle, k, stop))
+            let short = short.path().to_path_buf();
+            std::thread::spawn(move || client(root, bundle, short, k, stop))
         })
         .collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
@@ -109,7 +122,12 @@ fn sigkill_init_and_servers_during_the_lifecycle() {
     let mut kills = BTreeMap::<&str, u32>::new();
     while started.elapsed() < RUN_FOR {
         std::thread::sleep(Duration::from_millis(rng.gen_range(200..700)));
-        let victim = VICTIMS[rng.gen_range(0..VICTIMS.len())];
+        // init a third of the time, a server otherwise.
+        let victim = if rng.gen_range(0..3) == 0 {
+            "init"
+        } else {
+            VICTIMS[rng.gen_range(1..VICTIMS.len())]
+        };
         if victim == "init" {
             // Killed and not restarted by us: the next OCI command starts
             // a new init itself, which adopts the servers.
@@ -125,9 +143,20 @@ fn sigkill_init_and_servers_during_the_lifecycle() {
         *kills.entry(victim).or_default() += 1;
     }
     stop.store(true, Ordering::Relaxed);
-    let expected: Vec<BTreeMap<String, &str>> =
+    let results: Vec<(BTreeMap<String, &str>, usize)> =
         clients.into_iter().map(|t| t.join().unwrap()).collect();
     eprintln!("kills: {kills:?}");
+    for (k, (e, acked)) in results.iter().enumerate() {
+        eprintln!(
+            "client {k}: {acked} operations acknowledged, {} containers left running",
+            e.len()
+        );
+        assert!(
+            *acked >= 5,
+            "client {k} made too little progress: the storm proved nothing"
+        );
+    }
+    let expected: Vec<&BTreeMap<String, &str>> = results.iter().map(|(e, _)| e).collect();
 
     // Settle: any OCI command brings init back; in-flight creates resolve.
     let list = asterism_tests::wait_for(Duration::from_secs(20), || {
@@ -157,7 +186,7 @@ fn sigkill_init_and_servers_during_the_lifecycle() {
         let mem = c.ipc_json(&["memory-controller", "stat", id, "--json"]);
         assert_eq!(mem["limit_bytes"], 50331648, "{id} keeps its limit");
     }
-    for e in &expected {
+    for e in expected.iter().copied() {
         for (id, want) in e {
             assert_eq!(
                 status.get(id).map(String::as_str),
@@ -187,7 +216,17 @@ fn sigkill_init_and_servers_during_the_lifecycle() {
         .flatten()
         .map(|e| e.file_name())
         .collect();
-    assert!(dirs.is_empty(), "state left: {dirs:?}");
+    let inside: Vec<_> = dirs
+        .iter()
+        .flat_map(|d| {
+            std::fs::read_dir(root.join("containers").join(d))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+        })
+        .collect();
+    assert!(dirs.is_empty(), "state left: {dirs:?} holding {inside:?}");
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
         !mountinfo.contains(root.to_str().unwrap()),

@@ -2,8 +2,8 @@
 //! that the container sees the image's content on a writable tmpfs.
 
 use rustix::fs::{
-    chownat, fchmod, mkdirat, mknodat, openat, readlinkat, statat, symlinkat, AtFlags, Dir,
-    FileType, Gid, Mode, OFlags, Uid,
+    chownat, mkdirat, mknodat, openat, readlinkat, statat, symlinkat, AtFlags, Dir, FileType, Gid,
+    Mode, OFlags, Uid,
 };
 use std::fs::File;
 use std::io;
@@ -27,24 +27,17 @@ pub fn copy_dir(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
 fn copy_entry(from: BorrowedFd<'_>, to: BorrowedFd<'_>, name: &std::ffi::CStr) -> io::Result<()> {
     let st = statat(from, name, AtFlags::SYMLINK_NOFOLLOW)?;
     let mode = Mode::from_raw_mode(st.st_mode & 0o7777);
-    match FileType::from_raw_mode(st.st_mode) {
-        FileType::Directory => {
-            mkdirat(to, name, mode)?;
-            let src = openat(
-                from,
-                name,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
-            let dst = openat(
-                to,
-                name,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
-            copy_dir(src.as_fd(), dst.as_fd())?;
-            fchmod(&dst, mode)?;
-        }
+    let ft = FileType::from_raw_mode(st.st_mode);
+    let open_dir = |dir: BorrowedFd<'_>| {
+        openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    match ft {
+        FileType::Directory => mkdirat(to, name, Mode::from_raw_mode(0o700))?,
         FileType::RegularFile => {
             let src = openat(
                 from,
@@ -56,19 +49,17 @@ fn copy_entry(from: BorrowedFd<'_>, to: BorrowedFd<'_>, name: &std::ffi::CStr) -
                 to,
                 name,
                 OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
-                mode,
+                Mode::from_raw_mode(0o600),
             )?;
-            io::copy(&mut File::from(src), &mut File::from(dst.try_clone()?))?;
-            fchmod(&dst, mode)?;
+            io::copy(&mut File::from(src), &mut File::from(dst))?;
         }
         FileType::Symlink => {
             let target = readlinkat(from, name, Vec::new())?;
             symlinkat(target.as_c_str(), to, name)?;
         }
-        ft => {
-            mknodat(to, name, ft, mode, st.st_rdev)?;
-        }
+        _ => mknodat(to, name, ft, Mode::from_raw_mode(0o600), st.st_rdev)?,
     }
+    // Owner first: chown clears set-id bits that chmod then puts back.
     chownat(
         to,
         name,
@@ -76,5 +67,11 @@ fn copy_entry(from: BorrowedFd<'_>, to: BorrowedFd<'_>, name: &std::ffi::CStr) -
         Some(Gid::from_raw(st.st_gid)),
         AtFlags::SYMLINK_NOFOLLOW,
     )?;
+    if ft == FileType::Directory {
+        copy_dir(open_dir(from)?.as_fd(), open_dir(to)?.as_fd())?;
+    }
+    if ft != FileType::Symlink {
+        rustix::fs::chmodat(to, name, mode, AtFlags::empty())?;
+    }
     Ok(())
 }

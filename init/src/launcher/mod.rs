@@ -126,6 +126,12 @@ pub(crate) struct Prepared {
 }
 
 /// Launches the container process; see the module doc.
+///
+/// The caller must be single-threaded: the child is a fork of it and uses
+/// the allocator and locks it inherited (a lock held by another thread at
+/// the fork would stay held forever in the child). The exec fifo must be
+/// writable by the container's user (runc: mode 0622), since the process
+/// opens it after switching to that user.
 pub fn launch(req: &LaunchRequest<'_>, parent: &mut dyn Parent) -> Result<Launched> {
     let prep = prepare(req)?;
     let (ours, theirs) = socketpair(prep.min_fd)?;

@@ -98,6 +98,7 @@ impl Lifecycle {
         self.records.lock().unwrap().remove(id);
         self.pidfds.lock().unwrap().remove(id);
         let dir = record::container_dir(&self.root, id);
+        record::remove_temporaries(&dir);
         for f in ["exec.fifo", "config.json", "state.json"] {
             let _ = std::fs::remove_file(dir.join(f));
         }
@@ -193,15 +194,16 @@ impl Lifecycle {
             self.put(r.clone())?;
         }
         if !r.made.rootfs {
+            // vfs-overlay checks the rootfs and hands back the path to use.
+            // root.readonly is applied by the launcher, last, inside the
+            // container's mount namespace (as runc does): a read-only root
+            // from the start would stop it from creating mount points.
             let root = spec
                 .root()
                 .as_ref()
                 .ok_or_else(|| Error::invalid("root: missing"))?;
-            let readonly = root.readonly().unwrap_or(false);
             let path = root.path().to_string_lossy();
-            r.rootfs = self
-                .servers
-                .vfs_prepare(&r.id, &r.bundle, &path, readonly)?;
+            r.rootfs = self.servers.vfs_prepare(&r.id, &r.bundle, &path, false)?;
             r.made.rootfs = true;
             self.put(r.clone())?;
         }
@@ -693,6 +695,27 @@ impl Lifecycle {
             _ => {}
         }
     }
+}
+
+/// The host uid and gid that the container's root maps to, when it has a
+/// user namespace of its own.
+fn container_root_ids(spec: &Spec) -> Option<(u32, u32)> {
+    let linux = spec.linux().as_ref()?;
+    let own_userns = linux
+        .namespaces()
+        .as_ref()?
+        .iter()
+        .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User && n.path().is_none());
+    if !own_userns {
+        return None;
+    }
+    let host = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.as_ref()?
+            .iter()
+            .find(|m| m.container_id() == 0)
+            .map(|m| m.host_id())
+    };
+    Some((host(linux.uid_mappings())?, host(linux.gid_mappings())?))
 }
 
 /// Refuses what a config asks for that is not built yet, by name.

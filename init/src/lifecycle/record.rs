@@ -140,26 +140,52 @@ pub fn save(root: &Path, r: &Record) -> Result<(), Error> {
     libipc::journal::write_atomic(&dir.join("state.json"), &bytes)
 }
 
-/// Every record on disk; unreadable ones are reported and skipped (never deleted).
+/// Every record on disk; unreadable ones are reported and skipped (never
+/// deleted). Half-written temporary files from an init killed mid-write are
+/// removed; a directory left with no record at all (killed before the
+/// first record was saved, so nothing was made for it yet) is removed too.
 pub fn load_all(root: &Path) -> Vec<Record> {
     let Ok(rd) = std::fs::read_dir(containers_dir(root)) else {
         return vec![];
     };
     let mut out = vec![];
     for e in rd.flatten() {
+        remove_temporaries(&e.path());
         let p = e.path().join("state.json");
+        if !p.exists() {
+            for f in ["config.json", "exec.fifo"] {
+                let _ = std::fs::remove_file(e.path().join(f));
+            }
+            if std::fs::remove_dir(e.path()).is_ok() {
+                tracing::warn!(
+                    "removed {}: a create that never got its first record",
+                    e.path().display()
+                );
+            }
+            continue;
+        }
         match std::fs::read(&p)
             .map_err(|e| e.to_string())
             .and_then(|b| serde_json::from_slice::<Record>(&b).map_err(|e| e.to_string()))
         {
             Ok(r) => out.push(r),
-            Err(err) if p.exists() => {
-                tracing::error!("cannot read {}: {err}; left as is", p.display())
-            }
-            Err(_) => {}
+            Err(err) => tracing::error!("cannot read {}: {err}; left as is", p.display()),
         }
     }
     out
+}
+
+/// `state.tmp.*`: what libipc::journal::write_atomic leaves when its writer
+/// dies before the rename.
+pub fn remove_temporaries(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        if e.file_name().to_string_lossy().starts_with("state.tmp.") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Start time of a process (field 22 of /proc/PID/stat), None if gone.
