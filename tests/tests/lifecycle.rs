@@ -410,3 +410,42 @@ fn an_oci_command_starts_the_constellation_when_none_runs() {
     assert!(gone.is_some(), "auto-started init stops on SIGTERM");
     asterism_tests::remove_cgroups(root.path());
 }
+
+#[test]
+fn a_non_root_user_and_a_user_namespace_both_get_through_the_exec_fifo() {
+    let c = Constellation::start();
+    let user = Bundle::busybox_with(
+        &["id"],
+        json!({"process": {"user": {"uid": 1000, "gid": 1000, "additionalGids": [2000]}}}),
+    );
+    let out = c.ipc(&["run", "--bundle", b(&user), "usr1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("uid=1000") && text.contains("gid=1000") && text.contains("2000"),
+        "{text}"
+    );
+
+    let userns = Bundle::busybox_with(
+        &["sh", "-c", "cat /proc/self/uid_map; id -u"],
+        json!({"linux": {
+            "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}],
+            "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+            "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        }, "root": {"path": "rootfs", "readonly": false}}),
+    );
+    let out = c.ipc(&["run", "--bundle", b(&userns), "uns1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let map: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(map, ["0", "100000", "65536"], "{text}");
+    assert_eq!(text.lines().nth(1), Some("0"));
+}

@@ -209,12 +209,25 @@ impl Lifecycle {
         }
         let fifo = record::fifo_path(&self.root, &r.id);
         match nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622)) {
-            Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
-            Err(e) => Err(Error::kernel(
-                e as i32,
-                format!("mkfifo {}: {e}", fifo.display()),
-            )),
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => {
+                return Err(Error::kernel(
+                    e as i32,
+                    format!("mkfifo {}: {e}", fifo.display()),
+                ))
+            }
         }
+        // 0622 whatever the umask: the container's process opens it for
+        // writing as the container's user, which need not be root. With a
+        // user namespace, it belongs to the host ids of the container's root.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o622))
+            .map_err(|e| Error::io(format!("chmod {}", fifo.display()), &e))?;
+        if let Some((uid, gid)) = container_root_ids(spec) {
+            std::os::unix::fs::chown(&fifo, Some(uid), Some(gid))
+                .map_err(|e| Error::io(format!("chown {}", fifo.display()), &e))?;
+        }
+        Ok(())
     }
 
     pub fn attach_pid(&self, id: &str, pid: i32, netns: Option<OwnedFd>) -> Res {

@@ -1,0 +1,154 @@
+//! The three escapes issue 3 names, tried for real through `ipc`:
+//! overwriting the host's runtime through /proc/self/exe (CVE-2019-5736
+//! class), a host file descriptor reaching the container (CVE-2024-21626
+//! class), and a mount destination that is a symlink out of the rootfs.
+
+use asterism_tests::{bin, run_to_files, Bundle, Constellation};
+use serde_json::json;
+use std::process::Command;
+
+fn digest(path: &std::path::Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+fn b(bundle: &Bundle) -> &str {
+    bundle.path().to_str().unwrap()
+}
+
+#[test]
+fn the_runtime_binary_cannot_be_reached_through_proc_self_exe() {
+    let c = Constellation::start();
+    let ipc_before = digest(&bin("ipc"));
+    let init_before = digest(&bin("init"));
+    // The entrypoint is the runtime itself, through the magic link: the
+    // launcher must refuse to exec it inside the container.
+    let bundle = Bundle::busybox_with(&["/proc/self/exe"], json!({}));
+    let out = c.ipc(&["run", "--bundle", b(&bundle), "exe1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/proc/self/exe") || err.contains("runtime"),
+        "{err}"
+    );
+    // Through a script whose interpreter is the magic link, too.
+    let script = Bundle::busybox_with(&["/bin/evil"], json!({}));
+    std::fs::write(script.rootfs().join("bin/evil"), "#!/proc/self/exe\n").unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(script.rootfs().join("bin/evil"))
+            .unwrap()
+            .permissions(),
+        0o755,
+    );
+    Command::new("chmod")
+        .arg("755")
+        .arg(script.rootfs().join("bin/evil"))
+        .status()
+        .unwrap();
+    let out = c.ipc(&["run", "--bundle", b(&script), "exe2"]);
+    assert!(
+        !out.status.success(),
+        "running the runtime through a #! line must fail"
+    );
+    // And through exec into a running container.
+    let sleeper = Bundle::busybox_with(&["sleep", "300"], json!({}));
+    c.ipc_ok(&["run", "-d", "--bundle", b(&sleeper), "exe3"]);
+    let out = c.ipc(&["exec", "exe3", "/proc/self/exe"]);
+    assert!(!out.status.success());
+    // A container writing to its own /proc/self/exe hits its own busybox
+    // copy, never the host's binaries.
+    let _ = c.ipc(&[
+        "exec",
+        "exe3",
+        "sh",
+        "-c",
+        "cat /proc/self/exe > /dev/null; echo x >> /proc/1/exe",
+    ]);
+    c.ipc_ok(&["delete", "-f", "exe3"]);
+    assert_eq!(digest(&bin("ipc")), ipc_before, "host ipc changed");
+    assert_eq!(digest(&bin("init")), init_before, "host init changed");
+    assert!(
+        !c.ipc_ok(&["list"]).contains("exe"),
+        "failed creates leave nothing"
+    );
+}
+
+#[test]
+fn no_host_fd_reaches_the_container_beyond_stdio_and_preserved_ones() {
+    let c = Constellation::start();
+    let bundle = Bundle::busybox_with(&["sh", "-c", "ls /proc/self/fd | sort -n | tr '\\n' ' '; echo; echo LISTEN_FDS=$LISTEN_FDS; readlink /proc/self/cwd"], json!({}));
+    // The caller leaks fds 7 and 8 into ipc (no close-on-exec), as a
+    // careless engine might; fd 3 is the one it means to pass.
+    let script = format!(
+        "exec 3</etc/hostname 7</etc/passwd 8</; exec {} --root {} run --preserve-fds 1 --bundle {} fd1",
+        bin("ipc").display(),
+        c.root().display(),
+        b(&bundle)
+    );
+    let out = run_to_files(Command::new("sh").arg("-c").arg(script));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let fds: Vec<i32> = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(|f| f.parse().unwrap())
+        .collect();
+    // 0-2 stdio, 3 preserved, and one more: the directory ls is reading.
+    assert!(fds.len() <= 5, "unexpected fds in the container: {fds:?}");
+    assert!(
+        !fds.contains(&7) && !fds.contains(&8),
+        "leaked host fds reached the container: {fds:?}"
+    );
+    assert!(fds.contains(&3), "the preserved fd is missing: {fds:?}");
+    assert_eq!(lines.next(), Some("LISTEN_FDS=1"));
+    assert_eq!(
+        lines.next(),
+        Some("/"),
+        "the cwd is the container's, never a host directory"
+    );
+}
+
+#[test]
+fn a_mount_destination_that_is_a_symlink_out_of_the_rootfs_stays_inside() {
+    let c = Constellation::start();
+    let host = tempfile::tempdir().unwrap();
+    let target = host.path().join("target");
+    std::fs::create_dir(&target).unwrap();
+    let bundle = Bundle::busybox_with(
+        &["sh", "-c", "touch /evil/owned /rel/owned && echo done"],
+        json!({"mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/evil", "type": "tmpfs", "source": "tmpfs"},
+            {"destination": "/rel", "type": "tmpfs", "source": "tmpfs"}
+        ], "root": {"path": "rootfs", "readonly": false}}),
+    );
+    std::os::unix::fs::symlink(&target, bundle.rootfs().join("evil")).unwrap();
+    let rel = format!("../../../../../../..{}", target.display());
+    std::os::unix::fs::symlink(&rel, bundle.rootfs().join("rel")).unwrap();
+    let out = c.ipc(&["run", "--bundle", b(&bundle), "sym1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "done");
+    let on_host: Vec<_> = std::fs::read_dir(&target)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        on_host.is_empty(),
+        "the mount escaped to the host directory: {on_host:?}"
+    );
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mountinfo.contains(target.to_str().unwrap()),
+        "a host mount appeared at the target"
+    );
+}
