@@ -18,6 +18,7 @@ pub mod init;
 pub mod memory;
 pub mod net;
 pub mod placeholder;
+pub mod seccomp;
 pub mod size;
 pub mod vfs;
 
@@ -45,7 +46,7 @@ pub const SERVERS: [&str; 5] = [
     cpu::Cpu::NAME,
     vfs::Vfs::NAME,
     net::Net::NAME,
-    placeholder::SeccompMonitor::NAME,
+    seccomp::Seccomp::NAME,
 ];
 
 /// Encode any wire value with postcard.

@@ -9,6 +9,7 @@ use protocol::init::*;
 use protocol::memory::*;
 use protocol::net::*;
 use protocol::placeholder::PendingRequest;
+use protocol::seccomp::*;
 use protocol::vfs::*;
 use protocol::*;
 
@@ -98,6 +99,18 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
         epoch: 5,
     };
     let id = || "g".to_string();
+    let cstate = ContainerState {
+        oci_version: "1.3.0".into(),
+        id: "c".into(),
+        status: "running".into(),
+        pid: 1,
+        bundle: "/b".into(),
+        rootfs: "/r".into(),
+        created: "t".into(),
+        owner: String::new(),
+        annotations: vec![("k".into(), "v".into())],
+        exit_status: None,
+    };
     vec![
         (
             "ClientHello",
@@ -323,6 +336,185 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             e(&PendingRequest::Verb {
                 name: "mount".into(),
                 args: vec!["x".into()],
+            }),
+        ),
+        (
+            "InitRequest::Register",
+            e(&InitRequest::Register {
+                id: id(),
+                bundle: "/b".into(),
+                config_json: "{}".into(),
+                creator_pid: 7,
+            }),
+        ),
+        (
+            "InitRequest::AttachPid",
+            e(&InitRequest::AttachPid {
+                id: id(),
+                pid: 8,
+                netns: true,
+            }),
+        ),
+        (
+            "InitRequest::MarkCreated",
+            e(&InitRequest::MarkCreated { id: id(), pid: 8 }),
+        ),
+        (
+            "InitRequest::Abort",
+            e(&InitRequest::Abort {
+                id: id(),
+                reason: "r".into(),
+            }),
+        ),
+        ("InitRequest::Start", e(&InitRequest::Start { id: id() })),
+        ("InitRequest::State", e(&InitRequest::State { id: id() })),
+        ("InitRequest::List", e(&InitRequest::List)),
+        (
+            "InitRequest::Kill",
+            e(&InitRequest::Kill {
+                id: id(),
+                signal: 9,
+                all: true,
+            }),
+        ),
+        (
+            "InitRequest::Delete",
+            e(&InitRequest::Delete {
+                id: id(),
+                force: true,
+            }),
+        ),
+        ("InitRequest::Pause", e(&InitRequest::Pause { id: id() })),
+        ("InitRequest::Resume", e(&InitRequest::Resume { id: id() })),
+        (
+            "InitRequest::Update",
+            e(&InitRequest::Update {
+                id: id(),
+                memory: Some(MemoryLimits::default()),
+                cpu: None,
+            }),
+        ),
+        ("InitRequest::Pids", e(&InitRequest::Pids { id: id() })),
+        ("InitRequest::Stats", e(&InitRequest::Stats { id: id() })),
+        (
+            "InitRequest::RunDetached",
+            e(&InitRequest::RunDetached {
+                id: id(),
+                bundle: "/b".into(),
+                pid_file: None,
+                console_socket: None,
+                no_pivot: false,
+                no_new_keyring: false,
+                preserve_fds: 0,
+            }),
+        ),
+        (
+            "InitResponse::Registered",
+            e(&InitResponse::Registered {
+                rootfs: "/r".into(),
+            }),
+        ),
+        ("InitResponse::Done", e(&InitResponse::Done)),
+        (
+            "InitResponse::State",
+            e(&InitResponse::State(cstate.clone())),
+        ),
+        (
+            "InitResponse::Containers",
+            e(&InitResponse::Containers(vec![cstate.clone()])),
+        ),
+        ("InitResponse::Pids", e(&InitResponse::Pids(vec![1, 2]))),
+        (
+            "InitResponse::Stats",
+            e(&InitResponse::Stats(ContainerStats {
+                memory: None,
+                cpu: None,
+            })),
+        ),
+        (
+            "InitEvent::ContainerExited",
+            e(&InitEvent::ContainerExited {
+                id: id(),
+                exit_status: Some(3),
+            }),
+        ),
+        (
+            "SeccompRequest::Verb",
+            e(&SeccompRequest::Verb {
+                name: "v".into(),
+                args: vec![],
+            }),
+        ),
+        (
+            "SeccompRequest::Compile",
+            e(&SeccompRequest::Compile {
+                profile_json: "{}".into(),
+                arch: Some("SCMP_ARCH_X86_64".into()),
+            }),
+        ),
+        (
+            "SeccompRequest::Watch",
+            e(&SeccompRequest::Watch {
+                id: id(),
+                pid: 5,
+                policy: NotifyPolicy::Continue,
+            }),
+        ),
+        (
+            "SeccompRequest::Forget",
+            e(&SeccompRequest::Forget { id: id() }),
+        ),
+        (
+            "SeccompRequest::Stats",
+            e(&SeccompRequest::Stats { id: None }),
+        ),
+        ("NotifyPolicy::Continue", e(&NotifyPolicy::Continue)),
+        ("NotifyPolicy::Errno", e(&NotifyPolicy::Errno(1))),
+        (
+            "NotifyPolicy::AllowArgs",
+            e(&NotifyPolicy::AllowArgs {
+                index: 0,
+                values: vec![8],
+                errno: 1,
+            }),
+        ),
+        (
+            "SeccompResponse::Compiled",
+            e(&SeccompResponse::Compiled(Program {
+                insns: vec![Insn {
+                    code: 6,
+                    jt: 0,
+                    jf: 0,
+                    k: 0x7fff0000,
+                }],
+                flags: 0,
+                needs_listener: false,
+                warnings: vec![],
+                hash: "h".into(),
+                cached: false,
+            })),
+        ),
+        ("SeccompResponse::Watching", e(&SeccompResponse::Watching)),
+        ("SeccompResponse::Forgotten", e(&SeccompResponse::Forgotten)),
+        (
+            "SeccompResponse::Stats",
+            e(&SeccompResponse::Stats(vec![NotifyStats {
+                id: id(),
+                notified: 1,
+                continued: 1,
+                failed: 0,
+            }])),
+        ),
+        (
+            "SeccompEvent::Notified",
+            e(&SeccompEvent::Notified {
+                id: id(),
+                pid: 1,
+                syscall: "mkdir".into(),
+                nr: 83,
+                args: vec![0; 6],
+                decision: "continue".into(),
+                at_unix_ms: 1,
             }),
         ),
         (
