@@ -449,3 +449,29 @@ fn a_non_root_user_and_a_user_namespace_both_get_through_the_exec_fifo() {
     assert_eq!(map, ["0", "100000", "65536"], "{text}");
     assert_eq!(text.lines().nth(1), Some("0"));
 }
+
+#[test]
+fn stopping_init_leaves_containers_running_and_the_next_init_finds_them() {
+    let mut c = Constellation::start();
+    let bundle = Bundle::busybox_with(
+        &["sleep", "300"],
+        json!({"linux": {"resources": {"memory": {"limit": 41943040}}}}),
+    );
+    c.ipc_ok(&["run", "-d", "--bundle", b(&bundle), "survive1"]);
+    let pid = state(&c, "survive1")["pid"].as_i64().unwrap() as i32;
+    asterism_tests::kill(c.init_pid(), libc::SIGTERM);
+    let stopped = wait_for(Duration::from_secs(10), || {
+        (!alive(c.init_pid())).then_some(())
+    });
+    assert!(stopped.is_some(), "init stops on SIGTERM");
+    c.kill_init(); // reap it
+    assert!(alive(pid), "the container keeps running without init");
+    // The next OCI command starts a new init, which finds it running.
+    let st = state(&c, "survive1");
+    assert_eq!(st["status"], "running", "{st}");
+    assert_eq!(st["pid"].as_i64().unwrap() as i32, pid);
+    let mem = c.ipc_json(&["memory-controller", "stat", "survive1", "--json"]);
+    assert_eq!(mem["limit_bytes"], 41943040, "its limit still holds");
+    c.ipc_ok(&["delete", "-f", "survive1"]);
+    assert!(!alive(pid));
+}
