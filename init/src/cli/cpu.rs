@@ -4,7 +4,6 @@
 //! Output is `key: value` lines by default; `--json` prints one JSON object.
 
 use clap::{Args, Subcommand};
-use libipc::client::new_key;
 use protocol::cpu::{Cpu, CpuGroup, CpuLimits, CpuRequest, CpuResponse, CpuStat};
 use protocol::memory::Limit;
 use protocol::Protocol;
@@ -175,14 +174,12 @@ pub fn run(root: &Path, cmd: CpuCmd) -> anyhow::Result<()> {
     }
 }
 
-/// A mutating call under a fresh idempotency key (kept across the client's retries).
 fn mutate(root: &Path, op: &str, id: &str, req: CpuRequest) -> anyhow::Result<CpuResponse> {
-    let mut c = super::client::<Cpu>(root)?;
-    Ok(c.call(req, Some(new_key(op, id)))?)
+    super::mutate::<Cpu>(root, op, id, req)
 }
 
 fn call(root: &Path, req: CpuRequest) -> anyhow::Result<CpuResponse> {
-    Ok(super::client::<Cpu>(root)?.call(req, None)?)
+    super::call::<Cpu>(root, req)
 }
 
 fn stat(root: &Path, id: &str, json: bool) -> anyhow::Result<()> {

@@ -5,7 +5,6 @@
 //! `--json` prints one JSON object.
 
 use clap::{Args, Subcommand};
-use libipc::client::new_key;
 use protocol::memory::{
     Limit, Memory, MemoryEvent, MemoryGroup, MemoryLimits, MemoryRequest, MemoryResponse,
     MemoryStat,
@@ -177,14 +176,12 @@ pub fn run(root: &Path, cmd: MemoryCmd) -> anyhow::Result<()> {
     }
 }
 
-/// A mutating call under a fresh idempotency key (kept across the client's retries).
 fn mutate(root: &Path, op: &str, id: &str, req: MemoryRequest) -> anyhow::Result<MemoryResponse> {
-    let mut c = super::client::<Memory>(root)?;
-    Ok(c.call(req, Some(new_key(op, id)))?)
+    super::mutate::<Memory>(root, op, id, req)
 }
 
 fn call(root: &Path, req: MemoryRequest) -> anyhow::Result<MemoryResponse> {
-    Ok(super::client::<Memory>(root)?.call(req, None)?)
+    super::call::<Memory>(root, req)
 }
 
 fn stat(root: &Path, id: &str, json: bool) -> anyhow::Result<()> {

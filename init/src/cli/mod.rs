@@ -117,6 +117,25 @@ pub fn client<P: protocol::Protocol>(root: &std::path::Path) -> anyhow::Result<l
     Ok(libipc::Client::new(root, libipc::ClientOptions::default()))
 }
 
+/// A server request that changes nothing.
+pub fn call<P: protocol::Protocol>(
+    root: &std::path::Path,
+    req: P::Request,
+) -> anyhow::Result<P::Response> {
+    Ok(client::<P>(root)?.call(req, None)?)
+}
+
+/// A mutating server request under a fresh idempotency key, kept across
+/// the client's retries (so a retry after a server restart is applied once).
+pub fn mutate<P: protocol::Protocol>(
+    root: &std::path::Path,
+    op: &str,
+    id: &str,
+    req: P::Request,
+) -> anyhow::Result<P::Response> {
+    Ok(client::<P>(root)?.call(req, Some(libipc::client::new_key(op, id)))?)
+}
+
 /// `ipc SERVER ping`, the same for every server.
 pub fn ping<P: protocol::Protocol>(root: &std::path::Path) -> anyhow::Result<()> {
     let mut c = client::<P>(root)?;
