@@ -10,11 +10,17 @@
 //! average is printed at start and end.
 
 mod constellation;
+mod lifecycle;
+mod lifecycle_bundle;
+mod lifecycle_cgroups;
+mod lifecycle_measure;
+mod lifecycle_runtime;
 mod raw;
 mod recovery;
 mod rps;
 mod rss;
 mod rtt;
+mod seccomp;
 mod stats;
 
 use anyhow::{anyhow, bail, Result};
@@ -28,7 +34,9 @@ use std::time::Duration;
 
 const USAGE: &str = "usage: asterism-bench [--rtt-samples N] [--rps-secs S] [--kills N]
   Starts a private constellation (init from $ASTERISM_BIN_DIR or beside this
-  binary), prints the benchmark report, stops it and removes its cgroups.";
+  binary), prints the benchmark report, stops it and removes its cgroups.
+usage: asterism-bench lifecycle [--runs N] [--phases N] [--containers N] [--rss N]
+  Issue 3's benchmark: asterism's ipc, runc and crun side by side (see --help).";
 
 struct Config {
     rtt_samples: usize,
@@ -73,6 +81,8 @@ impl Config {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("lifecycle") => lifecycle::main(&args[1..]),
+        Some("seccomp") => seccomp::main(&args[1..]),
         Some("--echo") => match args.get(1) {
             Some(p) => raw::echo_child(Path::new(p)),
             None => Err(anyhow!("--echo needs a socket path")),
