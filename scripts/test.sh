@@ -13,7 +13,7 @@ fi
 # Debian packages the tests use (none yet beyond the toolchain; the
 # lifecycle and seccomp issues add busybox-static and libseccomp-dev here).
 need=()
-for pkg in procps iproute2 util-linux busybox-static runc; do
+for pkg in procps iproute2 util-linux busybox-static runc libseccomp-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -58,6 +58,16 @@ impl Service for InitService {
             InitRequest::Update { id, memory, cpu } => lc.update(&id, memory, cpu),
             InitRequest::Pids { id } => lc.pids(&id),
             InitRequest::Stats { id } => lc.stats(&id),
+            InitRequest::SeccompListener { id } => {
+                if ctx.fds_in.len() != 1 {
+                    return Err(Error::invalid(format!(
+                        "SeccompListener needs exactly one fd (the listener), {} came",
+                        ctx.fds_in.len()
+                    )));
+                }
+                let fd = ctx.fds_in.pop().expect("one fd");
+                lc.seccomp_listener(&id, fd)
+            }
             InitRequest::RunDetached {
                 id,
                 bundle,

@@ -257,6 +257,7 @@ fn request<'a>(b: &'a Bundle, spec: &'a Spec, rootfs: &'a Path) -> LaunchRequest
         join: None,
         state_json: &state_json,
         detach_stdio: true,
+        seccomp: None,
     }
 }
 
@@ -549,8 +550,78 @@ fn command_not_found_is_runcs_error_and_leaves_nothing() {
     let err = launch(&request(&b, &spec, &rootfs), &mut Recorder::default()).unwrap_err();
     assert_eq!(
         format!("{err:#}"),
-        "linux.seccomp: not supported by this runtime yet"
+        "linux.seccomp: no compiled program was given to the launcher (seccomp-monitor compiles it)"
     );
+    assert_no_children();
+}
+
+/// A hand-written x86_64 program: mkdir fails with EPERM (or is notified
+/// with `notify`), anything else runs; a foreign architecture is killed.
+fn mkdir_program(notify: bool) -> protocol::seccomp::Program {
+    use protocol::seccomp::Insn;
+    let i = |code, jt, jf, k| Insn { code, jt, jf, k };
+    let deny = if notify { 0x7fc0_0000 } else { 0x0005_0001 };
+    protocol::seccomp::Program {
+        insns: vec![
+            i(0x20, 0, 0, 4),           // ld [4]: arch
+            i(0x15, 1, 0, 0xc000_003e), // jeq AUDIT_ARCH_X86_64
+            i(0x06, 0, 0, 0x8000_0000), // ret KILL_PROCESS
+            i(0x20, 0, 0, 0),           // ld [0]: nr
+            i(0x15, 0, 1, 83),          // jeq mkdir
+            i(0x06, 0, 0, deny),        // ret ERRNO(EPERM) / USER_NOTIF
+            i(0x06, 0, 0, 0x7fff_0000), // ret ALLOW
+        ],
+        flags: if notify { 8 } else { 0 },
+        needs_listener: notify,
+        warnings: vec![],
+        hash: String::new(),
+        cached: false,
+    }
+}
+
+fn a_seccomp_program_is_installed_last_with_its_listener() {
+    if !cfg!(target_arch = "x86_64") {
+        return;
+    }
+    let b = Bundle::new();
+    let rootfs = b.rootfs();
+    for nnp in [true, false] {
+        let spec = b.spec(
+            &[
+                "sh",
+                "-c",
+                "/bin/mkdir /tmp/x 2> /out/err; echo $? > /out/rc",
+            ],
+            json!({"root": {"readonly": false}, "process": {"noNewPrivileges": nnp},
+                   "linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}}),
+        );
+        let program = mkdir_program(false);
+        let mut req = request(&b, &spec, &rootfs);
+        req.seccomp = Some(&program);
+        let l = launch(&req, &mut Recorder::default()).unwrap_or_else(|e| panic!("launch: {e:#}"));
+        assert!(l.seccomp_listener.is_none());
+        assert_eq!(Container::new(l).wait(), 0);
+        assert_eq!(b.out("rc").trim(), "1", "noNewPrivileges {nnp}");
+        assert!(
+            b.out("err").contains("Operation not permitted"),
+            "{}",
+            b.out("err")
+        );
+    }
+    // NOTIFY: the listener comes back from launch().
+    let spec = b.spec(
+        &["true"],
+        json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}}),
+    );
+    let program = mkdir_program(true);
+    let mut req = request(&b, &spec, &rootfs);
+    req.seccomp = Some(&program);
+    let mut l = launch(&req, &mut Recorder::default()).unwrap_or_else(|e| panic!("launch: {e:#}"));
+    let fd = l.seccomp_listener.take().expect("a listener");
+    use std::os::fd::AsRawFd;
+    let kind = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+    assert_eq!(kind.to_string_lossy(), "anon_inode:seccomp notify");
+    assert_eq!(Container::new(l).wait(), 0);
     assert_no_children();
 }
 
@@ -1075,6 +1146,10 @@ fn start_container_hooks_run_inside_after_start() {
 
 /// The tests, run in order on the main thread.
 const TESTS: &[(&str, fn())] = &[
+    (
+        "a_seccomp_program_is_installed_last_with_its_listener",
+        a_seccomp_program_is_installed_last_with_its_listener,
+    ),
     (
         "minimal_container_runs_in_its_namespaces",
         minimal_container_runs_in_its_namespaces,

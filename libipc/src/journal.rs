@@ -17,7 +17,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// How many keyed results are kept.
-pub const KEPT_KEYS: usize = 1024;
+/// Enough for every retry window (clients give up after a minute at most).
+pub const KEPT_KEYS: usize = 256;
 
 #[derive(Serialize, Deserialize)]
 #[serde(bound(
@@ -117,13 +118,28 @@ where
     pub fn save(&mut self) -> Result<(), Error> {
         let bytes = serde_json::to_vec(&self.snap)
             .map_err(|e| Error::internal(format!("cannot encode journal: {e}")))?;
-        write_atomic(&self.path, &bytes)
+        // Replaced atomically but not fsynced: a journal describes kernel
+        // state (cgroups, mounts, namespaces) that does not survive a
+        // reboot either, so it must survive the death of its process, and a
+        // rename does that. An fsync per request cost more than the request.
+        write_replace(&self.path, &bytes)
     }
 }
 
-/// Writes `bytes` to `path` so that a crash leaves either the old or the
-/// new contents, never a mix: tmp file, fsync, rename, fsync the directory.
+/// Replaces `path` with `bytes` so that a process crash leaves either the
+/// old or the new contents, never a mix (tmp file + rename); no fsync.
+pub fn write_replace(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    write(path, bytes, false)
+}
+
+/// Writes `bytes` to `path` so that even a machine crash leaves either the
+/// old or the new contents, never a mix: tmp file, fsync, rename, fsync the
+/// directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    write(path, bytes, true)
+}
+
+fn write(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Error> {
     // Unique per call: two threads of one process may write the same file.
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -132,17 +148,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         .map_err(|e| Error::io(format!("create {}", tmp.display()), &e))?;
     f.write_all(bytes)
         .map_err(|e| Error::io(format!("write {}", tmp.display()), &e))?;
-    f.sync_all()
-        .map_err(|e| Error::io(format!("fsync {}", tmp.display()), &e))?;
+    if durable {
+        f.sync_all()
+            .map_err(|e| Error::io(format!("fsync {}", tmp.display()), &e))?;
+    }
     std::fs::rename(&tmp, path).map_err(|e| {
         Error::io(
             format!("rename {} to {}", tmp.display(), path.display()),
             &e,
         )
     })?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
+    if durable {
+        if let Some(dir) = path.parent() {
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
         }
     }
     Ok(())

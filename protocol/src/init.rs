@@ -137,6 +137,12 @@ pub enum InitRequest {
         no_new_keyring: bool,
         preserve_fds: u32,
     },
+    /// `create`, after launch: the container's seccomp listener rides
+    /// along (1 fd). init keeps a duplicate (the fd store) and hands it to
+    /// linux.seccomp.listenerPath or to seccomp-monitor.
+    SeccompListener {
+        id: String,
+    },
 }
 
 /// The OCI state of a container (runtime.md "State"), plus what runc's
@@ -169,7 +175,12 @@ pub struct ContainerStats {
 pub enum InitResponse {
     Constellation(ConstellationStatus),
     ShuttingDown,
-    Registered { rootfs: String },
+    /// `seccomp`: linux.seccomp compiled by seccomp-monitor, for the
+    /// launcher to install.
+    Registered {
+        rootfs: String,
+        seccomp: Option<crate::seccomp::Program>,
+    },
     Done,
     State(ContainerState),
     Containers(Vec<ContainerState>),

@@ -409,9 +409,14 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             }),
         ),
         (
+            "InitRequest::SeccompListener",
+            e(&InitRequest::SeccompListener { id: id() }),
+        ),
+        (
             "InitResponse::Registered",
             e(&InitResponse::Registered {
                 rootfs: "/r".into(),
+                seccomp: None,
             }),
         ),
         ("InitResponse::Done", e(&InitResponse::Done)),

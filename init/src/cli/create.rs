@@ -93,7 +93,7 @@ pub fn create(root: &Path, a: &CreateArgs) -> Result<i32> {
         },
         None,
     )?;
-    let InitResponse::Registered { rootfs } = registered else {
+    let InitResponse::Registered { rootfs, seccomp } = registered else {
         bail!("init answered register with {registered:?}")
     };
     let result = launch_created(
@@ -104,6 +104,7 @@ pub fn create(root: &Path, a: &CreateArgs) -> Result<i32> {
         &process,
         &bundle_s,
         Path::new(&rootfs),
+        seccomp.as_ref(),
     );
     if let Err(e) = &result {
         // Undo whatever was made; the error the user sees is the first one.
@@ -118,6 +119,7 @@ pub fn create(root: &Path, a: &CreateArgs) -> Result<i32> {
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 fn launch_created(
     root: &Path,
     a: &CreateArgs,
@@ -126,6 +128,7 @@ fn launch_created(
     process: &Process,
     bundle: &str,
     rootfs: &Path,
+    seccomp: Option<&protocol::seccomp::Program>,
 ) -> Result<i32> {
     let annotations: BTreeMap<String, String> = spec
         .annotations()
@@ -150,6 +153,7 @@ fn launch_created(
         join: None,
         state_json: &state_json,
         detach_stdio: true,
+        seccomp,
     };
     let mut parent = CreateParent {
         init,
@@ -159,6 +163,14 @@ fn launch_created(
         annotations: annotations.clone(),
     };
     let launched = launcher::launch(&req, &mut parent)?;
+    if let Some(listener) = launched.seccomp_listener {
+        // To listenerPath or seccomp-monitor; init keeps a duplicate.
+        init.call_with_fds(
+            InitRequest::SeccompListener { id: a.id.clone() },
+            None,
+            vec![listener],
+        )?;
+    }
     init.call(
         InitRequest::MarkCreated {
             id: a.id.clone(),
@@ -299,6 +311,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         &std::fs::read(&saved).with_context(|| format!("read {}", saved.display()))?,
     )?;
     let process = exec_process(&spec, a)?;
+    let program = exec_seccomp(root, &saved)?;
     if process.terminal().unwrap_or(false) && a.console_socket.is_none() {
         bail!("exec --tty needs --console-socket (a pty master has nowhere to go)");
     }
@@ -324,6 +337,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         join: Some(state.pid),
         state_json: &state_json,
         detach_stdio: a.detach,
+        seccomp: program.as_ref(),
     };
     let mut parent = ExecParent { root, id: &a.id };
     let launched = launcher::launch(&req, &mut parent)?;
@@ -334,6 +348,27 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         return Ok(0);
     }
     wait_child(launched.pid)
+}
+
+/// The container's linux.seccomp for an exec'd process (runc installs it
+/// there too), compiled by seccomp-monitor (cached since create).
+fn exec_seccomp(root: &Path, saved_config: &Path) -> Result<Option<protocol::seccomp::Program>> {
+    use protocol::seccomp::{Seccomp, SeccompRequest, SeccompResponse};
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(saved_config)?)?;
+    let Some(profile_json) = crate::lifecycle::seccomp::profile_json(&config) else {
+        return Ok(None);
+    };
+    let req = SeccompRequest::Compile {
+        profile_json,
+        arch: None,
+    };
+    let SeccompResponse::Compiled(p) = super::call::<Seccomp>(root, req)? else {
+        bail!("seccomp-monitor answered compile with something else");
+    };
+    if p.needs_listener {
+        bail!("exec: the container's seccomp profile uses SCMP_ACT_NOTIFY, and a notify listener for an exec'd process is not supported yet");
+    }
+    Ok(Some(p))
 }
 
 /// exec'd processes join the container's groups directly.

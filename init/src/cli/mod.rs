@@ -11,6 +11,7 @@ pub mod memory;
 pub mod net;
 pub mod oci;
 pub mod pending;
+pub mod seccomp;
 pub mod spec;
 pub mod status;
 pub mod vfs;
@@ -67,9 +68,9 @@ pub enum Command {
     /// Container networking: loopback in a container's network namespace.
     #[command(subcommand)]
     Netstack(net::NetCmd),
-    /// Seccomp profiles and the notify agent (not built yet: ping only).
-    #[command(name = "seccomp-monitor")]
-    SeccompMonitor(pending::PendingCmd),
+    /// Seccomp profiles (compile, dump) and the notify agent (stats, events).
+    #[command(name = "seccomp-monitor", subcommand)]
+    SeccompMonitor(seccomp::SeccompCmd),
     #[command(flatten)]
     Oci(oci::OciCmd),
 }
@@ -98,9 +99,7 @@ fn run_server_cmd(root: &std::path::Path, cmd: Command) -> anyhow::Result<()> {
         Command::CpuController(cmd) => cpu::run(&root, cmd),
         Command::VfsOverlay(cmd) => vfs::run(&root, cmd),
         Command::Netstack(cmd) => net::run(&root, cmd),
-        Command::SeccompMonitor(cmd) => {
-            pending::run::<protocol::placeholder::SeccompMonitor>(&root, cmd)
-        }
+        Command::SeccompMonitor(cmd) => seccomp::run(&root, cmd),
     }
 }
 

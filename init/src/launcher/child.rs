@@ -71,8 +71,13 @@ fn setup_and_exec(req: &LaunchRequest<'_>, prep: &Prepared, conn: &Conn) -> Resu
     if !req.no_new_keyring {
         process::new_session_keyring(req.id)?;
     }
-    let exec = finalize_process(req, prep)?;
+    let (exec, listener) = finalize_process(req, prep)?;
     nix::sys::prctl::set_pdeathsig(None).context("clear the parent-death signal")?;
+    if let Some(fd) = listener {
+        sync::send_with_fd(conn, &Msg::SeccompListener, fd.as_fd())?;
+        // Ours is close-on-exec anyway; the parent holds the one that counts.
+        drop(fd);
+    }
     sync::send(conn, &Msg::Ready)?;
     if let Some(fifo) = &prep.exec_fifo {
         wait_for_start(prep, fifo)?;
@@ -192,7 +197,9 @@ struct Exec {
 
 /// rlimits, capabilities, user, cwd, umask, environment and the program,
 /// all before `start` so that their errors are `create` errors (as runc).
-fn finalize_process(req: &LaunchRequest<'_>, prep: &Prepared) -> Result<Exec> {
+/// The seccomp filter goes last (see seccomp.rs); its listener, if any, is
+/// returned for the parent.
+fn finalize_process(req: &LaunchRequest<'_>, prep: &Prepared) -> Result<(Exec, Option<OwnedFd>)> {
     let p = req.process;
     process::rlimits(p)?;
     let caps = Caps::from_process(p)?;
@@ -209,8 +216,15 @@ fn finalize_process(req: &LaunchRequest<'_>, prep: &Prepared) -> Result<Exec> {
     };
     let path = process::lookup(arg0, &env).map_err(anyhow::Error::new)?;
     exe::check(&path, prep.self_exe)?;
-    if p.no_new_privileges().unwrap_or(false) {
+    let nnp = p.no_new_privileges().unwrap_or(false);
+    if nnp {
         nix::sys::prctl::set_no_new_privs().context("process.noNewPrivileges: set it")?;
+    }
+    // Without no_new_privs installing a filter needs CAP_SYS_ADMIN: do it
+    // now, before the capabilities and the user change (runc's order).
+    let mut listener = None;
+    if let (Some(program), false) = (req.seccomp, nnp) {
+        listener = super::seccomp::install(program)?;
     }
     if let Some(c) = &caps {
         c.apply_bounding()?;
@@ -228,11 +242,17 @@ fn finalize_process(req: &LaunchRequest<'_>, prep: &Prepared) -> Result<Exec> {
     // again, it must hold until execve (exe.rs).
     nix::sys::prctl::set_dumpable(false).context("make the process non-dumpable")?;
     process::set_umask(p);
-    Ok(Exec {
+    let exec = Exec {
         path,
         argv: process::c_strings(&args)?,
         envp: process::c_strings(&env)?,
-    })
+    };
+    // With no_new_privs, as late as possible: fewer of our own syscalls
+    // run under the container's filter.
+    if let (Some(program), true) = (req.seccomp, nnp) {
+        listener = super::seccomp::install(program)?;
+    }
+    Ok((exec, listener))
 }
 
 /// chdir to process.cwd; false when it was refused for permission and must

@@ -15,7 +15,9 @@
 //! HooksDone ---------------------------> createContainer hooks, pivot_root,
 //!                                        console, ro root, hostname, sysctl,
 //!                                        readonly/masked paths, rlimits,
-//!                                        caps, user, cwd, PATH lookup
+//!                                        caps, user, cwd, PATH lookup,
+//!                                        seccomp filter (seccomp.rs)
+//! listener <----------- SeccompListener  (only with NEW_LISTENER, 1 fd)
 //! Ok(Launched) <----------------- Ready
 //!                                        (create) blocks on the exec fifo,
 //!                                        then startContainer hooks
@@ -37,6 +39,7 @@ mod namespaces;
 mod process;
 mod resolve;
 mod rootfs;
+pub mod seccomp;
 mod sync;
 mod sys;
 
@@ -74,6 +77,9 @@ pub struct LaunchRequest<'a> {
     /// create/run --detach. stdio is passed through as inherited in both
     /// cases (runc's --detach behaviour); the caller decides what stdio is.
     pub detach_stdio: bool,
+    /// The compiled linux.seccomp (seccomp-monitor's answer), installed
+    /// last before exec. Required when the spec has linux.seccomp.
+    pub seccomp: Option<&'a protocol::seccomp::Program>,
 }
 
 /// The caller's side of the setup.
@@ -87,9 +93,12 @@ pub trait Parent {
 
 /// The container process, set up and waiting on the exec fifo (create) or
 /// exec'd (exec).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Launched {
     pub pid: i32,
+    /// The seccomp listener when the program was installed with
+    /// SECCOMP_FILTER_FLAG_NEW_LISTENER (a rule uses SCMP_ACT_NOTIFY).
+    pub seccomp_listener: Option<OwnedFd>,
 }
 
 /// A step that failed inside the container process.
@@ -153,9 +162,12 @@ pub fn launch(req: &LaunchRequest<'_>, parent: &mut dyn Parent) -> Result<Launch
     let mut reaper = Reaper { pid, armed: true };
     drop(theirs);
     restored?;
-    drive(req, &prep, parent, &ours, pid)?;
+    let seccomp_listener = drive(req, &prep, parent, &ours, pid)?;
     reaper.armed = false;
-    Ok(Launched { pid })
+    Ok(Launched {
+        pid,
+        seccomp_listener,
+    })
 }
 
 fn clone_context(prep: &Prepared) -> String {
@@ -165,14 +177,15 @@ fn clone_context(prep: &Prepared) -> String {
     )
 }
 
-/// The parent's half of the handshake.
+/// The parent's half of the handshake; returns the seccomp listener if
+/// the child sent one.
 fn drive(
     req: &LaunchRequest<'_>,
     prep: &Prepared,
     parent: &mut dyn Parent,
     conn: &Conn,
     pid: i32,
-) -> Result<()> {
+) -> Result<Option<OwnedFd>> {
     if prep.ns.new_user {
         namespaces::write_id_maps(pid, req.spec)?;
     }
@@ -185,6 +198,7 @@ fn drive(
         parent.create_runtime(pid)?;
         sync::send(conn, &Msg::HooksDone).context("sync with the container process")?;
     }
+    let listener = seccomp_listener(req, conn)?;
     expect(conn, "Ready")?;
     if prep.exec_fifo.is_none() {
         // exec: execve closes the (close-on-exec) socket; an error comes first.
@@ -192,7 +206,27 @@ fn drive(
             return Err(child_error(msg));
         }
     }
-    Ok(())
+    Ok(listener)
+}
+
+/// A program installed with NEW_LISTENER: the child sends the listener
+/// (one fd) before Ready.
+fn seccomp_listener(req: &LaunchRequest<'_>, conn: &Conn) -> Result<Option<OwnedFd>> {
+    let wanted = req
+        .seccomp
+        .is_some_and(|p| p.flags & seccomp::FLAG_NEW_LISTENER != 0);
+    if !wanted {
+        return Ok(None);
+    }
+    match sync::recv_with_fds(conn).context("sync with the container process")? {
+        Some((Msg::SeccompListener, mut fds)) if fds.len() == 1 => Ok(fds.pop()),
+        Some((Msg::SeccompListener, fds)) => bail!(
+            "container process: the seccomp listener came with {} fds, not 1",
+            fds.len()
+        ),
+        Some((msg, _)) => Err(child_error(msg)),
+        None => bail!("the container process exited during setup, before its seccomp listener"),
+    }
 }
 
 /// The next message, which must be `want`; a child error otherwise.
@@ -282,8 +316,8 @@ fn check_supported(req: &LaunchRequest<'_>) -> Result<()> {
     let p = req.process;
     let unsupported = |what: &str| anyhow::anyhow!("{what}: not supported by this runtime yet");
     if let Some(l) = req.spec.linux() {
-        if l.seccomp().is_some() {
-            return Err(unsupported("linux.seccomp"));
+        if l.seccomp().is_some() && req.seccomp.is_none() {
+            bail!("linux.seccomp: no compiled program was given to the launcher (seccomp-monitor compiles it)");
         }
         if l.personality().is_some() {
             return Err(unsupported("linux.personality"));

@@ -21,6 +21,8 @@ pub enum Msg {
     MountsDone,
     /// prestart/createRuntime hooks done (create_runtime returned).
     HooksDone,
+    /// The seccomp listener (one fd attached), before Ready.
+    SeccompListener,
     /// Setup complete: the child now waits on the exec fifo (or execs).
     Ready,
     /// A step failed in the child.
@@ -30,6 +32,28 @@ pub enum Msg {
 pub fn send(conn: &Conn, msg: &Msg) -> std::io::Result<()> {
     let bytes = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
     conn.send(&bytes, &[])
+}
+
+/// `msg` with `fd` attached.
+pub fn send_with_fd(
+    conn: &Conn,
+    msg: &Msg,
+    fd: std::os::fd::BorrowedFd<'_>,
+) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+    conn.send(&bytes, &[fd])
+}
+
+/// The next message and the fds attached to it.
+pub fn recv_with_fds(conn: &Conn) -> std::io::Result<Option<(Msg, Vec<std::os::fd::OwnedFd>)>> {
+    match conn.recv(None) {
+        Ok(m) => serde_json::from_slice(&m.bytes)
+            .map(|msg| Some((msg, m.fds)))
+            .map_err(std::io::Error::other),
+        Err(RecvError::Closed) => Ok(None),
+        Err(RecvError::Io(e)) => Err(e),
+        Err(e) => Err(std::io::Error::other(format!("{e:?}"))),
+    }
 }
 
 /// The next message; `Ok(None)` when the peer closed its end.

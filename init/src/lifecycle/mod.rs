@@ -10,6 +10,7 @@
 
 pub mod record;
 pub mod resources;
+pub mod seccomp;
 mod servers;
 mod watch;
 
@@ -39,6 +40,8 @@ pub struct Lifecycle {
     /// watcher.
     pidfds: Mutex<HashMap<String, (i32, OwnedFd)>>,
     servers: Servers,
+    /// Listeners seccomp-monitor watches (see seccomp.rs).
+    seccomp_fds: seccomp::FdStore,
 }
 
 type Res = Result<InitResponse, Error>;
@@ -54,6 +57,7 @@ impl Lifecycle {
             locks: Mutex::new(HashMap::new()),
             pidfds: Mutex::new(HashMap::new()),
             servers: Servers::new(root),
+            seccomp_fds: seccomp::FdStore::default(),
         });
         let _ = std::fs::create_dir_all(record::containers_dir(root));
         for r in record::load_all(root) {
@@ -61,6 +65,7 @@ impl Lifecycle {
         }
         lc.reconcile();
         watch::spawn(lc.clone());
+        spawn_seccomp_rewatch(lc.clone());
         lc
     }
 
@@ -95,6 +100,11 @@ impl Lifecycle {
     /// live bind mount would delete the user's rootfs. Only our own files go,
     /// then the (by now empty) directory.
     fn forget(&self, id: &str) {
+        if self.seccomp_fds.take(id).is_some() {
+            if let Err(e) = self.servers.seccomp_forget(id) {
+                tracing::warn!("seccomp-monitor did not forget {id}: {e}");
+            }
+        }
         self.records.lock().unwrap().remove(id);
         self.pidfds.lock().unwrap().remove(id);
         let dir = record::container_dir(&self.root, id);
@@ -117,6 +127,7 @@ impl Lifecycle {
         let _g = l.lock().unwrap();
         let spec: Spec = serde_json::from_str(config_json)
             .map_err(|e| Error::invalid(format!("config for {id:?} does not parse: {e}")))?;
+        let program = self.compile_seccomp(config_json)?;
         let existing = self.records.lock().unwrap().get(id).cloned();
         if let Some(mut r) = existing {
             // The same `ipc create` asking again (init restarted under it):
@@ -133,7 +144,10 @@ impl Lifecycle {
                 self.rollback(&mut r);
                 return Err(e);
             }
-            return Ok(InitResponse::Registered { rootfs: r.rootfs });
+            return Ok(InitResponse::Registered {
+                rootfs: r.rootfs,
+                seccomp: program,
+            });
         }
         if record::container_dir(&self.root, id).exists() {
             return Err(Error::exists(format!(
@@ -175,38 +189,108 @@ impl Lifecycle {
             return Err(e);
         }
         self.watch_pid(id, creator_pid);
-        Ok(InitResponse::Registered { rootfs: r.rootfs })
+        Ok(InitResponse::Registered {
+            rootfs: r.rootfs,
+            seccomp: program,
+        })
     }
 
-    /// The groups, the rootfs and the exec fifo. Each success is recorded
-    /// at once so that a rollback (or a restarted init) undoes exactly it;
-    /// what is already made is skipped, so a retried create finishes the job.
+    /// linux.seccomp compiled by seccomp-monitor (None without one); the
+    /// agent settings are checked here too, before anything is made.
+    fn compile_seccomp(
+        &self,
+        config_json: &str,
+    ) -> Result<Option<protocol::seccomp::Program>, Error> {
+        let config: serde_json::Value = serde_json::from_str(config_json)
+            .map_err(|e| Error::invalid(format!("config does not parse: {e}")))?;
+        let Some(profile) = seccomp::profile_json(&config) else {
+            return Ok(None);
+        };
+        let program = self.servers.seccomp_compile(&profile)?;
+        if program.needs_listener {
+            seccomp::agent(&config)?;
+        }
+        for w in &program.warnings {
+            tracing::warn!("linux.seccomp: {w}");
+        }
+        Ok(Some(program))
+    }
+
+    /// `create`, after launch: the seccomp listener, to listenerPath or to
+    /// seccomp-monitor (keeping a duplicate in the fd store).
+    pub fn seccomp_listener(&self, id: &str, fd: OwnedFd) -> Res {
+        let l = self.lock(id);
+        let _g = l.lock().unwrap();
+        let r = self.get(id)?;
+        if r.status != Status::Creating || r.pid <= 0 {
+            return Err(Error::conflict(format!(
+                "container {id:?} is {} (pid {}); a seccomp listener comes during create, after the pid is attached",
+                r.status.as_str(),
+                r.pid
+            )));
+        }
+        let text =
+            std::fs::read_to_string(record::container_dir(&self.root, id).join("config.json"))
+                .map_err(|e| Error::io("read the container's config", &e))?;
+        let config: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::invalid(format!("saved config does not parse: {e}")))?;
+        match seccomp::agent(&config)? {
+            seccomp::Agent::Path { path, metadata } => {
+                let state: serde_json::Value = serde_json::from_str(&r.hook_state_json())
+                    .map_err(|e| Error::internal(format!("state json: {e}")))?;
+                seccomp::send_to_listener_path(&path, &metadata, r.pid, state, &fd)?;
+            }
+            seccomp::Agent::Monitor(policy) => {
+                let dup = fd
+                    .try_clone()
+                    .map_err(|e| Error::io("duplicate the seccomp listener", &e))?;
+                self.servers.seccomp_watch(id, r.pid, policy.clone(), dup)?;
+                self.seccomp_fds.put(
+                    id,
+                    seccomp::Stored {
+                        fd,
+                        pid: r.pid,
+                        policy,
+                    },
+                );
+            }
+        }
+        Ok(InitResponse::Done)
+    }
+
+    /// seccomp-monitor restarted: hand it every stored listener again.
+    fn seccomp_rewatch(&self) {
+        for (id, pid, policy, fd) in self.seccomp_fds.duplicates() {
+            if let Err(e) = self.servers.seccomp_watch(&id, pid, policy, fd) {
+                tracing::error!("re-watch of {id}'s seccomp listener failed: {e}");
+            }
+        }
+    }
+
+    /// The groups, the rootfs and the exec fifo. What will be made is
+    /// recorded first, in one durable write, so that a rollback (or a
+    /// restarted init) releases it: releasing something never made is a
+    /// "not found" that counts as done. Every step is idempotent, so a
+    /// retried create simply does them all again.
     fn make_resources(&self, r: &mut Record, spec: &Spec) -> Result<(), Error> {
         let res = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
-        if !r.made.memory_group {
-            self.servers.memory_create(&r.id, resources::memory(res))?;
-            r.made.memory_group = true;
-            self.put(r.clone())?;
-        }
-        if !r.made.cpu_group {
-            self.servers.cpu_create(&r.id, resources::cpu(res))?;
-            r.made.cpu_group = true;
-            self.put(r.clone())?;
-        }
-        if !r.made.rootfs {
-            // vfs-overlay checks the rootfs and hands back the path to use.
-            // root.readonly is applied by the launcher, last, inside the
-            // container's mount namespace (as runc does): a read-only root
-            // from the start would stop it from creating mount points.
-            let root = spec
-                .root()
-                .as_ref()
-                .ok_or_else(|| Error::invalid("root: missing"))?;
-            let path = root.path().to_string_lossy();
-            r.rootfs = self.servers.vfs_prepare(&r.id, &r.bundle, &path, false)?;
-            r.made.rootfs = true;
-            self.put(r.clone())?;
-        }
+        r.made.memory_group = true;
+        r.made.cpu_group = true;
+        r.made.rootfs = true;
+        self.put(r.clone())?;
+        self.servers.memory_create(&r.id, resources::memory(res))?;
+        self.servers.cpu_create(&r.id, resources::cpu(res))?;
+        // vfs-overlay checks the rootfs and hands back the path to use.
+        // root.readonly is applied by the launcher, last, inside the
+        // container's mount namespace (as runc does): a read-only root from
+        // the start would stop it from creating mount points.
+        let root = spec
+            .root()
+            .as_ref()
+            .ok_or_else(|| Error::invalid("root: missing"))?;
+        let path = root.path().to_string_lossy();
+        r.rootfs = self.servers.vfs_prepare(&r.id, &r.bundle, &path, false)?;
+        self.put(r.clone())?;
         let fifo = record::fifo_path(&self.root, &r.id);
         match nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622)) {
             Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
@@ -243,13 +327,12 @@ impl Lifecycle {
         r.pid = pid;
         r.pid_start = record::start_time(pid)
             .ok_or_else(|| Error::invalid(format!("container process {pid} is not alive")))?;
-        self.put(r.clone())?;
+        r.made.loopback |= netns.is_some();
+        self.put(r)?;
         self.servers.memory_attach(id, pid)?;
         self.servers.cpu_attach(id, pid)?;
         if let Some(fd) = netns {
             self.servers.loopback(id, fd)?;
-            r.made.loopback = true;
-            self.put(r)?;
         }
         Ok(InitResponse::Done)
     }
@@ -670,6 +753,10 @@ impl Lifecycle {
                 Status::Created | Status::Running | Status::Paused => {
                     if record::same_process(r.pid, r.pid_start) {
                         self.watch_pid(&r.id, r.pid);
+                        if let Some(s) = seccomp::recover(&self.root, &r.id, r.pid) {
+                            tracing::info!("{}: seccomp listener back in the fd store", r.id);
+                            self.seccomp_fds.put(&r.id, s);
+                        }
                     } else {
                         self.mark_stopped(&r.id, None);
                     }
@@ -710,6 +797,26 @@ impl Lifecycle {
     }
 }
 
+/// Watches seccomp-monitor's epoch; on a change (it restarted) hands it
+/// back every listener of the fd store. A change is seen within 200 ms.
+fn spawn_seccomp_rewatch(lc: Arc<Lifecycle>) {
+    let _ = std::thread::Builder::new()
+        .name("seccomp-rewatch".into())
+        .spawn(move || {
+            let mut seen = seccomp::monitor_epoch(&lc.root);
+            loop {
+                std::thread::sleep(Duration::from_millis(200));
+                let now = seccomp::monitor_epoch(&lc.root);
+                if now.is_some() && now != seen {
+                    if seen.is_some() {
+                        lc.seccomp_rewatch();
+                    }
+                    seen = now;
+                }
+            }
+        });
+}
+
 /// The host uid and gid that the container's root maps to, when it has a
 /// user namespace of its own.
 fn container_root_ids(spec: &Spec) -> Option<(u32, u32)> {
@@ -734,11 +841,6 @@ fn container_root_ids(spec: &Spec) -> Option<(u32, u32)> {
 /// Refuses what a config asks for that is not built yet, by name.
 fn refuse_unsupported(spec: &Spec) -> Result<(), Error> {
     if let Some(linux) = spec.linux() {
-        if linux.seccomp().is_some() {
-            return Err(Error::unsupported(
-                "linux.seccomp: seccomp profiles are not supported yet (seccomp-monitor's issue); remove linux.seccomp to run without one",
-            ));
-        }
         if linux.intel_rdt().is_some() {
             return Err(Error::unsupported("linux.intelRdt is not supported"));
         }

@@ -7,6 +7,7 @@ use libipc::{Client, ClientOptions};
 use protocol::cpu::{Cpu, CpuLimits, CpuRequest, CpuResponse, CpuStat};
 use protocol::memory::{Memory, MemoryLimits, MemoryRequest, MemoryResponse, MemoryStat};
 use protocol::net::{Net, NetRequest};
+use protocol::seccomp::{NotifyPolicy, Program, Seccomp, SeccompRequest, SeccompResponse};
 use protocol::vfs::{Vfs, VfsRequest, VfsResponse};
 use protocol::{Error, ErrorKind, Protocol};
 use std::os::fd::OwnedFd;
@@ -214,6 +215,44 @@ impl Servers {
         ok_if_missing(client::<Net>(&self.root).call(
             NetRequest::Release { id: id.into() },
             Some(new_key("release", id)),
+        ))
+    }
+
+    pub fn seccomp_compile(&self, profile_json: &str) -> Result<Program, Error> {
+        let req = SeccompRequest::Compile {
+            profile_json: profile_json.into(),
+            arch: None,
+        };
+        match client::<Seccomp>(&self.root).call(req, None)? {
+            SeccompResponse::Compiled(p) => Ok(p),
+            other => Err(Error::internal(format!(
+                "seccomp-monitor answered compile with {other:?}"
+            ))),
+        }
+    }
+
+    /// seccomp-monitor becomes the notify agent of `id` (idempotent there).
+    pub fn seccomp_watch(
+        &self,
+        id: &str,
+        pid: i32,
+        policy: NotifyPolicy,
+        listener: OwnedFd,
+    ) -> Result<(), Error> {
+        let req = SeccompRequest::Watch {
+            id: id.into(),
+            pid,
+            policy,
+        };
+        client::<Seccomp>(&self.root)
+            .call_with_fds(req, Some(new_key("watch", id)), vec![listener])
+            .map(|_| ())
+    }
+
+    pub fn seccomp_forget(&self, id: &str) -> Result<(), Error> {
+        ok_if_missing(client::<Seccomp>(&self.root).call(
+            SeccompRequest::Forget { id: id.into() },
+            Some(new_key("forget", id)),
         ))
     }
 }

@@ -1,12 +1,13 @@
-//! seccomp-monitor: not built yet. It runs as its own process so that init supervises
-//! the whole constellation from the start, answers hello, ping and status,
-//! and refuses every other request with a clear "unsupported" error.
+//! The seccomp-monitor binary: started by init with
+//! `--root DIR --epoch N --listen-fd N`.
 
-use protocol::placeholder::SeccompMonitor;
+use libipc::server::run_main;
+use protocol::seccomp::Seccomp;
 use protocol::Protocol;
+use seccomp_monitor::service::SeccompService;
 
 fn main() -> std::process::ExitCode {
-    libipc::server::run_main::<SeccompMonitor, _>(SeccompMonitor::NAME, |_, _| {
-        Ok(libipc::server::Unbuilt::default())
+    run_main::<Seccomp, _>(Seccomp::NAME, |opts, events| {
+        SeccompService::start(&opts.state_dir(), events)
     })
 }
