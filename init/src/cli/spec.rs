@@ -33,13 +33,32 @@ pub fn run_spec(bundle: &Path, rootless: bool) -> anyhow::Result<()> {
             }
             _ => anyhow!("open {}: {}", file.display(), go_error(&e)),
         })?;
-    let text = config::default_spec_json(rootless);
+    let text = spec_with_default_seccomp(rootless);
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.sync_all()) {
         // Leave nothing half-written behind.
         let _ = std::fs::remove_file(&file);
         return Err(anyhow!("write {}: {}", file.display(), go_error(&e)));
     }
     Ok(())
+}
+
+/// runc's default config plus a seccomp profile equivalent to moby's
+/// default (seccomp-monitor's), in runc's layout (tab indentation, runc's key
+/// order): a container from `ipc spec` is filtered as a docker one is.
+pub fn spec_with_default_seccomp(rootless: bool) -> String {
+    use serde::Serialize;
+    let mut v: serde_json::Value = serde_json::from_str(&config::default_spec_json(rootless))
+        .expect("the default config is JSON");
+    let profile: serde_json::Value =
+        serde_json::from_str(seccomp_monitor::compiler::moby_default_profile_json())
+            .expect("the default seccomp profile is JSON");
+    v["linux"]["seccomp"] = profile;
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"\t");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    v.serialize(&mut ser)
+        .expect("serializing into memory cannot fail");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
 /// Prints the runtime-spec Features structure (what this runtime implements).
@@ -68,6 +87,22 @@ fn go_error(e: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Everything but linux.seccomp is runc's default config, and the
+    /// profile is seccomp-monitor's default.
+    fn assert_without_seccomp_is_runcs(text: &str, rootless: bool) {
+        let mut ours: serde_json::Value = serde_json::from_str(text).unwrap();
+        let profile = ours["linux"]
+            .as_object_mut()
+            .unwrap()
+            .remove("seccomp")
+            .expect("a seccomp profile");
+        let runc: serde_json::Value =
+            serde_json::from_str(&config::default_spec_json(rootless)).unwrap();
+        assert_eq!(ours, runc);
+        assert_eq!(profile["defaultAction"], "SCMP_ACT_ERRNO");
+        assert!(profile["syscalls"].as_array().unwrap().len() > 10);
+    }
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
@@ -76,7 +111,8 @@ mod tests {
         run_spec(dir.path(), false).unwrap();
         let file = dir.path().join("config.json");
         let text = std::fs::read_to_string(&file).unwrap();
-        assert_eq!(text, config::default_spec_json(false));
+        assert_eq!(text, spec_with_default_seccomp(false));
+        assert_without_seccomp_is_runcs(&text, false);
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode & 0o600, 0o600, "owner can read and write");
 
@@ -95,7 +131,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         run_spec(dir.path(), true).unwrap();
         let text = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
-        assert_eq!(text, config::default_spec_json(true));
+        assert_eq!(text, spec_with_default_seccomp(true));
+        assert_without_seccomp_is_runcs(&text, true);
         assert!(text.contains("\"uidMappings\""));
     }
 

@@ -86,7 +86,7 @@ struct LinuxFeatures {
     namespaces: &'static [&'static str],
     capabilities: Vec<String>,
     cgroup: Cgroup,
-    seccomp: Enabled,
+    seccomp: SeccompFeatures,
     apparmor: Enabled,
     selinux: Enabled,
     intel_rdt: Enabled,
@@ -107,6 +107,80 @@ struct Cgroup {
 #[derive(Serialize)]
 struct Enabled {
     enabled: bool,
+}
+
+/// features-linux.md "Seccomp": what seccomp-monitor's compiler and the
+/// launcher handle.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SeccompFeatures {
+    enabled: bool,
+    actions: &'static [&'static str],
+    operators: &'static [&'static str],
+    /// The architectures a filter can be built for on x86_64 or aarch64 hosts
+    /// (the native one and its companions).
+    archs: &'static [&'static str],
+    known_flags: &'static [&'static str],
+    supported_flags: Vec<&'static str>,
+}
+
+const SECCOMP_ACTIONS: &[&str] = &[
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_NOTIFY",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_TRAP",
+];
+const SECCOMP_OPERATORS: &[&str] = &[
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_MASKED_EQ",
+    "SCMP_CMP_NE",
+];
+const SECCOMP_ARCHS: &[&str] = &[
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_ARM",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X86_64",
+];
+const SECCOMP_FLAGS: &[&str] = &[
+    "SECCOMP_FILTER_FLAG_LOG",
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+    "SECCOMP_FILTER_FLAG_TSYNC",
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+];
+
+/// The flags this kernel supports: LOG (4.14), SPEC_ALLOW (4.17), TSYNC
+/// (3.17), WAIT_KILLABLE_RECV (5.19).
+fn supported_seccomp_flags() -> Vec<&'static str> {
+    let release = rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    let mut nums = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse::<u32>().ok());
+    let version = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
+    let mut out = vec![];
+    for (flag, since) in [
+        ("SECCOMP_FILTER_FLAG_LOG", (4, 14)),
+        ("SECCOMP_FILTER_FLAG_SPEC_ALLOW", (4, 17)),
+        ("SECCOMP_FILTER_FLAG_TSYNC", (3, 17)),
+        ("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", (5, 19)),
+    ] {
+        if version >= since {
+            out.push(flag);
+        }
+    }
+    out
 }
 
 #[derive(Serialize)]
@@ -135,7 +209,14 @@ fn build() -> Features {
                 systemd_user: false,
                 rdma: false,
             },
-            seccomp: NO, // seccomp-monitor's compiler is issue 4
+            seccomp: SeccompFeatures {
+                enabled: true,
+                actions: SECCOMP_ACTIONS,
+                operators: SECCOMP_OPERATORS,
+                archs: SECCOMP_ARCHS,
+                known_flags: SECCOMP_FLAGS,
+                supported_flags: supported_seccomp_flags(),
+            },
             apparmor: NO,
             selinux: NO,
             intel_rdt: NO,
@@ -210,7 +291,11 @@ mod tests {
     #[test]
     fn tells_what_is_not_built() {
         let f = features();
-        assert_eq!(f["linux"]["seccomp"], serde_json::json!({"enabled": false}));
+        assert_eq!(f["linux"]["seccomp"]["enabled"], true);
+        assert_eq!(
+            f["linux"]["seccomp"]["operators"].as_array().unwrap().len(),
+            7
+        );
         assert_eq!(f["linux"]["apparmor"]["enabled"], false);
         assert_eq!(f["linux"]["selinux"]["enabled"], false);
         assert_eq!(f["linux"]["intelRdt"]["enabled"], false);
