@@ -1077,10 +1077,21 @@ fn features_are_consistent_with_validation() {
         json!({"mounts": [{"destination": "/data", "source": "/srv", "type": "none",
                                 "options": options}]}),
     );
+    // Every seccomp action and operator it lists passes validation.
+    assert_eq!(f["linux"]["seccomp"]["enabled"], true);
+    for action in f["linux"]["seccomp"]["actions"].as_array().unwrap() {
+        if action != "SCMP_ACT_NOTIFY" {
+            accepted(json!({"linux": {"seccomp": {"defaultAction": action}}}));
+        }
+    }
+    for op in f["linux"]["seccomp"]["operators"].as_array().unwrap() {
+        accepted(
+            json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": op}]}]}}}),
+        );
+    }
     // What it says is not built is still valid config (the lifecycle says
     // "unsupported", validation does not).
-    assert_eq!(f["linux"]["seccomp"]["enabled"], false);
-    accepted(json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}}));
     assert_eq!(f["linux"]["intelRdt"]["enabled"], false);
     accepted(json!({"linux": {"intelRdt": {"closID": "guaranteed_group"}}}));
 }
