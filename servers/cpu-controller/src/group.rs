@@ -232,10 +232,29 @@ pub fn remove(layout: &Layout, rel: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// Gives a group up while memory-controller may still use its v2 directory:
+/// rmdir it in the (separate) v1 hierarchies, reset our settings in v2.
+pub fn release(layout: &Layout, rel: &Path) -> Result<(), Error> {
+    for m in layout.mounts() {
+        let d = m.dir(rel);
+        match m.version {
+            Version::V1 => layout.ops().rmdir(&d)?,
+            Version::V2 if d.exists() => v2::reset(&d)?,
+            Version::V2 => {}
+        }
+    }
+    remove_empty_bases(layout);
+    Ok(())
+}
+
 /// Removes each base that holds no group. Best effort: a base that is still
-/// busy stays, and is reused by the next create.
+/// busy stays, and is reused by the next create. A v2 base shared with
+/// memory-controller stays: it makes its groups there without re-checking.
 pub fn remove_empty_bases(layout: &Layout) {
     for m in layout.mounts() {
+        if m.version == Version::V2 && layout.shared_v2() {
+            continue;
+        }
         if m.base.exists() && m.base.children().map(|c| c.is_empty()).unwrap_or(false) {
             if let Err(e) = layout.ops().rmdir(&m.base) {
                 tracing::debug!("keeping {}: {e}", m.base.path().display());

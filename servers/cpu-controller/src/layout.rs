@@ -106,6 +106,8 @@ impl Mount {
 pub struct Layout {
     mounts: Vec<Mount>,
     ops: Arc<dyn DirOps>,
+    /// memory-controller keeps its groups in our v2 directories too.
+    shared_v2: bool,
 }
 
 impl Layout {
@@ -143,7 +145,21 @@ impl Layout {
             m.controllers.sort();
         }
         mounts.sort_by_key(|m| m.controllers[0]);
-        Layout { mounts, ops }
+        Layout {
+            mounts,
+            ops,
+            shared_v2: false,
+        }
+    }
+
+    /// Marks the v2 directories as shared with memory-controller: group
+    /// and base directories there are not ours alone to remove.
+    pub fn set_shared_v2(&mut self, shared: bool) {
+        self.shared_v2 = shared;
+    }
+
+    pub fn shared_v2(&self) -> bool {
+        self.shared_v2
     }
 
     pub fn mounts(&self) -> &[Mount] {

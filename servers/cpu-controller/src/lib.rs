@@ -8,11 +8,13 @@
 //! - [`v1`], [`v2`], [`common`]: the interface files of each version.
 //! - [`group`]: one group across all hierarchies.
 //! - [`table`], [`service`], [`recovery`]: requests, journal, restart.
+//! - [`peer`]: memory-controller, which shares our directories on cgroup v2.
 
 pub mod common;
 pub mod group;
 pub mod layout;
 pub mod limits;
+pub mod peer;
 pub mod recovery;
 pub mod service;
 pub mod table;

@@ -16,11 +16,18 @@ use crate::table::{Record, MAX_DEPTH};
 use cgroupfs::CgroupDir;
 use protocol::cpu::CpuLimits;
 use protocol::{validate_id, Error};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-pub fn reconcile(layout: &Layout, journal: &mut CpuJournal) -> Result<(), Error> {
+/// `theirs`: the groups memory-controller has, whose v2 directories (under
+/// the same base as ours on cgroup v2) are not ours to adopt.
+pub fn reconcile(
+    layout: &Layout,
+    journal: &mut CpuJournal,
+    theirs: &BTreeSet<String>,
+) -> Result<(), Error> {
     drop_or_repair(layout, journal);
-    adopt(layout, journal);
+    adopt(layout, journal, theirs);
     journal.save()
 }
 
@@ -54,7 +61,7 @@ fn drop_or_repair(layout: &Layout, journal: &mut CpuJournal) {
 
 /// Adopts every directory below the bases that the table does not know,
 /// parents before children.
-fn adopt(layout: &Layout, journal: &mut CpuJournal) {
+fn adopt(layout: &Layout, journal: &mut CpuJournal, theirs: &BTreeSet<String>) {
     let mut found: Vec<PathBuf> = vec![];
     for m in layout.mounts() {
         walk(&m.base, Path::new(""), &mut found);
@@ -84,6 +91,13 @@ fn adopt(layout: &Layout, journal: &mut CpuJournal) {
                 continue; // its parent was not adoptable either
             }
         }
+        if theirs.contains(&id) && in_v2(layout, &rel) {
+            tracing::info!(
+                "leaving {} to memory-controller, which has group {id:?}",
+                rel.display()
+            );
+            continue;
+        }
         match adopt_one(layout, &rel) {
             Ok(requested) => {
                 tracing::info!("adopted cpu group {id:?} found at {}", rel.display());
@@ -99,6 +113,13 @@ fn adopt(layout: &Layout, journal: &mut CpuJournal) {
             Err(e) => tracing::warn!("not adopting {}: {e}", rel.display()),
         }
     }
+}
+
+fn in_v2(layout: &Layout, rel: &Path) -> bool {
+    layout
+        .mounts()
+        .iter()
+        .any(|m| m.version == cgroupfs::Version::V2 && m.dir(rel).exists())
 }
 
 fn known_rel(journal: &CpuJournal, id: &str) -> Option<PathBuf> {

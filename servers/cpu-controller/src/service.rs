@@ -9,6 +9,7 @@
 use crate::group;
 use crate::layout::Layout;
 use crate::limits;
+use crate::peer::{Peer, PeerHas};
 use crate::recovery;
 use crate::table::{Change, Record, Table};
 use libipc::journal::Journal;
@@ -16,7 +17,7 @@ use libipc::server::{Ctx, Service};
 use protocol::cpu::{Cpu, CpuEvent, CpuGroup, CpuLimits, CpuRequest, CpuResponse, CpuStat};
 use protocol::{validate_id, Error};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 pub type CpuJournal = Journal<Table, CpuRequest, CpuResponse>;
 
@@ -31,21 +32,44 @@ pub struct CpuService {
 pub(crate) struct Inner {
     pub layout: Layout,
     pub journal: CpuJournal,
+    /// memory-controller, when it shares our cgroup v2 directories.
+    pub peer: Option<Arc<dyn Peer>>,
 }
 
 impl CpuService {
     /// Loads the journal, reconciles it with cgroupfs and finishes the
     /// request a crash interrupted.
     pub fn start(layout: Layout, state_dir: &Path, publish: Publish) -> Result<Self, Error> {
+        Self::start_with_peer(layout, state_dir, publish, None)
+    }
+
+    /// [`start`](Self::start) with memory-controller as `peer`, when its
+    /// groups live in our (v2) directories.
+    pub fn start_with_peer(
+        mut layout: Layout,
+        state_dir: &Path,
+        publish: Publish,
+        peer: Option<Arc<dyn Peer>>,
+    ) -> Result<Self, Error> {
+        layout.set_shared_v2(peer.is_some());
         let journal = CpuJournal::open(state_dir)?;
-        let mut inner = Inner { layout, journal };
+        let mut inner = Inner {
+            layout,
+            journal,
+            peer,
+        };
         let pending = inner.journal.take_pending();
         if let Some((key, req)) = &pending {
             // Keep it on disk until it is committed: reconcile saves the
             // journal, and we may die again before the redo finishes.
             inner.journal.begin(Some(key), req)?;
         }
-        recovery::reconcile(&inner.layout, &mut inner.journal)?;
+        let theirs = inner.peer.as_ref().and_then(|p| p.groups());
+        recovery::reconcile(
+            &inner.layout,
+            &mut inner.journal,
+            &theirs.unwrap_or_default(),
+        )?;
         if let Some((key, req)) = pending {
             let result = inner.redo(&key, &req);
             if let Ok(resp) = &result {
@@ -66,12 +90,16 @@ impl CpuService {
 
     /// The request path without libipc's Ctx (tests call it directly).
     pub fn request(&self, key: Option<&str>, req: CpuRequest) -> Result<CpuResponse, Error> {
+        // Asked before taking our lock: the peer may be asking us about the
+        // same group at the same time.
+        let peer = self.lock().peer.clone();
+        let peer = peer_has(peer.as_deref(), &req);
         let mut inner = self.lock();
         match &req {
             CpuRequest::Stat { id } => inner.stat(id).map(CpuResponse::Stat),
             CpuRequest::List => inner.list().map(CpuResponse::List),
             _ => {
-                let (resp, fresh) = inner.mutate(key, &req)?;
+                let (resp, fresh) = inner.mutate(key, &req, peer)?;
                 if fresh {
                     // not again for a retry answered from the journal
                     announce(&self.publish, &req, &resp);
@@ -94,6 +122,15 @@ impl Service for CpuService {
         match event {
             CpuEvent::FreezeChanged { id, .. } => id == filter,
         }
+    }
+}
+
+/// For a delete: does memory-controller still have the group? `No` (rmdir
+/// as usual) when there is no peer or the request is not a delete.
+fn peer_has(peer: Option<&dyn Peer>, req: &CpuRequest) -> PeerHas {
+    match (peer, req) {
+        (Some(p), CpuRequest::Delete { id, .. }) => p.has(id),
+        _ => PeerHas::No,
     }
 }
 
@@ -120,13 +157,14 @@ impl Inner {
         &mut self,
         key: Option<&str>,
         req: &CpuRequest,
+        peer: PeerHas,
     ) -> Result<(CpuResponse, bool), Error> {
         if let Some(done) = key.and_then(|k| self.journal.recorded(k)) {
             return done.map(|r| (r, false));
         }
         self.check(req)?;
         self.journal.begin(key, req)?;
-        let (result, change) = match self.perform(req) {
+        let (result, change) = match self.perform(req, peer) {
             Ok((resp, change)) => (Ok(resp), change),
             Err(e) => (Err(e), Change::None),
         };
@@ -147,7 +185,9 @@ impl Inner {
                 if adopted {
                     self.journal.state_mut().groups.remove(id);
                 }
-                let outcome = self.check(req).and_then(|()| self.perform(req));
+                let outcome = self
+                    .check(req)
+                    .and_then(|()| self.perform(req, PeerHas::No));
                 if let (true, Err(e), Some(rel)) = (adopted, &outcome, rel) {
                     tracing::warn!("the interrupted create of {id:?} failed again ({e}); removing its directories");
                     if let Err(re) = group::remove(&self.layout, &rel) {
@@ -160,7 +200,10 @@ impl Inner {
             CpuRequest::Delete { id, .. } if !self.table().groups.contains_key(id) => {
                 Ok((CpuResponse::Deleted, Change::None))
             }
-            _ => self.check(req).and_then(|()| self.perform(req)),
+            _ => {
+                let peer = peer_has(self.peer.as_deref(), req);
+                self.check(req).and_then(|()| self.perform(req, peer))
+            }
         };
         let (result, change) = match outcome {
             Ok((resp, change)) => (Ok(resp), change),
@@ -242,7 +285,7 @@ impl Inner {
     }
 
     /// Does a checked request in the kernel.
-    fn perform(&mut self, req: &CpuRequest) -> Result<(CpuResponse, Change), Error> {
+    fn perform(&mut self, req: &CpuRequest, peer: PeerHas) -> Result<(CpuResponse, Change), Error> {
         match req {
             CpuRequest::Create { id, parent, limits } => self.create(id, parent, limits),
             CpuRequest::Set { id, limits } => {
@@ -262,7 +305,12 @@ impl Inner {
                 if *force {
                     group::kill(&self.layout, &rel)?;
                 }
-                group::remove(&self.layout, &rel)?;
+                match peer.may_rmdir() {
+                    true => group::remove(&self.layout, &rel)?,
+                    // memory-controller may still use the v2 directory:
+                    // its last owner removes it.
+                    false => group::release(&self.layout, &rel)?,
+                }
                 Ok((CpuResponse::Deleted, Change::Remove(id.clone())))
             }
             CpuRequest::Freeze { id } => {

@@ -45,6 +45,27 @@ pub fn enable_controllers(dir: &CgroupDir, wanted: &[&str]) -> Result<(), Error>
     })
 }
 
+/// Puts our settings in a group directory back to a fresh cgroup's values
+/// (every file that exists; controllers not enabled have none), thawed.
+pub fn reset(dir: &CgroupDir) -> Result<(), Error> {
+    for (file, value) in [
+        ("cgroup.freeze", "0"),
+        ("cpu.idle", "0"),
+        ("cpu.weight", "100"),
+        ("cpu.max", "max 100000"),
+        ("cpu.max.burst", "0"),
+        ("pids.max", "max"),
+        // empty: use the parent's cpus and mems again
+        ("cpuset.cpus", ""),
+        ("cpuset.mems", ""),
+    ] {
+        if dir.has_file(file) {
+            dir.write(file, value)?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes the cpu controller's settings. Shares become cpu.weight.
 pub fn apply_cpu(dir: &CgroupDir, l: &CpuLimits) -> Result<(), Error> {
     if l.idle == Some(false) {

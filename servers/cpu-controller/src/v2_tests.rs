@@ -7,11 +7,13 @@
 //! reflected in cgroup.events.
 
 use crate::layout::{DirOps, Layout};
+use crate::peer::{Peer, PeerHas};
 use crate::service::CpuService;
 use cgroupfs::{Base, CgroupDir, Hierarchy, Version};
 use protocol::cpu::{CpuEvent, CpuLimits, CpuRequest, CpuResponse};
 use protocol::memory::Limit;
 use protocol::{Error, ErrorKind};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -234,6 +236,12 @@ impl Rig {
             Box::new(move |e| ev.lock().unwrap().push(e)),
         )
         .unwrap()
+    }
+
+    /// With memory-controller stood in for by `peer`.
+    fn service_peer(&self, peer: Arc<StubPeer>) -> CpuService {
+        let layout = self.layout(&["cpu", "cpuset", "pids", "freezer"]);
+        CpuService::start_with_peer(layout, &self.state, Box::new(|_| {}), Some(peer)).unwrap()
     }
 
     fn read(&self, rel: &str) -> String {
@@ -869,4 +877,114 @@ fn interrupted_create_with_half_made_dirs_is_finished_or_undone() {
         ErrorKind::Unsupported,
         "the retry gets the recorded failure: {e}"
     );
+}
+
+/// memory-controller as a test sets it: the groups it has, or down (None).
+struct StubPeer(Mutex<Option<BTreeSet<String>>>);
+
+impl StubPeer {
+    fn holding(ids: &[&str]) -> Arc<StubPeer> {
+        let ids = ids.iter().map(|s| s.to_string()).collect();
+        Arc::new(StubPeer(Mutex::new(Some(ids))))
+    }
+
+    fn down() -> Arc<StubPeer> {
+        Arc::new(StubPeer(Mutex::new(None)))
+    }
+}
+
+impl Peer for StubPeer {
+    fn has(&self, id: &str) -> PeerHas {
+        match &*self.0.lock().unwrap() {
+            Some(ids) if ids.contains(id) => PeerHas::Yes,
+            Some(_) => PeerHas::No,
+            None => PeerHas::Unknown,
+        }
+    }
+
+    fn groups(&self) -> Option<BTreeSet<String>> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+fn delete(svc: &CpuService, id: &str) -> Result<CpuResponse, Error> {
+    svc.request(
+        None,
+        CpuRequest::Delete {
+            id: id.into(),
+            force: false,
+        },
+    )
+}
+
+#[test]
+fn shared_delete_keeps_the_directory_memory_still_has_and_resets_ours() {
+    let rig = Rig::new("cpuset cpu io memory pids");
+    let svc = rig.service_peer(StubPeer::holding(&["web"]));
+    create(&svc, "web", None, full_limits()).unwrap();
+    svc.request(None, CpuRequest::Freeze { id: "web".into() })
+        .unwrap();
+    delete(&svc, "web").unwrap();
+    assert!(rig.base.join("web").exists(), "memory still uses it");
+    assert_eq!(rig.read("web/cpu.weight"), "100");
+    assert_eq!(rig.read("web/cpu.max"), "max 100000");
+    assert_eq!(rig.read("web/cpu.max.burst"), "0");
+    assert_eq!(rig.read("web/pids.max"), "max");
+    assert_eq!(rig.read("web/cpuset.cpus"), "");
+    assert_eq!(rig.read("web/cgroup.freeze"), "0");
+    assert!(rig.base.exists(), "the shared base stays");
+    let CpuResponse::List(l) = svc.request(None, CpuRequest::List).unwrap() else {
+        panic!()
+    };
+    assert!(l.is_empty());
+}
+
+#[test]
+fn shared_delete_removes_the_directory_memory_let_go_of() {
+    let rig = Rig::new("cpuset cpu io memory pids");
+    let svc = rig.service_peer(StubPeer::holding(&["other"]));
+    create(&svc, "web", None, full_limits()).unwrap();
+    delete(&svc, "web").unwrap();
+    assert!(!rig.base.join("web").exists());
+    assert!(rig.base.exists(), "memory-controller makes its groups here");
+}
+
+#[test]
+fn shared_delete_keeps_the_directory_when_memory_does_not_answer() {
+    let rig = Rig::new("cpuset cpu io memory pids");
+    let svc = rig.service_peer(StubPeer::down());
+    create(&svc, "web", None, full_limits()).unwrap();
+    delete(&svc, "web").unwrap();
+    assert!(rig.base.join("web").exists(), "memory may have it");
+    assert_eq!(rig.read("web/cpu.weight"), "100");
+}
+
+#[test]
+fn shared_start_leaves_memorys_directories_alone() {
+    let rig = Rig::new("cpuset cpu io memory pids");
+    drop(rig.service_peer(StubPeer::holding(&[])));
+    create(&rig.service(), "keep", None, CpuLimits::default()).unwrap();
+    for rel in ["memonly", "memonly/inner", "stray"] {
+        FakeKernel
+            .mkdir(&CgroupDir::new(rig.base.join(rel)))
+            .unwrap();
+        // delegate as a group that has children would
+        put(
+            &rig.base.join(rel).join("cgroup.subtree_control"),
+            "+cpu +cpuset +pids\n",
+        );
+    }
+    let ids = |svc: &CpuService| -> Vec<String> {
+        let CpuResponse::List(l) = svc.request(None, CpuRequest::List).unwrap() else {
+            panic!()
+        };
+        l.into_iter().map(|g| g.id).collect()
+    };
+    let svc = rig.service_peer(StubPeer::holding(&["memonly", "inner"]));
+    assert_eq!(ids(&svc), vec!["keep", "stray"]);
+    assert!(rig.base.join("memonly/inner").exists());
+    drop(svc);
+    // memory-controller down: adopt as before, never destroy.
+    let svc = rig.service_peer(StubPeer::down());
+    assert_eq!(ids(&svc), vec!["inner", "keep", "memonly", "stray"]);
 }

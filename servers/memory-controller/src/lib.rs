@@ -5,11 +5,13 @@
 //! - [`state`]: the journaled table of groups; host paths from ids.
 //! - [`reconcile`]: journal + cgroupfs -> table, on start.
 //! - [`oom`]: the OOM watcher thread (v1 eventfd, v2 inotify).
+//! - [`peer`]: cpu-controller, which shares our directories on cgroup v2.
 //! - [`service`]: the requests.
 
 pub mod backend;
 pub mod limits;
 pub mod oom;
+pub mod peer;
 pub mod reconcile;
 pub mod service;
 pub mod state;

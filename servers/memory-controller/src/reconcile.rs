@@ -9,6 +9,7 @@ use crate::state::{GroupRecord, Table};
 use cgroupfs::CgroupDir;
 use protocol::memory::MemoryLimits;
 use protocol::Error;
+use std::collections::BTreeSet;
 
 /// Drops the groups whose directory no longer exists; returns their ids.
 pub fn drop_missing(table: &mut Table, base: &CgroupDir) -> Vec<String> {
@@ -33,19 +34,39 @@ pub fn adopt_unknown(
     base: &CgroupDir,
     read: &dyn Fn(&CgroupDir) -> Result<MemoryLimits, Error>,
 ) -> Result<Vec<String>, Error> {
+    adopt_unknown_except(table, base, read, &BTreeSet::new())
+}
+
+/// [`adopt_unknown`], leaving alone (with everything below them) the
+/// directories of the groups in `theirs`: on cgroup v2 cpu-controller's
+/// groups live under the same base, and are not ours to adopt.
+pub fn adopt_unknown_except(
+    table: &mut Table,
+    base: &CgroupDir,
+    read: &dyn Fn(&CgroupDir) -> Result<MemoryLimits, Error>,
+    theirs: &BTreeSet<String>,
+) -> Result<Vec<String>, Error> {
     let mut adopted = vec![];
-    walk(table, base, base, None, read, &mut adopted)?;
+    let ctx = Walk { base, read, theirs };
+    walk(table, &ctx, base, None, &mut adopted)?;
     Ok(adopted)
+}
+
+/// What stays the same all the way down the walk.
+struct Walk<'a> {
+    base: &'a CgroupDir,
+    read: &'a dyn Fn(&CgroupDir) -> Result<MemoryLimits, Error>,
+    theirs: &'a BTreeSet<String>,
 }
 
 fn walk(
     table: &mut Table,
-    base: &CgroupDir,
+    w: &Walk,
     dir: &CgroupDir,
     parent: Option<&str>,
-    read: &dyn Fn(&CgroupDir) -> Result<MemoryLimits, Error>,
     adopted: &mut Vec<String>,
 ) -> Result<(), Error> {
+    let (base, read) = (w.base, w.read);
     for child in dir.children()? {
         let name = child
             .path()
@@ -54,6 +75,13 @@ fn walk(
             .unwrap_or_default();
         if let Err(e) = protocol::validate_id("group id", &name) {
             tracing::warn!("leaving {} alone: {}", child.path().display(), e.message);
+            continue;
+        }
+        if !table.groups.contains_key(&name) && w.theirs.contains(&name) {
+            tracing::info!(
+                "leaving {} to cpu-controller, which has group {name}",
+                child.path().display()
+            );
             continue;
         }
         if table.groups.contains_key(&name) {
@@ -89,7 +117,7 @@ fn walk(
             );
             adopted.push(name.clone());
         }
-        walk(table, base, &child, Some(&name), read, adopted)?;
+        walk(table, w, &child, Some(&name), adopted)?;
     }
     Ok(())
 }

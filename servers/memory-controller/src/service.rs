@@ -8,9 +8,10 @@
 use crate::backend::{self, Backend};
 use crate::limits::merge;
 use crate::oom::{OomNotice, Watcher};
+use crate::peer::{CpuPeer, Peer, PeerHas};
 use crate::reconcile;
 use crate::state::{GroupRecord, Table};
-use cgroupfs::{Base, CgroupDir, Hierarchies};
+use cgroupfs::{Base, CgroupDir, Hierarchies, Version};
 use libipc::journal::Journal;
 use libipc::server::{Ctx, Service};
 use protocol::memory::{
@@ -35,6 +36,8 @@ struct Shared {
     journal: Mutex<MemJournal>,
     watcher: OnceLock<Watcher>,
     publish: Publish,
+    /// cpu-controller, when it shares our cgroup v2 directories.
+    peer: Option<Arc<dyn Peer>>,
 }
 
 /// What a request changes in the table once it is done.
@@ -77,13 +80,28 @@ impl MemoryService {
             backend.version().as_str(),
             backend.base().path().display()
         );
-        Self::with_backend(backend, state_dir, publish)
+        let peer: Option<Arc<dyn Peer>> = if shares_v2_with_cpu(&hier) {
+            Some(Arc::new(CpuPeer::new(root)))
+        } else {
+            None
+        };
+        Self::with_peer(backend, state_dir, publish, peer)
     }
 
     pub fn with_backend(
         backend: Arc<dyn Backend>,
         state_dir: &Path,
         publish: Publish,
+    ) -> Result<Self, Error> {
+        Self::with_peer(backend, state_dir, publish, None)
+    }
+
+    /// `peer`: cpu-controller when its groups live in our (v2) directories.
+    pub fn with_peer(
+        backend: Arc<dyn Backend>,
+        state_dir: &Path,
+        publish: Publish,
+        peer: Option<Arc<dyn Peer>>,
     ) -> Result<Self, Error> {
         backend.prepare_base()?;
         let journal = Journal::open(state_dir)?;
@@ -92,6 +110,7 @@ impl MemoryService {
             journal: Mutex::new(journal),
             watcher: OnceLock::new(),
             publish,
+            peer,
         });
         let weak: Weak<Shared> = Arc::downgrade(&shared);
         let watcher = Watcher::start(
@@ -127,9 +146,27 @@ impl MemoryService {
         match req {
             MemoryRequest::Stat { id } => s.stat(&id),
             MemoryRequest::List => s.list(),
-            req => s.mutate(key, req),
+            req => {
+                // Asked before taking our lock: the peer may be asking us
+                // about the same group at the same time.
+                let peer = s.peer_has(&req);
+                s.mutate(key, req, peer)
+            }
         }
     }
+}
+
+/// Does cpu-controller keep groups in the unified hierarchy, in the same
+/// directories as ours? Only when memory is on v2 too.
+fn shares_v2_with_cpu(hier: &Hierarchies) -> bool {
+    let on_v2 = |c: &str| {
+        hier.get(c)
+            .map(|h| h.version == Version::V2)
+            .unwrap_or(false)
+    };
+    // cpu-controller freezes through cgroup.freeze when there is no v1 freezer.
+    let v2_freezer = hier.get("freezer").is_err() && hier.unified.is_some();
+    on_v2("memory") && (["cpu", "cpuset", "pids"].iter().any(|c| on_v2(c)) || v2_freezer)
 }
 
 impl Service for MemoryService {
@@ -169,16 +206,26 @@ impl Shared {
         self.backend.base()
     }
 
+    /// For a delete: does the peer still have the group? `No` (rmdir as
+    /// usual) when there is no peer or the request is not a delete.
+    fn peer_has(&self, req: &MemoryRequest) -> PeerHas {
+        match (&self.peer, req) {
+            (Some(p), MemoryRequest::Delete { id, .. }) => p.has(id),
+            _ => PeerHas::No,
+        }
+    }
+
     /// On start: finish the request that was begun before a crash, then
     /// reconcile the table with cgroupfs, then watch every group.
     fn recover(&self) -> Result<(), Error> {
         let mut j = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((key, req)) = j.take_pending() {
             tracing::info!("re-applying {req:?} (key {key}) begun before the last stop");
-            let (result, change) = match self.precheck(j.state(), &req) {
+            let peer = self.peer_has(&req);
+            let (result, change) = match self.precheck(j.state(), &req, peer) {
                 Err(e) => (Err(e), Change::None),
                 Ok(Pre::Done(r)) => (Ok(r), Change::None),
-                Ok(Pre::Go) => self.apply(j.state(), &req),
+                Ok(Pre::Go) => self.apply(j.state(), &req, peer),
             };
             j.commit(Some(&key), &result, |t| change.apply(t))?;
         }
@@ -188,7 +235,13 @@ impl Shared {
             tracing::warn!("memory group {id} is in the journal but its cgroup is gone; dropped");
         }
         let backend = self.backend.clone();
-        reconcile::adopt_unknown(t, &base, &move |d| backend.read_limits(d))?;
+        // On v2, cpu-controller's groups are directories under our base too.
+        let theirs = self
+            .peer
+            .as_ref()
+            .and_then(|p| p.groups())
+            .unwrap_or_default();
+        reconcile::adopt_unknown_except(t, &base, &move |d| backend.read_limits(d), &theirs)?;
         j.save()?;
         for id in j.state().groups.keys() {
             let dir = j.state().dir(&base, id)?;
@@ -199,22 +252,27 @@ impl Shared {
         Ok(())
     }
 
-    fn mutate(&self, key: Option<&str>, req: MemoryRequest) -> Result<MemoryResponse, Error> {
+    fn mutate(
+        &self,
+        key: Option<&str>,
+        req: MemoryRequest,
+        peer: PeerHas,
+    ) -> Result<MemoryResponse, Error> {
         let mut j = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(r) = key.and_then(|k| j.recorded(k)) {
             return r;
         }
-        if let Pre::Done(r) = self.precheck(j.state(), &req)? {
+        if let Pre::Done(r) = self.precheck(j.state(), &req, peer)? {
             return Ok(r);
         }
         j.begin(key, &req)?;
-        let (result, change) = self.apply(j.state(), &req);
+        let (result, change) = self.apply(j.state(), &req, peer);
         j.commit(key, &result, |t| change.apply(t))?;
         result
     }
 
     /// Every check that changes nothing.
-    fn precheck(&self, t: &Table, req: &MemoryRequest) -> Result<Pre, Error> {
+    fn precheck(&self, t: &Table, req: &MemoryRequest, peer: PeerHas) -> Result<Pre, Error> {
         match req {
             MemoryRequest::Create { id, parent, limits } => {
                 self.pre_create(t, id, parent.as_deref(), limits)
@@ -227,7 +285,9 @@ impl Shared {
                 .pre_set(t, id, limits, *check_before_update)
                 .map(|_| Pre::Go),
             MemoryRequest::Attach { id, pid } => self.pre_attach(t, id, *pid).map(|_| Pre::Go),
-            MemoryRequest::Delete { id, force } => self.pre_delete(t, id, *force).map(|_| Pre::Go),
+            MemoryRequest::Delete { id, force } => {
+                self.pre_delete(t, id, *force, peer).map(|_| Pre::Go)
+            }
             MemoryRequest::Stat { .. } | MemoryRequest::List => {
                 Err(Error::internal("not a mutating request"))
             }
@@ -305,7 +365,7 @@ impl Shared {
         Ok(())
     }
 
-    fn pre_delete(&self, t: &Table, id: &str, force: bool) -> Result<(), Error> {
+    fn pre_delete(&self, t: &Table, id: &str, force: bool, peer: PeerHas) -> Result<(), Error> {
         validate_id("group id", id)?;
         t.get(id)?;
         let children = t.children_of(id);
@@ -319,7 +379,12 @@ impl Shared {
         if !dir.exists() {
             return Ok(());
         }
-        if let Some(other) = dir.children()?.first() {
+        // A directory kept for the peer may hold the peer's child groups.
+        let other = match peer.may_rmdir() {
+            true => dir.children()?.into_iter().next(),
+            false => None,
+        };
+        if let Some(other) = other {
             return Err(Error::conflict(format!(
                 "memory group {id:?} holds a cgroup the server did not make ({}); remove it first",
                 other.path().display()
@@ -335,7 +400,12 @@ impl Shared {
     }
 
     /// Does the kernel work of a checked request.
-    fn apply(&self, t: &Table, req: &MemoryRequest) -> (Result<MemoryResponse, Error>, Change) {
+    fn apply(
+        &self,
+        t: &Table,
+        req: &MemoryRequest,
+        peer: PeerHas,
+    ) -> (Result<MemoryResponse, Error>, Change) {
         let r = match req {
             MemoryRequest::Create { id, parent, limits } => {
                 self.create(t, id, parent.as_deref(), limits)
@@ -345,7 +415,7 @@ impl Shared {
                 .dir(self.base(), id)
                 .and_then(|d| d.add_pid(*pid))
                 .map(|_| (MemoryResponse::Attached, Change::None)),
-            MemoryRequest::Delete { id, force } => self.delete(t, id, *force),
+            MemoryRequest::Delete { id, force } => self.delete(t, id, *force, peer),
             MemoryRequest::Stat { .. } | MemoryRequest::List => {
                 Err(Error::internal("not a mutating request"))
             }
@@ -428,7 +498,13 @@ impl Shared {
         ))
     }
 
-    fn delete(&self, t: &Table, id: &str, force: bool) -> Result<(MemoryResponse, Change), Error> {
+    fn delete(
+        &self,
+        t: &Table,
+        id: &str,
+        force: bool,
+        peer: PeerHas,
+    ) -> Result<(MemoryResponse, Change), Error> {
         let dir = t.dir(self.base(), id)?;
         self.watcher().unwatch(id);
         if dir.exists() {
@@ -437,7 +513,12 @@ impl Shared {
             } else {
                 Ok(())
             })
-            .and_then(|_| self.backend.remove(&dir));
+            .and_then(|_| match peer.may_rmdir() {
+                true => self.backend.remove(&dir),
+                // The v2 directory is cpu-controller's too (or may be):
+                // give back only our settings; its last owner removes it.
+                false => self.backend.reset(&dir),
+            });
             if let Err(e) = r {
                 // Still there: keep reporting its OOMs.
                 let _ = self.watcher().watch(id, &dir);

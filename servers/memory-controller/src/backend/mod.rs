@@ -53,6 +53,15 @@ pub trait Backend: Send + Sync {
         dir.remove()
     }
 
+    /// Puts this server's settings back to the kernel's defaults, for a
+    /// cgroup v2 directory that cpu-controller still uses and so is kept.
+    fn reset(&self, dir: &CgroupDir) -> Result<(), Error> {
+        Err(Error::unsupported(format!(
+            "keeping {} for another controller: only cgroup v2 shares group directories between servers",
+            dir.path().display()
+        )))
+    }
+
     /// SIGKILLs every process in the group and below.
     fn kill_all(&self, dir: &CgroupDir) -> Result<(), Error> {
         dir.kill_all(Duration::from_secs(5))

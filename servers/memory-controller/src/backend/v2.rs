@@ -217,6 +217,15 @@ impl Backend for V2 {
         (self.ops.rmdir)(dir)
     }
 
+    /// The values of a fresh cgroup, swap first (as in apply).
+    fn reset(&self, dir: &CgroupDir) -> Result<(), Error> {
+        if dir.has_file("memory.swap.max") {
+            dir.write("memory.swap.max", "max")?;
+        }
+        dir.write("memory.max", "max")?;
+        dir.write("memory.low", "0")
+    }
+
     fn kernel_counts_oom_events(&self) -> bool {
         true
     }

@@ -4,4 +4,5 @@
 
 mod fake_v2;
 mod service_v2;
+mod shared_v2;
 mod v1_real;
