@@ -278,8 +278,6 @@ impl Lifecycle {
         r.made.cpu_group = true;
         r.made.rootfs = true;
         self.put(r.clone())?;
-        self.servers.memory_create(&r.id, resources::memory(res))?;
-        self.servers.cpu_create(&r.id, resources::cpu(res))?;
         // vfs-overlay checks the rootfs and hands back the path to use.
         // root.readonly is applied by the launcher, last, inside the
         // container's mount namespace (as runc does): a read-only root from
@@ -289,7 +287,16 @@ impl Lifecycle {
             .as_ref()
             .ok_or_else(|| Error::invalid("root: missing"))?;
         let path = root.path().to_string_lossy();
-        r.rootfs = self.servers.vfs_prepare(&r.id, &r.bundle, &path, false)?;
+        // The three servers do not depend on each other: ask them at once.
+        let (memory, cpu, rootfs) = std::thread::scope(|s| {
+            let m = s.spawn(|| self.servers.memory_create(&r.id, resources::memory(res)));
+            let c = s.spawn(|| self.servers.cpu_create(&r.id, resources::cpu(res)));
+            let v = self.servers.vfs_prepare(&r.id, &r.bundle, &path, false);
+            (joined(m), joined(c), v)
+        });
+        memory?;
+        cpu?;
+        r.rootfs = rootfs?;
         self.put(r.clone())?;
         let fifo = record::fifo_path(&self.root, &r.id);
         match nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622)) {
@@ -329,11 +336,17 @@ impl Lifecycle {
             .ok_or_else(|| Error::invalid(format!("container process {pid} is not alive")))?;
         r.made.loopback |= netns.is_some();
         self.put(r)?;
-        self.servers.memory_attach(id, pid)?;
-        self.servers.cpu_attach(id, pid)?;
-        if let Some(fd) = netns {
-            self.servers.loopback(id, fd)?;
-        }
+        // Attach to both groups and bring loopback up at once.
+        let (memory, cpu, net) = std::thread::scope(|s| {
+            let m = s.spawn(|| self.servers.memory_attach(id, pid));
+            let c = s.spawn(|| self.servers.cpu_attach(id, pid));
+            let n = match netns {
+                Some(fd) => self.servers.loopback(id, fd),
+                None => Ok(()),
+            };
+            (joined(m), joined(c), n)
+        });
+        memory.and(cpu).and(net)?;
         Ok(InitResponse::Done)
     }
 
@@ -392,23 +405,44 @@ impl Lifecycle {
 
     /// Gives back everything recorded in `made`, in reverse order.
     fn release(&self, r: &mut Record) -> Result<(), Error> {
-        if r.made.loopback {
-            self.servers.loopback_release(&r.id)?;
-            r.made.loopback = false;
-        }
-        if r.made.rootfs {
-            self.servers.vfs_release(&r.id)?;
-            r.made.rootfs = false;
-        }
-        if r.made.cpu_group {
-            self.servers.cpu_delete(&r.id)?;
-            r.made.cpu_group = false;
-        }
-        if r.made.memory_group {
-            self.servers.memory_delete(&r.id)?;
-            r.made.memory_group = false;
-        }
-        Ok(())
+        // Independent of each other: released at once. Each success is
+        // recorded, so that a retry releases only what is left.
+        let id = r.id.clone();
+        let made = r.made.clone();
+        let (net, vfs, cpu, memory) = std::thread::scope(|s| {
+            let net = s.spawn(|| {
+                if made.loopback {
+                    self.servers.loopback_release(&id)
+                } else {
+                    Ok(())
+                }
+            });
+            let vfs = s.spawn(|| {
+                if made.rootfs {
+                    self.servers.vfs_release(&id)
+                } else {
+                    Ok(())
+                }
+            });
+            let cpu = s.spawn(|| {
+                if made.cpu_group {
+                    self.servers.cpu_delete(&id)
+                } else {
+                    Ok(())
+                }
+            });
+            let memory = if made.memory_group {
+                self.servers.memory_delete(&id)
+            } else {
+                Ok(())
+            };
+            (joined(net), joined(vfs), joined(cpu), memory)
+        });
+        r.made.loopback &= net.is_err();
+        r.made.rootfs &= vfs.is_err();
+        r.made.cpu_group &= cpu.is_err();
+        r.made.memory_group &= memory.is_err();
+        net.and(vfs).and(cpu).and(memory)
     }
 
     // ---- start, state, kill, delete ----
@@ -836,6 +870,12 @@ fn container_root_ids(spec: &Spec) -> Option<(u32, u32)> {
             .map(|m| m.host_id())
     };
     Some((host(linux.uid_mappings())?, host(linux.gid_mappings())?))
+}
+
+/// The result of a scoped thread; a panic in it becomes an internal error.
+fn joined<T>(h: std::thread::ScopedJoinHandle<'_, Result<T, Error>>) -> Result<T, Error> {
+    h.join()
+        .unwrap_or_else(|_| Err(Error::internal("a server call panicked in init")))
 }
 
 /// Refuses what a config asks for that is not built yet, by name.
