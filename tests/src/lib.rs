@@ -271,7 +271,26 @@ impl Drop for Constellation {
                 kill(*pid, libc::SIGKILL);
             }
         }
+        unmount_under(self.root());
         remove_cgroups(self.root());
+    }
+}
+
+/// Detaches every mount below `dir` (deepest first): a test that failed
+/// midway may leave vfs-overlay's binds behind once its servers are gone.
+pub fn unmount_under(dir: &Path) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let prefix = format!("{}/", dir.display());
+    let mut points: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|m| m.starts_with(&prefix))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = nix::mount::umount2(p.as_str(), nix::mount::MntFlags::MNT_DETACH);
     }
 }
 

@@ -157,3 +157,31 @@ fn status_without_a_constellation_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn dropping_a_constellation_detaches_what_its_servers_mounted() {
+    // As a test that fails midway would: a read-only bind made, never released.
+    let bundle = asterism_tests::Bundle::busybox_with(&["true"], serde_json::json!({}));
+    let root = {
+        let c = Constellation::start();
+        c.ipc_ok(&[
+            "vfs-overlay",
+            "prepare",
+            "m1",
+            "--bundle",
+            bundle.path().to_str().unwrap(),
+            "--readonly",
+        ]);
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            info.contains(c.root().to_str().unwrap()),
+            "the bind is there"
+        );
+        c.root().to_path_buf()
+    };
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !info.contains(root.to_str().unwrap()),
+        "the harness left a mount behind"
+    );
+}
