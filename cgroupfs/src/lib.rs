@@ -11,6 +11,7 @@
 pub mod base;
 pub mod dir;
 pub mod hierarchy;
+pub mod peer;
 
 pub use base::Base;
 pub use dir::CgroupDir;
