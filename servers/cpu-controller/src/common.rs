@@ -80,3 +80,13 @@ pub fn read_pids_max(dir: &CgroupDir) -> Result<Limit, Error> {
         Some(n) => Limit::Value(n),
     })
 }
+
+/// cpu.idle: the same file on v1 and v2 (SCHED_IDLE for the group).
+pub fn write_idle(dir: &CgroupDir, idle: bool) -> Result<(), Error> {
+    require_file(
+        dir,
+        "cpu.idle",
+        "--idle (SCHED_IDLE groups need Linux 5.15)",
+    )?;
+    dir.write("cpu.idle", if idle { "1" } else { "0" })
+}

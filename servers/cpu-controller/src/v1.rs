@@ -26,25 +26,16 @@ pub fn apply_cpu(dir: &CgroupDir, l: &CpuLimits) -> Result<(), Error> {
     // An idle group refuses cpu.shares, so leave idle before setting shares
     // and enter it only after everything else.
     if l.idle == Some(false) {
-        write_idle(dir, false)?;
+        common::write_idle(dir, false)?;
     }
     if let Some(s) = l.shares {
         dir.write("cpu.shares", &s.to_string())?;
     }
     apply_bandwidth(dir, l)?;
     if l.idle == Some(true) {
-        write_idle(dir, true)?;
+        common::write_idle(dir, true)?;
     }
     Ok(())
-}
-
-fn write_idle(dir: &CgroupDir, idle: bool) -> Result<(), Error> {
-    common::require_file(
-        dir,
-        "cpu.idle",
-        "--idle (SCHED_IDLE groups need Linux 5.15)",
-    )?;
-    dir.write("cpu.idle", if idle { "1" } else { "0" })
 }
 
 /// Quota, period and burst, ordered as runc does: the kernel refuses a period

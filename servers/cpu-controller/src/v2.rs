@@ -69,25 +69,16 @@ pub fn reset(dir: &CgroupDir) -> Result<(), Error> {
 /// Writes the cpu controller's settings. Shares become cpu.weight.
 pub fn apply_cpu(dir: &CgroupDir, l: &CpuLimits) -> Result<(), Error> {
     if l.idle == Some(false) {
-        write_idle(dir, false)?;
+        common::write_idle(dir, false)?;
     }
     if let Some(s) = l.shares {
         dir.write("cpu.weight", &shares_to_weight(s).to_string())?;
     }
     apply_max(dir, l)?;
     if l.idle == Some(true) {
-        write_idle(dir, true)?;
+        common::write_idle(dir, true)?;
     }
     Ok(())
-}
-
-fn write_idle(dir: &CgroupDir, idle: bool) -> Result<(), Error> {
-    common::require_file(
-        dir,
-        "cpu.idle",
-        "--idle (SCHED_IDLE groups need Linux 5.15)",
-    )?;
-    dir.write("cpu.idle", if idle { "1" } else { "0" })
 }
 
 /// cpu.max holds "QUOTA PERIOD" in one file, so a change to one keeps the
