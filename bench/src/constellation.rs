@@ -47,11 +47,17 @@ pub struct Constellation {
 impl Constellation {
     /// Starts `init --root <tmp>/root EXTRA...` and waits for `ready`.
     pub fn start(extra: &[&str]) -> Result<Constellation> {
+        Constellation::start_at(extra, None)
+    }
+
+    /// As `start`, with the root at `root` (created by init) rather than
+    /// in our temp dir.
+    pub fn start_at(extra: &[&str], root: Option<PathBuf>) -> Result<Constellation> {
         let dir = tempfile::Builder::new()
             .prefix("ast-bench-")
             .tempdir_in("/tmp")
             .context("create a private root under /tmp")?;
-        let root = dir.path().join("root");
+        let root = root.unwrap_or_else(|| dir.path().join("root"));
         let log = std::fs::File::create(dir.path().join("init.log")).context("create init.log")?;
         let mut child = Command::new(bin("init")?)
             .arg("--root")

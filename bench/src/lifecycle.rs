@@ -130,14 +130,16 @@ impl Env {
         let mounts = cgroups::mounts()?;
         install_interrupt_cleanup(scratch.path(), &prefix, &mounts)?;
         let bundles = Bundles::create(scratch.path(), &prefix)?;
+        // Before crun's namespace is made, so that it sees this mount too.
+        let run = mount_run(scratch.path())?;
         let crun_ns = CrunNs::prepare(&mounts)?;
         let mut runtimes = vec![];
         for (kind, bin) in [(Kind::Runc, "runc"), (Kind::Crun, "crun")] {
-            let root = scratch.path().join(format!("{bin}-root"));
+            let root = run.join(format!("{bin}-root"));
             let ns = (kind == Kind::Crun).then_some(&crun_ns);
             runtimes.push(Runtime::new(kind, which(bin)?, root, ns));
         }
-        let c = Constellation::start(&[])?;
+        let c = Constellation::start_at(&[], Some(run.join("asterism-root")))?;
         set_interrupt_init(&c);
         let ipc = Runtime::new(
             Kind::Asterism,
@@ -160,6 +162,10 @@ impl Env {
     fn describe(&self) {
         let c = self.constellation.as_ref().expect("constellation");
         println!("host: {} cores", crate::cores());
+        println!(
+            "state roots: all three runtimes' --root on one tmpfs, {}/run (as /run is on a usual host; here /run is on the disk)",
+            self.scratch.path().display()
+        );
         println!(
             "bundle: busybox-static rootfs {} (shared, root.readonly), config from `runc spec`: terminal false, args [\"true\"], namespaces {}, cgroupsPath \"{}/<runtime>-<id>\"",
             self.bundles.rootfs().display(),
@@ -208,6 +214,7 @@ impl Env {
             ours.push(c.scratch().to_path_buf());
             notes.extend(stop_constellation(c));
         }
+        unmount_run(self.scratch.path());
         let mounts = mounts_under(&ours);
         if !mounts.is_empty() {
             notes.push(format!("LEFT BEHIND mounts: {mounts:?}"));
@@ -239,6 +246,29 @@ impl Drop for Env {
     fn drop(&mut self) {
         println!("cleanup: {}", self.cleanup());
     }
+}
+
+/// The runtimes' state roots live on a tmpfs of our own at `<scratch>/run`,
+/// as they do on a usual host (/run/runc, /run/crun and /run/asterism are
+/// on the /run tmpfs). On this machine /run is on the disk, and a root
+/// there makes every state write (and asterism's fsync of state.json) a
+/// disk write, which no production host pays.
+fn mount_run(scratch: &Path) -> Result<PathBuf> {
+    let run = scratch.join("run");
+    std::fs::create_dir(&run).with_context(|| format!("create {}", run.display()))?;
+    nix::mount::mount(
+        Some("tmpfs"),
+        &run,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+        Some("mode=0700,size=256m"),
+    )
+    .with_context(|| format!("mount a tmpfs on {}", run.display()))?;
+    Ok(run)
+}
+
+fn unmount_run(scratch: &Path) {
+    let _ = nix::mount::umount2(&scratch.join("run"), nix::mount::MntFlags::MNT_DETACH);
 }
 
 /// Mount points under any of `dirs` (our scratch and constellation
@@ -401,6 +431,7 @@ fn hard_cleanup(i: &Interrupt) {
         let _ = std::fs::remove_dir_all(dir);
     }
     cgroups::sweep(&i.mounts, &i.prefix);
+    unmount_run(&i.scratch);
     let _ = std::fs::remove_dir_all(&i.scratch);
 }
 

@@ -46,6 +46,24 @@ impl Service for InitService {
                 };
                 lc.attach_pid(&id, pid, fd)
             }
+            InitRequest::Prepare {
+                id,
+                bundle,
+                config_json,
+                creator_pid,
+            } => {
+                let p = lc.prepare(&id, &bundle, &config_json, creator_pid)?;
+                let (joins, mut fds): (Vec<_>, Vec<_>) = p.joins.into_iter().unzip();
+                let netns = p.netns.is_some();
+                fds.extend(p.netns);
+                ctx.fds_out = fds;
+                Ok(InitResponse::Prepared {
+                    rootfs: p.rootfs,
+                    seccomp: p.seccomp,
+                    joins,
+                    netns,
+                })
+            }
             InitRequest::MarkCreated { id, pid } => lc.mark_created(&id, pid),
             InitRequest::Abort { id, reason } => lc.abort(&id, &reason),
             InitRequest::Start { id } => lc.start_container(&id),

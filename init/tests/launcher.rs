@@ -258,6 +258,8 @@ fn request<'a>(b: &'a Bundle, spec: &'a Spec, rootfs: &'a Path) -> LaunchRequest
         state_json: &state_json,
         detach_stdio: true,
         seccomp: None,
+        cgroups: &[],
+        netns: None,
     }
 }
 

@@ -61,6 +61,11 @@ pub enum CpuRequest {
     Thaw {
         id: String,
     },
+    /// The fds a new process uses to join the group's hierarchies by
+    /// itself (see [`crate::cgroup`]); read-only, nothing is changed.
+    JoinFds {
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +105,8 @@ pub enum CpuResponse {
     Deleted,
     Frozen,
     Thawed,
+    /// One fd per entry rides along, in order.
+    JoinFds(Vec<crate::cgroup::CgroupJoin>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -143,6 +143,17 @@ pub enum InitRequest {
     SeccompListener {
         id: String,
     },
+    /// `create`, step 1, the fast way (replaces Register + AttachPid):
+    /// as Register, and the answer also carries what the new process needs
+    /// to join its groups by itself and, when the config asks for a new
+    /// network namespace, one from netstack's pool with loopback up. The
+    /// pid is then first given with MarkCreated.
+    Prepare {
+        id: String,
+        bundle: String,
+        config_json: String,
+        creator_pid: i32,
+    },
 }
 
 /// The OCI state of a container (runtime.md "State"), plus what runc's
@@ -186,6 +197,14 @@ pub enum InitResponse {
     Containers(Vec<ContainerState>),
     Pids(Vec<i32>),
     Stats(ContainerStats),
+    /// The answer to Prepare. fds ride along: one per `joins` entry, in
+    /// order, then the network namespace when `netns` is true.
+    Prepared {
+        rootfs: String,
+        seccomp: Option<crate::seccomp::Program>,
+        joins: Vec<crate::cgroup::CgroupJoin>,
+        netns: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

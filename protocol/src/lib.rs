@@ -10,6 +10,7 @@
 //! the variant index, so reordering or removing a variant changes the bytes on
 //! the wire; the golden-bytes tests in `tests/golden.rs` catch that.
 
+pub mod cgroup;
 pub mod cpu;
 pub mod envelope;
 pub mod error;

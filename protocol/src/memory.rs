@@ -62,6 +62,11 @@ pub enum MemoryRequest {
         id: String,
         force: bool,
     },
+    /// The fds a new process uses to join the group by itself (see
+    /// [`crate::cgroup`]); read-only, nothing is changed.
+    JoinFds {
+        id: String,
+    },
 }
 
 /// A registered group as the server knows it.
@@ -104,6 +109,8 @@ pub enum MemoryResponse {
     Stat(MemoryStat),
     List(Vec<MemoryGroup>),
     Deleted,
+    /// One fd per entry rides along, in order.
+    JoinFds(Vec<crate::cgroup::CgroupJoin>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -33,6 +33,13 @@ pub enum NetRequest {
         id: String,
     },
     List,
+    /// A network namespace for container `id`: a fresh one with `lo`
+    /// already up, taken from the pool netstack keeps ready (or made on
+    /// the spot when the pool is empty). Its fd rides along with the
+    /// answer; netstack keeps its own until `Release`. Idempotent per id.
+    Claim {
+        id: String,
+    },
 }
 
 /// A container whose loopback the server brought up.
@@ -52,6 +59,8 @@ pub enum NetResponse {
     LoopbackUp(NetLoopback),
     Released,
     List(Vec<NetLoopback>),
+    /// The answer to `Claim`, with the namespace's fd.
+    Claimed(NetLoopback),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,6 +20,15 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
         errno: Some(16),
         message: "m".into(),
     };
+    let joins = vec![
+        protocol::cgroup::CgroupJoin::V1Tasks {
+            hierarchy: "memory".into(),
+            path: "/m/c".into(),
+        },
+        protocol::cgroup::CgroupJoin::V2Dir {
+            path: "/u/c".into(),
+        },
+    ];
     let lo = NetLoopback {
         id: "c".into(),
         netns: "net:[4026531840]".into(),
@@ -584,7 +593,44 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             e(&NetResponse::LoopbackUp(lo.clone())),
         ),
         ("NetResponse::Released", e(&NetResponse::Released)),
-        ("NetResponse::List", e(&NetResponse::List(vec![lo]))),
+        ("NetResponse::List", e(&NetResponse::List(vec![lo.clone()]))),
+        // --- the fast create path (cgroup self-join, netns pool) ---
+        (
+            "MemoryRequest::JoinFds",
+            e(&MemoryRequest::JoinFds { id: id() }),
+        ),
+        (
+            "MemoryResponse::JoinFds",
+            e(&MemoryResponse::JoinFds(vec![joins[0].clone()])),
+        ),
+        ("CpuRequest::JoinFds", e(&CpuRequest::JoinFds { id: id() })),
+        (
+            "CpuResponse::JoinFds",
+            e(&CpuResponse::JoinFds(joins.clone())),
+        ),
+        (
+            "NetRequest::Claim",
+            e(&NetRequest::Claim { id: "c".into() }),
+        ),
+        ("NetResponse::Claimed", e(&NetResponse::Claimed(lo))),
+        (
+            "InitRequest::Prepare",
+            e(&InitRequest::Prepare {
+                id: id(),
+                bundle: "/b".into(),
+                config_json: "{}".into(),
+                creator_pid: 7,
+            }),
+        ),
+        (
+            "InitResponse::Prepared",
+            e(&InitResponse::Prepared {
+                rootfs: "/r".into(),
+                seccomp: None,
+                joins,
+                netns: true,
+            }),
+        ),
     ]
 }
 

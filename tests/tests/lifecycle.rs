@@ -475,3 +475,75 @@ fn stopping_init_leaves_containers_running_and_the_next_init_finds_them() {
     c.ipc_ok(&["delete", "-f", "survive1"]);
     assert!(!alive(pid));
 }
+
+/// The hierarchies whose group is the container's, as /proc/PID/cgroup
+/// names them ("4:memory:/x/asterism-.../id").
+fn groups_of(cgroup_file: &str) -> Vec<(String, String)> {
+    cgroup_file
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, ctl, path) = (parts.next()?, parts.next()?, parts.next()?);
+            Some((ctl.to_string(), path.to_string()))
+        })
+        .collect()
+}
+
+/// The fast create path: the container process joins its groups by itself
+/// (tasks fds from the controllers on v1, CLONE_INTO_CGROUP on v2), and its
+/// network namespace comes from netstack's pool with loopback up. Checked
+/// from outside and from inside, for the container and for an exec'd
+/// process; two containers never share a namespace.
+#[test]
+fn the_process_joins_every_group_itself_and_gets_a_fresh_network_namespace() {
+    let c = Constellation::start();
+    let bundle = Bundle::busybox_with(&["sleep", "300"], json!({}));
+    c.ipc_ok(&["run", "-d", "--bundle", b(&bundle), "fast1"]);
+    c.ipc_ok(&["run", "-d", "--bundle", b(&bundle), "fast2"]);
+    let pid = state(&c, "fast1")["pid"].as_i64().unwrap();
+    let pid2 = state(&c, "fast2")["pid"].as_i64().unwrap();
+    // Every hierarchy the two controllers manage holds the process in
+    // fast1's group.
+    let ours: Vec<String> = ["memory", "cpu", "cpuacct", "cpuset", "pids", "freezer"]
+        .iter()
+        .filter(|ctl| c.cgroup_base(ctl).is_some())
+        .map(|s| s.to_string())
+        .collect();
+    assert!(!ours.is_empty());
+    let check = |text: &str, who: &str| {
+        let groups = groups_of(text);
+        for ctl in &ours {
+            let hit = groups.iter().find(|(names, _)| {
+                names.split(',').any(|n| n == ctl)
+            });
+            match hit {
+                Some((_, path)) => assert!(
+                    path.ends_with("/fast1"),
+                    "{who}: {ctl} group is {path}, not fast1's:\n{text}"
+                ),
+                None => panic!("{who}: no {ctl} line in\n{text}"),
+            }
+        }
+    };
+    check(
+        &std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap(),
+        "the container process",
+    );
+    let inside = c.ipc_ok(&["exec", "fast1", "cat", "/proc/self/cgroup"]);
+    check(&inside, "an exec'd process");
+    // Its own network namespace, not the host's nor fast2's, lo up.
+    let ns = |p: i64| std::fs::read_link(format!("/proc/{p}/ns/net")).unwrap();
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    assert_ne!(ns(pid), host);
+    assert_ne!(ns(pid), ns(pid2));
+    let flags = c.ipc_ok(&["exec", "fast1", "cat", "/sys/class/net/lo/flags"]);
+    let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 1, "lo is not up in the container: flags {flags:#x}");
+    let listed = c.ipc_ok(&["netstack", "list"]);
+    assert!(listed.contains("fast1") && listed.contains("fast2"), "{listed}");
+    c.ipc_ok(&["delete", "-f", "fast1"]);
+    c.ipc_ok(&["delete", "-f", "fast2"]);
+    let listed = c.ipc_ok(&["netstack", "list"]);
+    assert!(!listed.contains("fast1") && !listed.contains("fast2"), "{listed}");
+    assert!(!alive(pid as i32) && !alive(pid2 as i32));
+}

@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 /// and netstack brings loopback up; the runtime-namespace hooks run here.
 struct CreateParent<'a> {
     init: &'a mut InitConn,
+    netns_prepared: bool,
+    needs_listener: bool,
     id: &'a str,
     spec: &'a Spec,
     bundle: &'a str,
@@ -26,9 +28,18 @@ struct CreateParent<'a> {
 
 impl Parent for CreateParent<'_> {
     fn created_process(&mut self, pid: i32) -> Result<()> {
-        let netns = new_namespace(self.spec, LinuxNamespaceType::Network)
-            .then(|| open_ns(pid, "net"))
-            .transpose()?;
+        // The process joined its groups by itself and a prepared network
+        // namespace has loopback up already: nothing to do. Only a network
+        // namespace the process made itself (under a user namespace) needs
+        // netstack now.
+        let loopback =
+            !self.netns_prepared && new_namespace(self.spec, LinuxNamespaceType::Network);
+        // A seccomp listener is handed over before MarkCreated: init must
+        // know the pid by then.
+        if !loopback && !self.needs_listener {
+            return Ok(());
+        }
+        let netns = loopback.then(|| open_ns(pid, "net")).transpose()?;
         let req = InitRequest::AttachPid {
             id: self.id.into(),
             pid,
@@ -71,6 +82,18 @@ fn bundle_dir(a: &CreateArgs) -> Result<PathBuf> {
 
 /// `create`: returns the container's pid.
 pub fn create(root: &Path, a: &CreateArgs) -> Result<i32> {
+    create_with(root, &mut init_client(root)?, a)
+}
+
+/// What init prepared for the container (its Prepare answer).
+struct Prepared {
+    rootfs: String,
+    seccomp: Option<protocol::seccomp::Program>,
+    joins: Vec<(protocol::cgroup::CgroupJoin, OwnedFd)>,
+    netns: Option<OwnedFd>,
+}
+
+fn create_with(root: &Path, init: &mut InitConn, a: &CreateArgs) -> Result<i32> {
     protocol::validate_id("container id", &a.id)?;
     let bundle = bundle_dir(a)?;
     let spec = crate::config::load(&bundle).map_err(|e| anyhow!("{e}"))?;
@@ -81,31 +104,9 @@ pub fn create(root: &Path, a: &CreateArgs) -> Result<i32> {
     if process.terminal().unwrap_or(false) && a.console_socket.is_none() {
         bail!("process.terminal is true but no --console-socket was given (a pty master has nowhere to go)");
     }
-    let mut init = init_client(root)?;
     let bundle_s = bundle.to_string_lossy().into_owned();
-    let config_json = serde_json::to_string(&spec)?;
-    let registered = init.call(
-        InitRequest::Register {
-            id: a.id.clone(),
-            bundle: bundle_s.clone(),
-            config_json,
-            creator_pid: std::process::id() as i32,
-        },
-        None,
-    )?;
-    let InitResponse::Registered { rootfs, seccomp } = registered else {
-        bail!("init answered register with {registered:?}")
-    };
-    let result = launch_created(
-        root,
-        a,
-        &mut init,
-        &spec,
-        &process,
-        &bundle_s,
-        Path::new(&rootfs),
-        seccomp.as_ref(),
-    );
+    let prepared = prepare(init, a, &spec, &bundle_s)?;
+    let result = launch_created(root, a, init, &spec, &process, &bundle_s, &prepared);
     if let Err(e) = &result {
         // Undo whatever was made; the error the user sees is the first one.
         let _ = init.call(
@@ -119,7 +120,48 @@ pub fn create(root: &Path, a: &CreateArgs) -> Result<i32> {
     result
 }
 
-#[allow(clippy::too_many_arguments)]
+/// init records the container and has its resources made.
+fn prepare(init: &mut InitConn, a: &CreateArgs, spec: &Spec, bundle: &str) -> Result<Prepared> {
+    let (answer, mut fds) = init.call_with_fds(
+        InitRequest::Prepare {
+            id: a.id.clone(),
+            bundle: bundle.to_string(),
+            config_json: serde_json::to_string(spec)?,
+            creator_pid: std::process::id() as i32,
+        },
+        None,
+        vec![],
+    )?;
+    let InitResponse::Prepared {
+        rootfs,
+        seccomp,
+        joins,
+        netns,
+    } = answer
+    else {
+        bail!("init answered prepare with {answer:?}")
+    };
+    if fds.len() != joins.len() + usize::from(netns) {
+        bail!(
+            "init's prepare answer has {} fds for {} cgroup joins{}",
+            fds.len(),
+            joins.len(),
+            if netns {
+                " and a network namespace"
+            } else {
+                ""
+            }
+        );
+    }
+    let netns = netns.then(|| fds.pop()).flatten();
+    Ok(Prepared {
+        rootfs,
+        seccomp,
+        joins: joins.into_iter().zip(fds).collect(),
+        netns,
+    })
+}
+
 fn launch_created(
     root: &Path,
     a: &CreateArgs,
@@ -127,8 +169,7 @@ fn launch_created(
     spec: &Spec,
     process: &Process,
     bundle: &str,
-    rootfs: &Path,
-    seccomp: Option<&protocol::seccomp::Program>,
+    prepared: &Prepared,
 ) -> Result<i32> {
     let annotations: BTreeMap<String, String> = spec
         .annotations()
@@ -143,7 +184,7 @@ fn launch_created(
         id: &a.id,
         bundle: Path::new(bundle),
         spec,
-        rootfs,
+        rootfs: Path::new(&prepared.rootfs),
         process,
         console_socket: a.console_socket.as_deref(),
         preserve_fds: a.preserve_fds,
@@ -153,10 +194,14 @@ fn launch_created(
         join: None,
         state_json: &state_json,
         detach_stdio: true,
-        seccomp,
+        seccomp: prepared.seccomp.as_ref(),
+        cgroups: &prepared.joins,
+        netns: prepared.netns.as_ref(),
     };
     let mut parent = CreateParent {
         init,
+        netns_prepared: prepared.netns.is_some(),
+        needs_listener: prepared.seccomp.as_ref().is_some_and(|p| p.needs_listener),
         id: &a.id,
         spec,
         bundle,
@@ -202,8 +247,8 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
         return run_detached(root, a);
     }
     // The launcher clones the container as our own child: we wait for it.
-    let pid = create(root, &a.create)?;
     let mut init = init_client(root)?;
+    let pid = create_with(root, &mut init, &a.create)?;
     if let Err(e) = init.call(
         InitRequest::Start {
             id: a.create.id.clone(),
@@ -312,6 +357,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     )?;
     let process = exec_process(&spec, a)?;
     let program = exec_seccomp(root, &saved)?;
+    let joins = exec_joins(root, &a.id)?;
     if process.terminal().unwrap_or(false) && a.console_socket.is_none() {
         bail!("exec --tty needs --console-socket (a pty master has nowhere to go)");
     }
@@ -338,8 +384,10 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         state_json: &state_json,
         detach_stdio: a.detach,
         seccomp: program.as_ref(),
+        cgroups: &joins,
+        netns: None,
     };
-    let mut parent = ExecParent { root, id: &a.id };
+    let mut parent = ExecParent;
     let launched = launcher::launch(&req, &mut parent)?;
     if let Some(pf) = &a.pid_file {
         write_pid_file(pf, launched.pid)?;
@@ -372,35 +420,46 @@ fn exec_seccomp(root: &Path, saved_config: &Path) -> Result<Option<protocol::sec
 }
 
 /// exec'd processes join the container's groups directly.
-struct ExecParent<'a> {
-    root: &'a Path,
-    id: &'a str,
-}
+struct ExecParent;
 
-impl Parent for ExecParent<'_> {
-    fn created_process(&mut self, pid: i32) -> Result<()> {
-        let opts = libipc::ClientOptions::default();
-        let key = |op| Some(libipc::client::new_key(op, self.id));
-        Client::<protocol::memory::Memory>::new(self.root, opts.clone()).call(
-            protocol::memory::MemoryRequest::Attach {
-                id: self.id.into(),
-                pid,
-            },
-            key("attach"),
-        )?;
-        Client::<protocol::cpu::Cpu>::new(self.root, opts).call(
-            protocol::cpu::CpuRequest::Attach {
-                id: self.id.into(),
-                pid,
-            },
-            key("attach"),
-        )?;
+impl Parent for ExecParent {
+    /// The process joined the container's groups by itself (exec_joins).
+    fn created_process(&mut self, _pid: i32) -> Result<()> {
         Ok(())
     }
 
     fn create_runtime(&mut self, _pid: i32) -> Result<()> {
         Ok(())
     }
+}
+
+/// The fds an exec'd process uses to join the container's memory and cpu
+/// groups by itself, from the two controllers.
+fn exec_joins(root: &Path, id: &str) -> Result<Vec<(protocol::cgroup::CgroupJoin, OwnedFd)>> {
+    use protocol::cpu::{Cpu, CpuRequest, CpuResponse};
+    use protocol::memory::{Memory, MemoryRequest, MemoryResponse};
+    let opts = libipc::ClientOptions::default();
+    let (m, mfds) = Client::<Memory>::new(root, opts.clone()).call_with_fds(
+        MemoryRequest::JoinFds { id: id.into() },
+        None,
+        vec![],
+    )?;
+    let (c, cfds) = Client::<Cpu>::new(root, opts).call_with_fds(
+        CpuRequest::JoinFds { id: id.into() },
+        None,
+        vec![],
+    )?;
+    let (MemoryResponse::JoinFds(mj), CpuResponse::JoinFds(cj)) = (m, c) else {
+        bail!("the controllers did not answer JoinFds for {id}");
+    };
+    if mj.len() != mfds.len() || cj.len() != cfds.len() {
+        bail!("the controllers' JoinFds answers for {id} do not carry one fd per entry");
+    }
+    Ok(mj
+        .into_iter()
+        .zip(mfds)
+        .chain(cj.into_iter().zip(cfds))
+        .collect())
 }
 
 /// The process to exec: --process FILE, or the container's own process

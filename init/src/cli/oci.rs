@@ -268,7 +268,11 @@ impl InitConn {
 
 /// A client to init for OCI commands: starts the constellation if needed.
 pub fn init_client(root: &std::path::Path) -> anyhow::Result<InitConn> {
-    super::autostart::ensure_constellation(root)?;
+    // A running init is simply used (a call that finds it unavailable
+    // starts or waits for one: see InitConn::call_with_fds); no ping first.
+    if !crate::root::init_running(root) {
+        super::autostart::ensure_constellation(root)?;
+    }
     let opts = libipc::ClientOptions {
         deadline: OVERALL,
         retry: false,

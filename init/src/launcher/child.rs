@@ -52,6 +52,8 @@ fn expect(conn: &Conn, what: &str) -> Result<Msg> {
 
 fn setup_and_exec(req: &LaunchRequest<'_>, prep: &Prepared, conn: &Conn) -> Result<Infallible> {
     start()?;
+    // First, while nothing else runs in this process (see join.rs).
+    super::join::join_v1(req.cgroups)?;
     let Msg::Go { pid } = expect(conn, "the go-ahead")? else {
         bail!("unexpected message from the runtime");
     };

@@ -34,6 +34,7 @@ mod console;
 mod copy;
 mod devices;
 mod exe;
+mod join;
 mod mounts;
 mod namespaces;
 mod process;
@@ -80,6 +81,12 @@ pub struct LaunchRequest<'a> {
     /// The compiled linux.seccomp (seccomp-monitor's answer), installed
     /// last before exec. Required when the spec has linux.seccomp.
     pub seccomp: Option<&'a protocol::seccomp::Program>,
+    /// The controllers' JoinFds answers: the process joins its groups by
+    /// itself (join.rs). Empty: the parent has it attached (`Parent`).
+    pub cgroups: &'a [(protocol::cgroup::CgroupJoin, OwnedFd)],
+    /// A network namespace to join instead of creating one (netstack's
+    /// pool, loopback already up).
+    pub netns: Option<&'a OwnedFd>,
 }
 
 /// The caller's side of the setup.
@@ -132,6 +139,8 @@ pub(crate) struct Prepared {
     /// The host's /proc, to reopen the fifo after pivot_root.
     host_proc: OwnedFd,
     self_exe: exe::SelfExe,
+    /// clone3's CLONE_INTO_CGROUP target (a cgroup v2 group's fd).
+    into_cgroup: Option<u64>,
 }
 
 /// Launches the container process; see the module doc.
@@ -145,7 +154,7 @@ pub fn launch(req: &LaunchRequest<'_>, parent: &mut dyn Parent) -> Result<Launch
     let prep = prepare(req)?;
     let (ours, theirs) = socketpair(prep.min_fd)?;
     let pid_guard = prep.ns.enter_pid_for_children()?;
-    let forked = sys::clone3(prep.ns.clone_flags);
+    let forked = sys::clone3(prep.ns.clone_flags, prep.into_cgroup);
     if let Ok(sys::Forked::Child) = forked {
         if let Some(g) = pid_guard {
             g.forget();
@@ -267,10 +276,17 @@ fn prepare(req: &LaunchRequest<'_>) -> Result<Prepared> {
     let min_fd = check_preserved_fds(req.preserve_fds)?;
     check_process(req)?;
     let creating = req.join.is_none();
-    let ns = match req.join {
+    let mut ns = match req.join {
         Some(pid) => NsPlan::for_join(pid)?,
         None => NsPlan::for_create(req.spec)?,
     };
+    if let Some(fd) = req.netns {
+        ns.use_prepared_netns(
+            fd.try_clone()
+                .context("dup the prepared network namespace")?,
+        )?;
+    }
+    let into_cgroup = join::v2_dir(req.cgroups)?;
     namespaces::check_mappings(&ns, req.spec)?;
     let console = match (req.process.terminal().unwrap_or(false), req.console_socket) {
         (true, Some(path)) => Some(lift(connect_console(path)?, min_fd)?),
@@ -305,6 +321,7 @@ fn prepare(req: &LaunchRequest<'_>) -> Result<Prepared> {
         exec_fifo,
         host_proc,
         self_exe: exe::SelfExe::capture()?,
+        into_cgroup,
     })
 }
 

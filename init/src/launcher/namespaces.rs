@@ -241,6 +241,22 @@ impl NsPlan {
         Ok(())
     }
 
+    /// A new network namespace was asked for and one made in advance is
+    /// given (netstack's pool): join it rather than create one.
+    pub fn use_prepared_netns(&mut self, fd: OwnedFd) -> Result<()> {
+        if !self.new_net || self.user_ns {
+            bail!("a prepared network namespace only stands in for a new one, without a user namespace");
+        }
+        self.new_net = false;
+        self.clone_flags &= !(CloneFlags::CLONE_NEWNET.bits() as u64);
+        self.add_join(Join {
+            kind: LinuxNamespaceType::Network,
+            fd,
+            path: PathBuf::from("(netstack's prepared namespace)"),
+        });
+        Ok(())
+    }
+
     /// The namespaces the container has of its own: created, or joined
     /// by path.
     pub fn own(&self) -> super::rootfs::OwnNamespaces {

@@ -18,7 +18,16 @@ pub enum Forked {
 /// clone3(2) without CLONE_VM: the child is a copy of the caller, like fork,
 /// created directly in the namespaces named by `flags` (CLONE_NEW*).
 /// SIGCHLD is its exit signal, so the caller reaps it with waitpid.
-pub fn clone3(flags: u64) -> io::Result<Forked> {
+/// linux/sched.h; not in the libc crate for every target.
+const CLONE_INTO_CGROUP: u64 = 0x200000000;
+
+/// `into_cgroup`: an fd of a cgroup v2 directory to create the child in
+/// (CLONE_INTO_CGROUP).
+pub fn clone3(flags: u64, into_cgroup: Option<u64>) -> io::Result<Forked> {
+    let flags = match into_cgroup {
+        Some(_) => flags | CLONE_INTO_CGROUP,
+        None => flags,
+    };
     let mut args = libc::clone_args {
         flags,
         pidfd: 0,
@@ -30,7 +39,7 @@ pub fn clone3(flags: u64) -> io::Result<Forked> {
         tls: 0,
         set_tid: 0,
         set_tid_size: 0,
-        cgroup: 0,
+        cgroup: into_cgroup.unwrap_or(0),
     };
     // SAFETY: `args` is a valid clone_args of the size we pass. Without
     // CLONE_VM and with no stack the child gets a copy-on-write copy of our

@@ -16,6 +16,7 @@ mod watch;
 
 use crate::hooks::{self, Phase};
 use oci_spec::runtime::Spec;
+use protocol::cgroup::CgroupJoin;
 use protocol::init::{ContainerState, ContainerStats, InitResponse};
 use protocol::{validate_id, Error, ErrorKind};
 use record::{Made, Record, Status};
@@ -45,6 +46,31 @@ pub struct Lifecycle {
 }
 
 type Res = Result<InitResponse, Error>;
+
+/// What `Prepare` gives the creating `ipc`.
+pub struct Prepared {
+    pub rootfs: String,
+    pub seccomp: Option<protocol::seccomp::Program>,
+    /// One fd per entry: memory-controller's, then cpu-controller's.
+    pub joins: Vec<(CgroupJoin, OwnedFd)>,
+    /// A fresh network namespace with loopback up (netstack's pool).
+    pub netns: Option<OwnedFd>,
+}
+
+/// A new network namespace, and no user namespace: then a namespace
+/// netstack made in advance will do. (Under a user namespace the
+/// container's root must own its network namespace, so it makes its own.)
+fn wants_pooled_netns(spec: &Spec) -> bool {
+    use oci_spec::runtime::LinuxNamespaceType as T;
+    let ns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    ns.iter()
+        .any(|n| n.typ() == T::Network && n.path().is_none())
+        && !ns.iter().any(|n| n.typ() == T::User)
+}
 
 impl Lifecycle {
     /// Loads every record and reconciles it with the kernel, then starts
@@ -121,44 +147,101 @@ impl Lifecycle {
 
     // ---- create ----
 
+    /// `Register`: the record and the resources; the process is attached
+    /// later (AttachPid).
     pub fn register(&self, id: &str, bundle: &str, config_json: &str, creator_pid: i32) -> Res {
+        let p = self.create_record(id, bundle, config_json, creator_pid, false)?;
+        Ok(InitResponse::Registered {
+            rootfs: p.rootfs,
+            seccomp: p.seccomp,
+        })
+    }
+
+    /// `Prepare`: as register, plus what the process needs to join its
+    /// groups by itself and, when it can use one, a network namespace
+    /// from netstack's pool with loopback already up.
+    pub fn prepare(
+        &self,
+        id: &str,
+        bundle: &str,
+        config_json: &str,
+        creator_pid: i32,
+    ) -> Result<Prepared, Error> {
+        self.create_record(id, bundle, config_json, creator_pid, true)
+    }
+
+    fn create_record(
+        &self,
+        id: &str,
+        bundle: &str,
+        config_json: &str,
+        creator_pid: i32,
+        joins_itself: bool,
+    ) -> Result<Prepared, Error> {
         validate_id("container id", id)?;
         let l = self.lock(id);
         let _g = l.lock().unwrap();
         let spec: Spec = serde_json::from_str(config_json)
             .map_err(|e| Error::invalid(format!("config for {id:?} does not parse: {e}")))?;
-        let program = self.compile_seccomp(config_json)?;
+        let seccomp = self.compile_seccomp(config_json)?;
         let existing = self.records.lock().unwrap().get(id).cloned();
-        if let Some(mut r) = existing {
+        let mut r = match existing {
             // The same `ipc create` asking again (init restarted under it):
             // finish what is not made yet; every step is idempotent.
-            let same_creator = r.status == Status::Creating
-                && r.creator_pid == creator_pid
-                && record::same_process(creator_pid, r.creator_start);
-            if !same_creator {
-                return Err(Error::exists(format!(
-                    "container with id {id:?} already exists"
-                )));
+            Some(r) => {
+                let same_creator = r.status == Status::Creating
+                    && r.creator_pid == creator_pid
+                    && record::same_process(creator_pid, r.creator_start)
+                    && r.joins_itself == joins_itself;
+                if !same_creator {
+                    return Err(Error::exists(format!(
+                        "container with id {id:?} already exists"
+                    )));
+                }
+                r
             }
-            if let Err(e) = self.make_resources(&mut r, &spec) {
+            None => self.new_record(id, bundle, &spec, creator_pid, joins_itself)?,
+        };
+        let fresh = r.pid == 0 && r.rootfs.is_empty();
+        match self.make_resources(&mut r, &spec, config_json, joins_itself) {
+            Ok((joins, netns)) => {
+                if fresh {
+                    self.watch_pid(id, creator_pid);
+                }
+                Ok(Prepared {
+                    rootfs: r.rootfs,
+                    seccomp,
+                    joins,
+                    netns,
+                })
+            }
+            Err(e) => {
                 self.rollback(&mut r);
-                return Err(e);
+                Err(e)
             }
-            return Ok(InitResponse::Registered {
-                rootfs: r.rootfs,
-                seccomp: program,
-            });
         }
+    }
+
+    /// A container that does not exist yet: its record (status creating)
+    /// and its saved config.
+    fn new_record(
+        &self,
+        id: &str,
+        bundle: &str,
+        spec: &Spec,
+        creator_pid: i32,
+        joins_itself: bool,
+    ) -> Result<Record, Error> {
         if record::container_dir(&self.root, id).exists() {
             return Err(Error::exists(format!(
                 "container with id {id:?} already exists"
             )));
         }
-        refuse_unsupported(&spec)?;
+        refuse_unsupported(spec)?;
         let creator_start = record::start_time(creator_pid).ok_or_else(|| {
             Error::invalid(format!("creator pid {creator_pid} is not a live process"))
         })?;
-        let mut r = Record {
+        Ok(Record {
             id: id.to_string(),
             bundle: bundle.to_string(),
             rootfs: String::new(),
@@ -177,21 +260,7 @@ impl Lifecycle {
                 .collect(),
             exit_status: None,
             made: Made::default(),
-        };
-        self.put(r.clone())?;
-        std::fs::write(
-            record::container_dir(&self.root, id).join("config.json"),
-            config_json,
-        )
-        .map_err(|e| Error::io("save the container's config", &e))?;
-        if let Err(e) = self.make_resources(&mut r, &spec) {
-            self.rollback(&mut r);
-            return Err(e);
-        }
-        self.watch_pid(id, creator_pid);
-        Ok(InitResponse::Registered {
-            rootfs: r.rootfs,
-            seccomp: program,
+            joins_itself,
         })
     }
 
@@ -267,17 +336,31 @@ impl Lifecycle {
         }
     }
 
-    /// The groups, the rootfs and the exec fifo. What will be made is
-    /// recorded first, in one durable write, so that a rollback (or a
-    /// restarted init) releases it: releasing something never made is a
-    /// "not found" that counts as done. Every step is idempotent, so a
-    /// retried create simply does them all again.
-    fn make_resources(&self, r: &mut Record, spec: &Spec) -> Result<(), Error> {
+    /// The groups, the rootfs, the exec fifo (and for Prepare the join
+    /// fds and the pooled network namespace). What will be made is
+    /// recorded first, in the record's first durable write, so that a
+    /// rollback (or a restarted init) releases it: releasing something
+    /// never made is a "not found" that counts as done. Every step is
+    /// idempotent, so a retried create simply does them all again.
+    fn make_resources(
+        &self,
+        r: &mut Record,
+        spec: &Spec,
+        config_json: &str,
+        joins_itself: bool,
+    ) -> Result<(Vec<(CgroupJoin, OwnedFd)>, Option<OwnedFd>), Error> {
         let res = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+        let pooled_netns = joins_itself && wants_pooled_netns(spec);
         r.made.memory_group = true;
         r.made.cpu_group = true;
         r.made.rootfs = true;
+        r.made.loopback |= pooled_netns;
         self.put(r.clone())?;
+        std::fs::write(
+            record::container_dir(&self.root, &r.id).join("config.json"),
+            config_json,
+        )
+        .map_err(|e| Error::io("save the container's config", &e))?;
         // vfs-overlay checks the rootfs and hands back the path to use.
         // root.readonly is applied by the launcher, last, inside the
         // container's mount namespace (as runc does): a read-only root from
@@ -287,18 +370,42 @@ impl Lifecycle {
             .as_ref()
             .ok_or_else(|| Error::invalid("root: missing"))?;
         let path = root.path().to_string_lossy();
-        // The three servers do not depend on each other: ask them at once.
-        let (memory, cpu, rootfs) = std::thread::scope(|s| {
-            let m = s.spawn(|| self.servers.memory_create(&r.id, resources::memory(res)));
-            let c = s.spawn(|| self.servers.cpu_create(&r.id, resources::cpu(res)));
-            let v = self.servers.vfs_prepare(&r.id, &r.bundle, &path, false);
-            (joined(m), joined(c), v)
+        let id = r.id.clone();
+        // The servers do not depend on each other: ask them at once.
+        let (memory, cpu, netns, rootfs) = std::thread::scope(|s| {
+            let m = s.spawn(|| {
+                self.servers.memory_create(&id, resources::memory(res))?;
+                match joins_itself {
+                    true => self.servers.memory_join_fds(&id),
+                    false => Ok(vec![]),
+                }
+            });
+            let c = s.spawn(|| {
+                self.servers.cpu_create(&id, resources::cpu(res))?;
+                match joins_itself {
+                    true => self.servers.cpu_join_fds(&id),
+                    false => Ok(vec![]),
+                }
+            });
+            let n = s.spawn(|| {
+                pooled_netns
+                    .then(|| self.servers.netns_claim(&id))
+                    .transpose()
+            });
+            let v = self.servers.vfs_prepare(&id, &r.bundle, &path, false);
+            (joined(m), joined(c), joined(n), v)
         });
-        memory?;
-        cpu?;
+        let mut joins = memory?;
+        joins.extend(cpu?);
+        let netns = netns?;
         r.rootfs = rootfs?;
         self.put(r.clone())?;
-        let fifo = record::fifo_path(&self.root, &r.id);
+        self.make_exec_fifo(&r.id, spec)?;
+        Ok((joins, netns))
+    }
+
+    fn make_exec_fifo(&self, id: &str, spec: &Spec) -> Result<(), Error> {
+        let fifo = record::fifo_path(&self.root, id);
         match nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622)) {
             Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
             Err(e) => {
@@ -335,11 +442,18 @@ impl Lifecycle {
         r.pid_start = record::start_time(pid)
             .ok_or_else(|| Error::invalid(format!("container process {pid} is not alive")))?;
         r.made.loopback |= netns.is_some();
+        let r_joins_itself = r.joins_itself;
         self.put(r)?;
-        // Attach to both groups and bring loopback up at once.
+        // Attach to both groups and bring loopback up at once (a process
+        // that joined its groups by itself needs only loopback).
+        let attach = !r_joins_itself;
         let (memory, cpu, net) = std::thread::scope(|s| {
-            let m = s.spawn(|| self.servers.memory_attach(id, pid));
-            let c = s.spawn(|| self.servers.cpu_attach(id, pid));
+            let m = s.spawn(|| {
+                attach
+                    .then(|| self.servers.memory_attach(id, pid))
+                    .transpose()
+            });
+            let c = s.spawn(|| attach.then(|| self.servers.cpu_attach(id, pid)).transpose());
             let n = match netns {
                 Some(fd) => self.servers.loopback(id, fd),
                 None => Ok(()),
@@ -356,6 +470,12 @@ impl Lifecycle {
         let mut r = self.get(id)?;
         if r.status == Status::Created && r.pid == pid {
             return Ok(InitResponse::State(r.oci_state())); // a retry
+        }
+        // A prepared container's pid is first given here (no AttachPid).
+        if r.status == Status::Creating && r.pid == 0 && r.joins_itself {
+            r.pid = pid;
+            r.pid_start = record::start_time(pid)
+                .ok_or_else(|| Error::invalid(format!("container process {pid} is not alive")))?;
         }
         if r.status != Status::Creating || r.pid != pid {
             return Err(Error::conflict(format!(
@@ -929,10 +1049,25 @@ fn release_exec_fifo(path: &Path, pid: i32, pid_start: u64) -> Result<(), Error>
                 "container process did not open its exec fifo within 10 s",
             ));
         }
-        std::thread::sleep(Duration::from_micros(200));
+        wait_readable(&fd);
     }
     let _ = std::fs::remove_file(path);
     Ok(())
+}
+
+/// Until the fifo has a byte, for at most 5 ms (the caller checks the
+/// process is alive in between). A writer that came and went leaves the
+/// fifo hung up, so poll returns at once: then sleep instead of spinning.
+fn wait_readable(fd: &OwnedFd) {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut pfd = [PollFd::new(fd, PollFlags::IN)];
+    let five_ms = Timespec {
+        tv_sec: 0,
+        tv_nsec: 5_000_000,
+    };
+    if poll(&mut pfd, Some(&five_ms)).is_ok() && pfd[0].revents().contains(PollFlags::HUP) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 fn kill_and_wait(pid: i32, timeout: Duration) {

@@ -60,6 +60,11 @@ pub struct Record {
     pub annotations: BTreeMap<String, String>,
     pub exit_status: Option<i32>,
     pub made: Made,
+    /// Created through Prepare: the process joins its groups by itself
+    /// (through the controllers' JoinFds), so AttachPid only brings
+    /// loopback up.
+    #[serde(default)]
+    pub joins_itself: bool,
 }
 
 impl Record {

@@ -1,36 +1,80 @@
 //! init's calls to the resource servers, one function per request, each
 //! with an idempotency key so that a retry across a server restart is
 //! applied once. A group or rootfs is always named by the container id.
+//!
+//! Connections are kept: each server has a small pool of clients (one per
+//! request in flight), so a create does not pay a connect and a hello per
+//! call. A pooled connection to a server that has since restarted fails on
+//! its next use and the client reconnects (libipc's retry of "unavailable").
 
 use libipc::client::new_key;
 use libipc::{Client, ClientOptions};
+use protocol::cgroup::CgroupJoin;
 use protocol::cpu::{Cpu, CpuLimits, CpuRequest, CpuResponse, CpuStat};
 use protocol::memory::{Memory, MemoryLimits, MemoryRequest, MemoryResponse, MemoryStat};
-use protocol::net::{Net, NetRequest};
+use protocol::net::{Net, NetRequest, NetResponse};
 use protocol::seccomp::{NotifyPolicy, Program, Seccomp, SeccompRequest, SeccompResponse};
 use protocol::vfs::{Vfs, VfsRequest, VfsResponse};
 use protocol::{Error, ErrorKind, Protocol};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 pub struct Servers {
-    root: PathBuf,
+    memory: Pool<Memory>,
+    cpu: Pool<Cpu>,
+    vfs: Pool<Vfs>,
+    net: Pool<Net>,
+    seccomp: Pool<Seccomp>,
 }
 
 /// init never blocks forever on a server: every call has a deadline, long
 /// enough to ride out a restart (the client retries meanwhile).
 const DEADLINE: Duration = Duration::from_secs(15);
 
-fn client<P: Protocol>(root: &Path) -> Client<P> {
-    Client::new(
-        root,
-        ClientOptions {
-            deadline: DEADLINE,
-            client_name: "init".into(),
-            ..ClientOptions::default()
-        },
-    )
+/// Idle connections to one server.
+struct Pool<P: Protocol> {
+    root: PathBuf,
+    idle: Mutex<Vec<Client<P>>>,
+}
+
+impl<P: Protocol> Pool<P> {
+    fn new(root: &Path) -> Self {
+        Pool {
+            root: root.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn call_with_fds(
+        &self,
+        req: P::Request,
+        key: Option<String>,
+        fds: Vec<OwnedFd>,
+    ) -> Result<(P::Response, Vec<OwnedFd>), Error> {
+        let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut client = pooled.unwrap_or_else(|| {
+            Client::new(
+                &self.root,
+                ClientOptions {
+                    deadline: DEADLINE,
+                    client_name: "init".into(),
+                    ..ClientOptions::default()
+                },
+            )
+        });
+        let result = client.call_with_fds(req, key, fds);
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(client);
+        result
+    }
+
+    fn call(&self, req: P::Request, key: Option<String>) -> Result<P::Response, Error> {
+        Ok(self.call_with_fds(req, key, vec![])?.0)
+    }
 }
 
 /// "already gone" is success for the undo steps.
@@ -42,10 +86,68 @@ fn ok_if_missing<T>(r: Result<T, Error>) -> Result<(), Error> {
     }
 }
 
+/// A JoinFds answer: one fd per entry.
+fn joins(
+    server: &str,
+    entries: Vec<CgroupJoin>,
+    fds: Vec<OwnedFd>,
+) -> Result<Vec<(CgroupJoin, OwnedFd)>, Error> {
+    if entries.len() != fds.len() {
+        return Err(Error::internal(format!(
+            "{server} answered JoinFds with {} entries but {} fds",
+            entries.len(),
+            fds.len()
+        )));
+    }
+    Ok(entries.into_iter().zip(fds).collect())
+}
+
 impl Servers {
     pub fn new(root: &Path) -> Servers {
         Servers {
-            root: root.to_path_buf(),
+            memory: Pool::new(root),
+            cpu: Pool::new(root),
+            vfs: Pool::new(root),
+            net: Pool::new(root),
+            seccomp: Pool::new(root),
+        }
+    }
+
+    /// The fds a new process uses to join `id`'s memory group by itself.
+    pub fn memory_join_fds(&self, id: &str) -> Result<Vec<(CgroupJoin, OwnedFd)>, Error> {
+        match self
+            .memory
+            .call_with_fds(MemoryRequest::JoinFds { id: id.into() }, None, vec![])?
+        {
+            (MemoryResponse::JoinFds(entries), fds) => joins("memory-controller", entries, fds),
+            (other, _) => Err(Error::internal(format!(
+                "memory-controller answered JoinFds with {other:?}"
+            ))),
+        }
+    }
+
+    /// The fds a new process uses to join `id`'s cpu groups by itself.
+    pub fn cpu_join_fds(&self, id: &str) -> Result<Vec<(CgroupJoin, OwnedFd)>, Error> {
+        match self
+            .cpu
+            .call_with_fds(CpuRequest::JoinFds { id: id.into() }, None, vec![])?
+        {
+            (CpuResponse::JoinFds(entries), fds) => joins("cpu-controller", entries, fds),
+            (other, _) => Err(Error::internal(format!(
+                "cpu-controller answered JoinFds with {other:?}"
+            ))),
+        }
+    }
+
+    /// A fresh network namespace with loopback up, from netstack's pool.
+    pub fn netns_claim(&self, id: &str) -> Result<OwnedFd, Error> {
+        let req = NetRequest::Claim { id: id.into() };
+        match self.net.call_with_fds(req, None, vec![])? {
+            (NetResponse::Claimed(_), mut fds) if fds.len() == 1 => Ok(fds.pop().expect("one")),
+            (other, fds) => Err(Error::internal(format!(
+                "netstack answered Claim with {other:?} and {} fds (want 1)",
+                fds.len()
+            ))),
         }
     }
 
@@ -55,13 +157,13 @@ impl Servers {
             parent: None,
             limits,
         };
-        client::<Memory>(&self.root)
+        self.memory
             .call(req, Some(new_key("create", id)))
             .map(|_| ())
     }
 
     pub fn memory_attach(&self, id: &str, pid: i32) -> Result<(), Error> {
-        client::<Memory>(&self.root)
+        self.memory
             .call(
                 MemoryRequest::Attach { id: id.into(), pid },
                 Some(new_key("attach", id)),
@@ -75,9 +177,7 @@ impl Servers {
             limits,
             check_before_update: false,
         };
-        client::<Memory>(&self.root)
-            .call(req, Some(new_key("set", id)))
-            .map(|_| ())
+        self.memory.call(req, Some(new_key("set", id))).map(|_| ())
     }
 
     pub fn memory_delete(&self, id: &str) -> Result<(), Error> {
@@ -85,11 +185,14 @@ impl Servers {
             id: id.into(),
             force: true,
         };
-        ok_if_missing(client::<Memory>(&self.root).call(req, Some(new_key("delete", id))))
+        ok_if_missing(self.memory.call(req, Some(new_key("delete", id))))
     }
 
     pub fn memory_stat(&self, id: &str) -> Result<MemoryStat, Error> {
-        match client::<Memory>(&self.root).call(MemoryRequest::Stat { id: id.into() }, None)? {
+        match self
+            .memory
+            .call(MemoryRequest::Stat { id: id.into() }, None)?
+        {
             MemoryResponse::Stat(s) => Ok(s),
             other => Err(Error::internal(format!(
                 "memory-controller answered stat with {other:?}"
@@ -103,13 +206,11 @@ impl Servers {
             parent: None,
             limits,
         };
-        client::<Cpu>(&self.root)
-            .call(req, Some(new_key("create", id)))
-            .map(|_| ())
+        self.cpu.call(req, Some(new_key("create", id))).map(|_| ())
     }
 
     pub fn cpu_attach(&self, id: &str, pid: i32) -> Result<(), Error> {
-        client::<Cpu>(&self.root)
+        self.cpu
             .call(
                 CpuRequest::Attach { id: id.into(), pid },
                 Some(new_key("attach", id)),
@@ -118,7 +219,7 @@ impl Servers {
     }
 
     pub fn cpu_set(&self, id: &str, limits: CpuLimits) -> Result<(), Error> {
-        client::<Cpu>(&self.root)
+        self.cpu
             .call(
                 CpuRequest::Set {
                     id: id.into(),
@@ -134,11 +235,11 @@ impl Servers {
             id: id.into(),
             force: true,
         };
-        ok_if_missing(client::<Cpu>(&self.root).call(req, Some(new_key("delete", id))))
+        ok_if_missing(self.cpu.call(req, Some(new_key("delete", id))))
     }
 
     pub fn cpu_freeze(&self, id: &str) -> Result<(), Error> {
-        client::<Cpu>(&self.root)
+        self.cpu
             .call(
                 CpuRequest::Freeze { id: id.into() },
                 Some(new_key("freeze", id)),
@@ -147,7 +248,7 @@ impl Servers {
     }
 
     pub fn cpu_thaw(&self, id: &str) -> Result<(), Error> {
-        client::<Cpu>(&self.root)
+        self.cpu
             .call(
                 CpuRequest::Thaw { id: id.into() },
                 Some(new_key("thaw", id)),
@@ -156,7 +257,7 @@ impl Servers {
     }
 
     pub fn cpu_stat(&self, id: &str) -> Result<CpuStat, Error> {
-        match client::<Cpu>(&self.root).call(CpuRequest::Stat { id: id.into() }, None)? {
+        match self.cpu.call(CpuRequest::Stat { id: id.into() }, None)? {
             CpuResponse::Stat(s) => Ok(s),
             other => Err(Error::internal(format!(
                 "cpu-controller answered stat with {other:?}"
@@ -183,7 +284,7 @@ impl Servers {
             root_path: root_path.into(),
             readonly,
         };
-        match client::<Vfs>(&self.root).call(req, Some(new_key("prepare", id)))? {
+        match self.vfs.call(req, Some(new_key("prepare", id)))? {
             VfsResponse::Prepared { rootfs } => Ok(rootfs),
             other => Err(Error::internal(format!(
                 "vfs-overlay answered prepare with {other:?}"
@@ -192,7 +293,7 @@ impl Servers {
     }
 
     pub fn vfs_release(&self, id: &str) -> Result<(), Error> {
-        ok_if_missing(client::<Vfs>(&self.root).call(
+        ok_if_missing(self.vfs.call(
             VfsRequest::Release { id: id.into() },
             Some(new_key("release", id)),
         ))
@@ -200,11 +301,10 @@ impl Servers {
 
     pub fn loopback(&self, id: &str, netns: OwnedFd) -> Result<(), Error> {
         let req = NetRequest::Loopback { id: id.into() };
-        match client::<Net>(&self.root).call_with_fds(
-            req,
-            Some(new_key("loopback", id)),
-            vec![netns],
-        ) {
+        match self
+            .net
+            .call_with_fds(req, Some(new_key("loopback", id)), vec![netns])
+        {
             // A retried AttachPid: loopback is already up for this id.
             Err(e) if e.kind == ErrorKind::AlreadyExists => Ok(()),
             other => other.map(|_| ()),
@@ -212,7 +312,7 @@ impl Servers {
     }
 
     pub fn loopback_release(&self, id: &str) -> Result<(), Error> {
-        ok_if_missing(client::<Net>(&self.root).call(
+        ok_if_missing(self.net.call(
             NetRequest::Release { id: id.into() },
             Some(new_key("release", id)),
         ))
@@ -223,7 +323,7 @@ impl Servers {
             profile_json: profile_json.into(),
             arch: None,
         };
-        match client::<Seccomp>(&self.root).call(req, None)? {
+        match self.seccomp.call(req, None)? {
             SeccompResponse::Compiled(p) => Ok(p),
             other => Err(Error::internal(format!(
                 "seccomp-monitor answered compile with {other:?}"
@@ -244,13 +344,13 @@ impl Servers {
             pid,
             policy,
         };
-        client::<Seccomp>(&self.root)
+        self.seccomp
             .call_with_fds(req, Some(new_key("watch", id)), vec![listener])
             .map(|_| ())
     }
 
     pub fn seccomp_forget(&self, id: &str) -> Result<(), Error> {
-        ok_if_missing(client::<Seccomp>(&self.root).call(
+        ok_if_missing(self.seccomp.call(
             SeccompRequest::Forget { id: id.into() },
             Some(new_key("forget", id)),
         ))

@@ -7,11 +7,13 @@
 //! - [`layout`]: which hierarchy holds each controller; the group's dirs.
 //! - [`v1`], [`v2`], [`common`]: the interface files of each version.
 //! - [`group`]: one group across all hierarchies.
+//! - [`join`]: JoinFds, the fds a new process joins a group with.
 //! - [`table`], [`service`], [`recovery`]: requests, journal, restart.
 //! - [`peer`]: memory-controller, which shares our directories on cgroup v2.
 
 pub mod common;
 pub mod group;
+pub mod join;
 pub mod layout;
 pub mod limits;
 pub mod peer;
@@ -25,6 +27,8 @@ pub mod weight;
 pub use layout::Layout;
 pub use service::CpuService;
 
+#[cfg(test)]
+mod joiner_tests;
 #[cfg(test)]
 mod v1_tests;
 #[cfg(test)]

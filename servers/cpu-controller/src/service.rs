@@ -7,6 +7,7 @@
 //! change under the key.
 
 use crate::group;
+use crate::join;
 use crate::layout::Layout;
 use crate::limits;
 use crate::peer::{Peer, PeerHas};
@@ -14,8 +15,10 @@ use crate::recovery;
 use crate::table::{Change, Record, Table};
 use libipc::journal::Journal;
 use libipc::server::{Ctx, Service};
+use protocol::cgroup::CgroupJoin;
 use protocol::cpu::{Cpu, CpuEvent, CpuGroup, CpuLimits, CpuRequest, CpuResponse, CpuStat};
 use protocol::{validate_id, Error};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -89,6 +92,16 @@ impl CpuService {
     }
 
     /// The request path without libipc's Ctx (tests call it directly).
+    /// JoinFds: an entry and fd per hierarchy of the group (see
+    /// [`crate::join`]). Read-only; `handle` sends the fds with the reply.
+    pub fn join_fds(&self, id: &str) -> Result<(Vec<CgroupJoin>, Vec<OwnedFd>), Error> {
+        // Under the lock, so a delete cannot remove the group between the
+        // lookup and the opens.
+        let inner = self.lock();
+        inner.check(&CpuRequest::JoinFds { id: id.to_string() })?;
+        join::group(&inner.layout, &inner.table().rel(id)?)
+    }
+
     pub fn request(&self, key: Option<&str>, req: CpuRequest) -> Result<CpuResponse, Error> {
         // Asked before taking our lock: the peer may be asking us about the
         // same group at the same time.
@@ -98,6 +111,7 @@ impl CpuService {
         match &req {
             CpuRequest::Stat { id } => inner.stat(id).map(CpuResponse::Stat),
             CpuRequest::List => inner.list().map(CpuResponse::List),
+            CpuRequest::JoinFds { .. } => Err(join::needs_ctx("cpu-controller")),
             _ => {
                 let (resp, fresh) = inner.mutate(key, &req, peer)?;
                 if fresh {
@@ -114,7 +128,17 @@ impl Service for CpuService {
     type P = Cpu;
 
     fn handle(&self, ctx: &mut Ctx, req: CpuRequest) -> Result<CpuResponse, Error> {
-        self.request(ctx.key.as_deref(), req)
+        match req {
+            // Answered here, never through the journal: with or without a
+            // key, every call opens fresh fds.
+            CpuRequest::JoinFds { id } => {
+                join::refuse_fds_in(&ctx.fds_in, "cpu-controller JoinFds")?;
+                let (entries, fds) = self.join_fds(&id)?;
+                ctx.fds_out = fds;
+                Ok(CpuResponse::JoinFds(entries))
+            }
+            req => self.request(ctx.key.as_deref(), req),
+        }
     }
 
     /// Subscribers filter by group id.
@@ -229,7 +253,10 @@ impl Inner {
                 check_pid(*pid)
             }
             CpuRequest::Delete { id, force } => self.check_delete(id, *force),
-            CpuRequest::Freeze { id } | CpuRequest::Thaw { id } | CpuRequest::Stat { id } => {
+            CpuRequest::Freeze { id }
+            | CpuRequest::Thaw { id }
+            | CpuRequest::Stat { id }
+            | CpuRequest::JoinFds { id } => {
                 validate_id("group id", id)?;
                 self.table().get(id).map(|_| ())
             }
@@ -321,9 +348,9 @@ impl Inner {
                 group::set_frozen(&self.layout, &self.table().rel(id)?, false)?;
                 Ok((CpuResponse::Thawed, Change::None))
             }
-            CpuRequest::Stat { .. } | CpuRequest::List => {
-                Err(Error::internal("stat and list are not mutating requests"))
-            }
+            CpuRequest::Stat { .. } | CpuRequest::List | CpuRequest::JoinFds { .. } => Err(
+                Error::internal("stat, list and join-fds are not mutating requests"),
+            ),
         }
     }
 

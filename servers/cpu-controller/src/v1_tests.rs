@@ -512,3 +512,115 @@ fn kernel_refusals_name_the_file() {
     );
     assert!(!rig.dir(Ctl::Cpuset, "pin/child").exists());
 }
+
+#[test]
+fn join_fds_lets_a_process_move_itself_into_every_hierarchy() {
+    use crate::joiner_tests::{assert_fd_is, assert_joined, ctx, join};
+    use libipc::server::Service;
+    use nix::fcntl::OFlag;
+    use protocol::cgroup::CgroupJoin;
+    let Some(rig) = Rig::new() else { return };
+    let svc = rig.service();
+    svc.request(
+        Some("c1"),
+        CpuRequest::Create {
+            id: "web".into(),
+            parent: None,
+            limits: limits(),
+        },
+    )
+    .unwrap();
+    // Keyed with the create's key: answered fresh, never from the journal.
+    let mut c = ctx(Some("c1"), vec![]);
+    let CpuResponse::JoinFds(entries) = svc
+        .handle(&mut c, CpuRequest::JoinFds { id: "web".into() })
+        .unwrap()
+    else {
+        panic!()
+    };
+    let want: Vec<CgroupJoin> = rig
+        .layout
+        .mounts()
+        .iter()
+        .map(|m| CgroupJoin::V1Tasks {
+            hierarchy: m.controllers[0].name().into(),
+            path: m.dir(Path::new("web")).path().display().to_string(),
+        })
+        .collect();
+    // This host mounts cpu, cpuacct, cpuset, pids and freezer separately.
+    assert_eq!(want.len(), 5);
+    assert_eq!(entries, want);
+    assert_eq!(c.fds_out.len(), entries.len());
+    for (fd, m) in c.fds_out.iter().zip(rig.layout.mounts()) {
+        assert_fd_is(
+            fd,
+            &m.dir(Path::new("web")).file("tasks"),
+            OFlag::O_WRONLY,
+            false,
+        );
+    }
+    let joiner = join(&c.fds_out);
+    assert_joined(joiner.pid(), &entries);
+    let CpuResponse::Stat(st) = svc
+        .request(None, CpuRequest::Stat { id: "web".into() })
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(st.pids, vec![joiner.pid()]);
+    assert_eq!(st.pids_current, 1);
+}
+
+#[test]
+fn join_fds_of_a_nested_group_and_refusals() {
+    use crate::joiner_tests::ctx;
+    use libipc::server::Service;
+    use protocol::cgroup::CgroupJoin;
+    let Some(rig) = Rig::new() else { return };
+    let svc = rig.service();
+    for (id, parent) in [("pod", None), ("web", Some("pod"))] {
+        svc.request(
+            None,
+            CpuRequest::Create {
+                id: id.into(),
+                parent: parent.map(Into::into),
+                limits: CpuLimits::default(),
+            },
+        )
+        .unwrap();
+    }
+    let mut c = ctx(None, vec![]);
+    let CpuResponse::JoinFds(entries) = svc
+        .handle(&mut c, CpuRequest::JoinFds { id: "web".into() })
+        .unwrap()
+    else {
+        panic!()
+    };
+    let CgroupJoin::V1Tasks { hierarchy, path } = &entries[0] else {
+        panic!("{entries:?}")
+    };
+    assert_eq!(hierarchy, "cpu");
+    assert_eq!(
+        Path::new(path),
+        rig.dir(Ctl::Cpu, "pod/web").path(),
+        "nested groups live in their parent's directory"
+    );
+
+    let e = svc
+        .handle(
+            &mut ctx(None, vec![]),
+            CpuRequest::JoinFds { id: "nope".into() },
+        )
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+    assert!(e.message.contains("nope"), "{e}");
+
+    let devnull = std::fs::File::open("/dev/null").unwrap();
+    let mut c = ctx(None, vec![devnull.into()]);
+    let e = svc
+        .handle(&mut c, CpuRequest::JoinFds { id: "web".into() })
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidArgument, "{e}");
+    assert!(e.message.contains("takes no file descriptors"), "{e}");
+    assert!(c.fds_out.is_empty());
+}

@@ -988,3 +988,42 @@ fn shared_start_leaves_memorys_directories_alone() {
     let svc = rig.service_peer(StubPeer::down());
     assert_eq!(ids(&svc), vec!["inner", "keep", "memonly", "stray"]);
 }
+
+#[test]
+fn join_fds_gives_the_one_v2_directory_and_journals_nothing() {
+    use crate::joiner_tests::{assert_fd_is, ctx};
+    use crate::service::CpuJournal;
+    use libipc::server::Service;
+    use nix::fcntl::OFlag;
+    use protocol::cgroup::CgroupJoin;
+    let rig = Rig::new("cpuset cpu io memory pids");
+    let svc = rig.service();
+    create(&svc, "web", None, full_limits()).unwrap();
+    let dir = rig.base.join("web");
+    let journal = || std::fs::read(CpuJournal::open(&rig.state).unwrap().path()).unwrap();
+    let before = journal();
+    for key in [None, Some("j1")] {
+        let mut c = ctx(key, vec![]);
+        let resp = svc
+            .handle(&mut c, CpuRequest::JoinFds { id: "web".into() })
+            .unwrap();
+        assert_eq!(
+            resp,
+            CpuResponse::JoinFds(vec![CgroupJoin::V2Dir {
+                path: dir.display().to_string()
+            }])
+        );
+        assert_eq!(c.fds_out.len(), 1);
+        assert_fd_is(&c.fds_out[0], &dir, OFlag::O_RDONLY, true);
+    }
+    assert_eq!(journal(), before);
+    assert!(CpuJournal::open(&rig.state)
+        .unwrap()
+        .recorded("j1")
+        .is_none());
+    // The in-process path has no way to hand fds back: refused, not faked.
+    let e = svc
+        .request(None, CpuRequest::JoinFds { id: "web".into() })
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+}

@@ -5,10 +5,12 @@
 //! - [`state`]: the journaled table of groups; host paths from ids.
 //! - [`reconcile`]: journal + cgroupfs -> table, on start.
 //! - [`oom`]: the OOM watcher thread (v1 eventfd, v2 inotify).
+//! - [`join`]: JoinFds, the fds a new process joins its group with.
 //! - [`peer`]: cpu-controller, which shares our directories on cgroup v2.
 //! - [`service`]: the requests.
 
 pub mod backend;
+pub mod join;
 pub mod limits;
 pub mod oom;
 pub mod peer;

@@ -6,6 +6,7 @@
 //! even a journal entry; then `begin`, the kernel work, `commit`.
 
 use crate::backend::{self, Backend};
+use crate::join;
 use crate::limits::merge;
 use crate::oom::{OomNotice, Watcher};
 use crate::peer::{CpuPeer, Peer, PeerHas};
@@ -14,10 +15,12 @@ use crate::state::{GroupRecord, Table};
 use cgroupfs::{Base, CgroupDir, Hierarchies, Version};
 use libipc::journal::Journal;
 use libipc::server::{Ctx, Service};
+use protocol::cgroup::CgroupJoin;
 use protocol::memory::{
     Limit, Memory, MemoryEvent, MemoryGroup, MemoryLimits, MemoryRequest, MemoryResponse,
 };
 use protocol::{validate_id, Error};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 // A handler that panics (libipc turns that into an error reply) must not
 // leave the table locked for good: poisoned locks are taken over.
@@ -136,6 +139,20 @@ impl MemoryService {
             .clone()
     }
 
+    /// JoinFds: one entry and fd for the group's memory hierarchy (see
+    /// [`crate::join`]). Read-only; `handle` sends the fds with the reply.
+    pub fn join_fds(&self, id: &str) -> Result<(Vec<CgroupJoin>, Vec<OwnedFd>), Error> {
+        validate_id("group id", id)?;
+        // Held while opening, so a delete cannot remove the group between
+        // the lookup and the open.
+        let s = &self.shared;
+        let j = s.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        j.state().get(id)?;
+        let dir = j.state().dir(s.base(), id)?;
+        let (entry, fd) = join::open(s.backend.version(), "memory", &dir)?;
+        Ok((vec![entry], vec![fd]))
+    }
+
     pub fn watched(&self) -> Vec<String> {
         self.shared.watcher().watched()
     }
@@ -146,6 +163,7 @@ impl MemoryService {
         match req {
             MemoryRequest::Stat { id } => s.stat(&id),
             MemoryRequest::List => s.list(),
+            MemoryRequest::JoinFds { .. } => Err(join::needs_ctx("memory-controller")),
             req => {
                 // Asked before taking our lock: the peer may be asking us
                 // about the same group at the same time.
@@ -173,7 +191,17 @@ impl Service for MemoryService {
     type P = Memory;
 
     fn handle(&self, ctx: &mut Ctx, req: MemoryRequest) -> Result<MemoryResponse, Error> {
-        self.request(ctx.key.as_deref(), req)
+        match req {
+            // Answered here, never through the journal: with or without a
+            // key, every call opens fresh fds.
+            MemoryRequest::JoinFds { id } => {
+                join::refuse_fds_in(&ctx.fds_in, "memory-controller JoinFds")?;
+                let (entries, fds) = self.join_fds(&id)?;
+                ctx.fds_out = fds;
+                Ok(MemoryResponse::JoinFds(entries))
+            }
+            req => self.request(ctx.key.as_deref(), req),
+        }
     }
 
     /// Subscribers filter by group id.
@@ -288,7 +316,7 @@ impl Shared {
             MemoryRequest::Delete { id, force } => {
                 self.pre_delete(t, id, *force, peer).map(|_| Pre::Go)
             }
-            MemoryRequest::Stat { .. } | MemoryRequest::List => {
+            MemoryRequest::Stat { .. } | MemoryRequest::List | MemoryRequest::JoinFds { .. } => {
                 Err(Error::internal("not a mutating request"))
             }
         }
@@ -416,7 +444,7 @@ impl Shared {
                 .and_then(|d| d.add_pid(*pid))
                 .map(|_| (MemoryResponse::Attached, Change::None)),
             MemoryRequest::Delete { id, force } => self.delete(t, id, *force, peer),
-            MemoryRequest::Stat { .. } | MemoryRequest::List => {
+            MemoryRequest::Stat { .. } | MemoryRequest::List | MemoryRequest::JoinFds { .. } => {
                 Err(Error::internal("not a mutating request"))
             }
         };

@@ -5,19 +5,27 @@
 //! not the host's, the existing record) runs first, so bad input leaves no
 //! journal entry; then `begin`, the kernel work, `commit`.
 //!
-//! The kernel's truth here is the container's namespace, which the server
-//! does not keep open (the namespace dies with the container): the journal
-//! is the table, and there is nothing to reconcile it with on start except
-//! the request a crash interrupted.
+//! Two kinds of record share the table. `Loopback`: the container brought
+//! its own namespace (passed as an fd); the server does not keep it open (it
+//! dies with the container). `Claim`: netstack made the namespace (from its
+//! warm [`Pool`]) and keeps its fd open, in memory only, until `Release`, so
+//! that a retried claim gets the very same namespace back. After a restart
+//! those fds are gone (the container's processes keep their namespace
+//! alive): the journal still lists the record and releases it normally, and
+//! a new claim for that id gets a fresh namespace that replaces the record.
+//! There is nothing else to reconcile on start except the request a crash
+//! interrupted.
 
 use crate::enter::in_netns;
 use crate::netns::{self, NsId};
+use crate::pool::{self, Pool};
 use crate::rtnl::Rtnl;
 use crate::state::{Record, Table};
 use libipc::journal::Journal;
 use libipc::server::{Ctx, Service};
 use protocol::net::{Net, NetRequest, NetResponse};
 use protocol::{validate_id, Error};
+use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 // A handler that panics (libipc turns that into an error reply) must not
@@ -26,37 +34,79 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 pub type NetJournal = Journal<Table, NetRequest, NetResponse>;
 
+/// An answer and the file descriptors that go with it.
+pub type WithFds = (NetResponse, Vec<OwnedFd>);
+
 pub struct NetService {
-    journal: Mutex<NetJournal>,
+    tables: Mutex<Tables>,
     /// The server's own (the host's) network namespace, never touched.
     own: NsId,
+    pool: Pool,
+}
+
+struct Tables {
+    journal: NetJournal,
+    /// The namespaces handed out by `Claim`, by container id, until `Release`.
+    held: BTreeMap<String, OwnedFd>,
 }
 
 impl NetService {
+    /// Opens the journal and starts the namespace pool, sized by
+    /// ASTERISM_NETNS_POOL (default [`pool::DEFAULT_SIZE`]; 0 = no pool).
     pub fn start(state_dir: &Path) -> Result<Self, Error> {
+        Self::start_with_pool(state_dir, pool::size_from_env()?)
+    }
+
+    pub fn start_with_pool(state_dir: &Path, pool_size: usize) -> Result<Self, Error> {
         let mut j = NetJournal::open(state_dir)?;
         finish_pending(&mut j)?;
         j.save()?;
         Ok(NetService {
-            journal: Mutex::new(j),
+            tables: Mutex::new(Tables {
+                journal: j,
+                held: BTreeMap::new(),
+            }),
             own: netns::own_net()?,
+            pool: Pool::start(pool_size)?,
         })
     }
 
     /// The table as it stands (for tests).
     pub fn table(&self) -> Table {
-        self.lock().state().clone()
+        self.lock().journal.state().clone()
     }
 
-    /// Handles one request, as the server loop would.
+    /// The ids whose claimed namespace the server holds open (for tests).
+    pub fn held(&self) -> Vec<String> {
+        self.lock().held.keys().cloned().collect()
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Handles one request, as the server loop would, but without the file
+    /// descriptors of the answer (they are closed): see [`Self::call`].
     pub fn request(
         &self,
         key: Option<&str>,
         req: NetRequest,
         fds: Vec<OwnedFd>,
     ) -> Result<NetResponse, Error> {
-        if let NetRequest::Loopback { id } = &req {
-            return self.loopback(key, id, fds);
+        self.call(key, req, fds).map(|(r, _)| r)
+    }
+
+    /// Handles one request: its answer and the fds to send with it.
+    pub fn call(
+        &self,
+        key: Option<&str>,
+        req: NetRequest,
+        fds: Vec<OwnedFd>,
+    ) -> Result<WithFds, Error> {
+        match req {
+            NetRequest::Loopback { id } => return self.loopback(key, &id, fds).map(no_fds),
+            NetRequest::Claim { id } => return self.claim(&id, fds),
+            _ => {}
         }
         if !fds.is_empty() {
             return Err(Error::invalid(format!(
@@ -67,11 +117,12 @@ impl NetService {
         match req {
             NetRequest::Verb { name, .. } => Err(Error::unsupported(format!(
                 "netstack: `{name}` is not supported yet; netstack brings loopback up in a \
-                 container's network namespace (loopback, release, list); veth, bridge, \
+                 container's network namespace (loopback, claim, release, list); veth, bridge, \
                  addresses and NAT come later"
             ))),
             NetRequest::List => Ok(NetResponse::List(
                 self.lock()
+                    .journal
                     .state()
                     .loopbacks
                     .iter()
@@ -79,12 +130,68 @@ impl NetService {
                     .collect(),
             )),
             NetRequest::Release { id } => self.release(key, &id),
-            NetRequest::Loopback { .. } => unreachable!("handled above"),
+            NetRequest::Loopback { .. } | NetRequest::Claim { .. } => unreachable!("handled above"),
         }
+        .map(no_fds)
     }
 
-    fn lock(&self) -> MutexGuard<'_, NetJournal> {
-        self.journal.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Tables> {
+        self.tables.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A namespace for container `id`, made by netstack.
+    ///
+    /// Not answered from the journal's keyed results: a recorded answer has
+    /// no fd. The held fd is what makes it idempotent instead (a retry after
+    /// a lost answer gets a dup of it), so claims are committed without key.
+    /// An id that has a `Loopback` record (the container's own namespace) is
+    /// refused, not overwritten: release it first.
+    fn claim(&self, id: &str, fds: Vec<OwnedFd>) -> Result<WithFds, Error> {
+        validate_id("container id", id)?;
+        if !fds.is_empty() {
+            return Err(Error::invalid(format!(
+                "claim for container {id} takes no file descriptor (netstack makes the network \
+                 namespace and sends its fd back); {} arrived",
+                fds.len()
+            )));
+        }
+        if let Some(answer) = already_claimed(&self.lock(), id)? {
+            return Ok(answer);
+        }
+        // Outside the lock: an empty pool means making a namespace now,
+        // which must not hold up other requests.
+        let fresh = self.pool.take().map_err(|e| in_container(id, e))?;
+        let mut t = self.lock();
+        // A concurrent claim for the same id may have won meanwhile; then
+        // ours is dropped (closing its only fd ends it).
+        if let Some(answer) = already_claimed(&t, id)? {
+            return Ok(answer);
+        }
+        let record = Record {
+            netns_ino: fresh.ns.ino,
+            ifindex: fresh.lo.index,
+            flags: fresh.lo.flags,
+            at_unix_ms: libipc::now_unix_ms(),
+            claimed: true,
+        };
+        let answer = dup(&fresh.fd)?;
+        let view = record.view(id);
+        let previous = t.journal.state().loopbacks.get(id).cloned();
+        let result = Ok(NetResponse::Claimed(view.clone()));
+        if let Err(e) = t.journal.commit(None, &result, |tb| {
+            tb.loopbacks.insert(id.to_string(), record);
+        }) {
+            // Not persisted: leave the table as it was.
+            let loopbacks = &mut t.journal.state_mut().loopbacks;
+            match previous {
+                Some(p) => loopbacks.insert(id.to_string(), p),
+                None => loopbacks.remove(id),
+            };
+            return Err(in_container(id, e));
+        }
+        t.held.insert(id.to_string(), fresh.fd);
+        tracing::debug!("claimed {} for container {id}", view.netns);
+        Ok((NetResponse::Claimed(view), vec![answer]))
     }
 
     fn loopback(
@@ -102,7 +209,8 @@ impl NetService {
             )));
         }
         let fd = fds.pop().expect("one fd");
-        let mut j = self.lock();
+        let mut t = self.lock();
+        let j = &mut t.journal;
         if let Some(r) = key.and_then(|k| j.recorded(k)) {
             return r;
         }
@@ -123,6 +231,9 @@ impl NetService {
                 )));
             }
         }
+        // Same namespace as a claimed record (init passing back the one it
+        // claimed): it stays a claimed record.
+        let claimed = j.state().loopbacks.get(id).is_some_and(|o| o.claimed);
         let req = NetRequest::Loopback { id: id.to_string() };
         j.begin(key, &req)?;
         // Bringing an interface up twice is harmless, so an identical
@@ -144,6 +255,7 @@ impl NetService {
             ifindex: lo.index,
             flags: lo.flags,
             at_unix_ms: libipc::now_unix_ms(),
+            claimed,
         });
         let result = match &record {
             Some(r) => Ok(NetResponse::LoopbackUp(r.view(id))),
@@ -159,7 +271,8 @@ impl NetService {
 
     fn release(&self, key: Option<&str>, id: &str) -> Result<NetResponse, Error> {
         validate_id("container id", id)?;
-        let mut j = self.lock();
+        let mut t = self.lock();
+        let j = &mut t.journal;
         if let Some(r) = key.and_then(|k| j.recorded(k)) {
             return r;
         }
@@ -169,6 +282,8 @@ impl NetService {
         j.commit(key, &Ok(NetResponse::Released), |t| {
             t.loopbacks.remove(id);
         })?;
+        // A claimed namespace ends here unless the container still uses it.
+        t.held.remove(id);
         Ok(NetResponse::Released)
     }
 }
@@ -176,7 +291,8 @@ impl NetService {
 /// The request a crash interrupted. A release is finished. A loopback cannot
 /// be: its namespace fd died with the previous process. Its intent is
 /// dropped unrecorded, so the client's retry (libipc resends the fd with the
-/// same key) does it, and bringing lo up again is harmless.
+/// same key) does it, and bringing lo up again is harmless. (A claim is
+/// never begun: a retry makes a fresh namespace, see `claim`.)
 fn finish_pending(j: &mut NetJournal) -> Result<(), Error> {
     match j.take_pending() {
         Some((key, NetRequest::Release { id })) => {
@@ -196,6 +312,34 @@ fn finish_pending(j: &mut NetJournal) -> Result<(), Error> {
     }
 }
 
+/// The answer to a claim for `id` if netstack already holds its namespace;
+/// refuses an id whose record is the container's own namespace.
+fn already_claimed(t: &Tables, id: &str) -> Result<Option<WithFds>, Error> {
+    let record = t.journal.state().loopbacks.get(id);
+    match (t.held.get(id), record) {
+        (Some(fd), Some(r)) => Ok(Some((NetResponse::Claimed(r.view(id)), vec![dup(fd)?]))),
+        (Some(_), None) => Err(Error::internal(format!(
+            "netstack holds a namespace for container {id} but has no record of it"
+        ))),
+        (None, Some(r)) if !r.claimed => Err(Error::exists(format!(
+            "container {id} already has its loopback up in its own network namespace \
+             net:[{}] (loopback); release it before claiming one",
+            r.netns_ino
+        ))),
+        // Nothing, or a claim from before a restart whose fd is gone.
+        (None, _) => Ok(None),
+    }
+}
+
+fn dup(fd: &OwnedFd) -> Result<OwnedFd, Error> {
+    fd.try_clone()
+        .map_err(|e| Error::io("duplicate the network namespace's fd", &e))
+}
+
+fn no_fds(r: NetResponse) -> WithFds {
+    (r, vec![])
+}
+
 fn in_container(id: &str, e: Error) -> Error {
     Error {
         message: format!("container {id}: {}", e.message),
@@ -208,6 +352,8 @@ impl Service for NetService {
 
     fn handle(&self, ctx: &mut Ctx, req: NetRequest) -> Result<NetResponse, Error> {
         let fds = std::mem::take(&mut ctx.fds_in);
-        self.request(ctx.key.as_deref(), req, fds)
+        let (response, fds_out) = self.call(ctx.key.as_deref(), req, fds)?;
+        ctx.fds_out = fds_out;
+        Ok(response)
     }
 }

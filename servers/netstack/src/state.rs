@@ -1,4 +1,5 @@
-//! The server's table: the containers whose loopback it brought up.
+//! The server's table: the containers whose loopback it brought up, in a
+//! namespace they brought (`Loopback`) or one netstack handed out (`Claim`).
 
 use protocol::net::NetLoopback;
 use protocol::Error;
@@ -17,6 +18,12 @@ pub struct Record {
     pub ifindex: u32,
     pub flags: u32,
     pub at_unix_ms: u64,
+    /// netstack made this namespace for the container (`Claim`) rather than
+    /// being passed the container's own (`Loopback`). A claimed record may be
+    /// replaced by a new claim once netstack no longer holds its fd (after a
+    /// restart); a loopback record never is.
+    #[serde(default)]
+    pub claimed: bool,
 }
 
 impl Record {

@@ -510,3 +510,73 @@ fn oom_events_come_from_memory_events() {
     assert!(svc.event_matches("g", &e));
     assert!(!svc.event_matches("h", &e));
 }
+
+#[test]
+fn join_fds_gives_the_v2_directory_keyed_or_not_and_journals_nothing() {
+    use super::joiner::{assert_fd_is, ctx};
+    use libipc::server::Service;
+    use nix::fcntl::OFlag;
+    use protocol::cgroup::CgroupJoin;
+    let f = Fixture::new();
+    let (svc, _) = f.start();
+    svc.request(Some("c1"), create("web", None, limit(64)))
+        .unwrap();
+    let dir = f.base().child("web");
+    let before = std::fs::read(MemJournal::open(f.state.path()).unwrap().path()).unwrap();
+    // "c1" is the create's key: JoinFds must not be answered from the journal.
+    for key in [None, Some("j1"), Some("c1")] {
+        let mut c = ctx(key, vec![]);
+        let resp = svc
+            .handle(&mut c, Req::JoinFds { id: "web".into() })
+            .unwrap();
+        assert_eq!(
+            resp,
+            Resp::JoinFds(vec![CgroupJoin::V2Dir {
+                path: dir.path().display().to_string()
+            }]),
+            "key {key:?}"
+        );
+        assert_eq!(c.fds_out.len(), 1);
+        assert_fd_is(&c.fds_out[0], dir.path(), OFlag::O_RDONLY, true);
+    }
+    let j = MemJournal::open(f.state.path()).unwrap();
+    assert!(j.recorded("j1").is_none());
+    assert_eq!(std::fs::read(j.path()).unwrap(), before);
+}
+
+#[test]
+fn join_fds_refuses_unknown_groups_attached_fds_and_a_call_without_ctx() {
+    use super::joiner::ctx;
+    use libipc::server::Service;
+    let f = Fixture::new();
+    let (svc, _) = f.start();
+    svc.request(None, create("web", None, limit(64))).unwrap();
+
+    let mut c = ctx(None, vec![]);
+    let e = svc
+        .handle(&mut c, Req::JoinFds { id: "nope".into() })
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+    assert!(e.message.contains("nope"), "{e}");
+    assert!(c.fds_out.is_empty());
+
+    let devnull = std::fs::File::open("/dev/null").unwrap();
+    let mut c = ctx(None, vec![devnull.into()]);
+    let e = svc
+        .handle(&mut c, Req::JoinFds { id: "web".into() })
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidArgument, "{e}");
+    assert!(e.message.contains("takes no file descriptors"), "{e}");
+    assert!(c.fds_out.is_empty());
+
+    let e = svc
+        .handle(&mut ctx(None, vec![]), Req::JoinFds { id: "../x".into() })
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidArgument, "{e}");
+
+    // The in-process path has no way to hand fds back: refused, not faked.
+    let e = svc
+        .request(None, Req::JoinFds { id: "web".into() })
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+}

@@ -364,3 +364,59 @@ fn v1_oom_is_seen_through_the_eventfd_and_counted() {
     .unwrap();
     let _ = child.wait();
 }
+
+#[test]
+fn v1_join_fds_lets_a_process_move_itself_into_the_group() {
+    use super::joiner::{assert_fd_is, assert_joined, ctx, join};
+    use libipc::server::Service;
+    use nix::fcntl::OFlag;
+    use protocol::cgroup::CgroupJoin;
+    let g = Guard::new();
+    let state = tempfile::tempdir().unwrap();
+    let svc = MemoryService::with_backend(
+        Arc::new(V1::new(g.base.clone())),
+        state.path(),
+        Box::new(|_| {}),
+    )
+    .unwrap();
+    svc.request(
+        Some("c1"),
+        Req::Create {
+            id: "web".into(),
+            parent: None,
+            limits: MemoryLimits {
+                limit: Some(Limit::Value(mib(64))),
+                ..Default::default()
+            },
+        },
+    )
+    .unwrap();
+    let dir = g.base.child("web");
+    let mut c = ctx(Some("j1"), vec![]);
+    let Resp::JoinFds(entries) = svc
+        .handle(&mut c, Req::JoinFds { id: "web".into() })
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        entries,
+        vec![CgroupJoin::V1Tasks {
+            hierarchy: "memory".into(),
+            path: dir.path().display().to_string()
+        }]
+    );
+    assert_eq!(c.fds_out.len(), 1);
+    assert_fd_is(&c.fds_out[0], &dir.file("tasks"), OFlag::O_WRONLY, false);
+    assert!(dir.procs().unwrap().is_empty());
+    let joiner = join(&c.fds_out);
+    assert_joined(joiner.pid(), &entries);
+    let Resp::Stat(st) = svc.request(None, Req::Stat { id: "web".into() }).unwrap() else {
+        panic!()
+    };
+    assert_eq!(st.pids, vec![joiner.pid()]);
+    assert!(MemJournal::open(state.path())
+        .unwrap()
+        .recorded("j1")
+        .is_none());
+}
