@@ -600,6 +600,10 @@ fn worker<P: Protocol, S: Service<P = P>>(
             fds_in: fds,
             fds_out: vec![],
         };
+        // ASTERISM_LOG=debug: how long each request took here (the name
+        // of the request only: a body can be a whole config).
+        let started = Instant::now();
+        let what = tracing::enabled!(tracing::Level::DEBUG).then(|| request_name(&body));
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             service.handle(&mut ctx, body)
         }))
@@ -619,8 +623,21 @@ fn worker<P: Protocol, S: Service<P = P>>(
         } else {
             vec![]
         };
+        if let Some(what) = what {
+            tracing::debug!(
+                "{} handled {what} in {:.3} ms",
+                shared.name,
+                started.elapsed().as_secs_f64() * 1e3
+            );
+        }
         shared.send_response(&conn, id, result.map(Reply::Server), fds_out);
     }
+}
+
+/// "Create", "Delete", ...: a request's variant name.
+fn request_name(body: &impl std::fmt::Debug) -> String {
+    let text = format!("{body:?}");
+    text.split([' ', '(', '{']).next().unwrap_or("").to_string()
 }
 
 fn deadline_instant(unix_ms: u64) -> Option<Instant> {

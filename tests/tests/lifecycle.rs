@@ -513,9 +513,9 @@ fn the_process_joins_every_group_itself_and_gets_a_fresh_network_namespace() {
     let check = |text: &str, who: &str| {
         let groups = groups_of(text);
         for ctl in &ours {
-            let hit = groups.iter().find(|(names, _)| {
-                names.split(',').any(|n| n == ctl)
-            });
+            let hit = groups
+                .iter()
+                .find(|(names, _)| names.split(',').any(|n| n == ctl));
             match hit {
                 Some((_, path)) => assert!(
                     path.ends_with("/fast1"),
@@ -538,12 +538,22 @@ fn the_process_joins_every_group_itself_and_gets_a_fresh_network_namespace() {
     assert_ne!(ns(pid), ns(pid2));
     let flags = c.ipc_ok(&["exec", "fast1", "cat", "/sys/class/net/lo/flags"]);
     let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap();
-    assert_eq!(flags & 1, 1, "lo is not up in the container: flags {flags:#x}");
+    assert_eq!(
+        flags & 1,
+        1,
+        "lo is not up in the container: flags {flags:#x}"
+    );
     let listed = c.ipc_ok(&["netstack", "list"]);
-    assert!(listed.contains("fast1") && listed.contains("fast2"), "{listed}");
+    assert!(
+        listed.contains("fast1") && listed.contains("fast2"),
+        "{listed}"
+    );
     c.ipc_ok(&["delete", "-f", "fast1"]);
     c.ipc_ok(&["delete", "-f", "fast2"]);
     let listed = c.ipc_ok(&["netstack", "list"]);
-    assert!(!listed.contains("fast1") && !listed.contains("fast2"), "{listed}");
+    assert!(
+        !listed.contains("fast1") && !listed.contains("fast2"),
+        "{listed}"
+    );
     assert!(!alive(pid as i32) && !alive(pid2 as i32));
 }

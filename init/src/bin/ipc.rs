@@ -4,8 +4,10 @@ use clap::Parser;
 use std::io::Write;
 
 fn main() -> std::process::ExitCode {
+    asterism_init::cli::profile::start();
     libipc::server::init_logging("ipc");
     let cli = asterism_init::cli::Cli::parse();
+    asterism_init::cli::profile::mark("command line parsed");
     let log = cli.log.clone();
     let json = cli.log_format == "json";
     match asterism_init::cli::run(cli) {

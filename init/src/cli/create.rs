@@ -105,7 +105,9 @@ fn create_with(root: &Path, init: &mut InitConn, a: &CreateArgs) -> Result<i32> 
         bail!("process.terminal is true but no --console-socket was given (a pty master has nowhere to go)");
     }
     let bundle_s = bundle.to_string_lossy().into_owned();
+    super::profile::mark("config loaded and checked");
     let prepared = prepare(init, a, &spec, &bundle_s)?;
+    super::profile::mark("prepared by init (record, groups, rootfs, netns)");
     let result = launch_created(root, a, init, &spec, &process, &bundle_s, &prepared);
     if let Err(e) = &result {
         // Undo whatever was made; the error the user sees is the first one.
@@ -208,6 +210,7 @@ fn launch_created(
         annotations: annotations.clone(),
     };
     let launched = launcher::launch(&req, &mut parent)?;
+    super::profile::mark("container process set up (waits on the exec fifo)");
     if let Some(listener) = launched.seccomp_listener {
         // To listenerPath or seccomp-monitor; init keeps a duplicate.
         init.call_with_fds(
@@ -223,6 +226,7 @@ fn launch_created(
         },
         None,
     )?;
+    super::profile::mark("marked created");
     if let Some(pf) = &a.pid_file {
         write_pid_file(pf, launched.pid)?;
     }
@@ -264,7 +268,9 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
         );
         return Err(e.into());
     }
+    super::profile::mark("started");
     let code = wait_child(pid)?;
+    super::profile::mark("container exited");
     if !a.keep {
         init.call(
             InitRequest::Delete {
@@ -273,6 +279,7 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
             },
             None,
         )?;
+        super::profile::mark("deleted");
     }
     Ok(code)
 }

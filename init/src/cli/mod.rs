@@ -11,6 +11,7 @@ pub mod memory;
 pub mod net;
 pub mod oci;
 pub mod pending;
+pub mod profile;
 pub mod seccomp;
 pub mod spec;
 pub mod status;

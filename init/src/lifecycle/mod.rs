@@ -1056,8 +1056,10 @@ fn release_exec_fifo(path: &Path, pid: i32, pid_start: u64) -> Result<(), Error>
 }
 
 /// Until the fifo has a byte, for at most 5 ms (the caller checks the
-/// process is alive in between). A writer that came and went leaves the
-/// fifo hung up, so poll returns at once: then sleep instead of spinning.
+/// process is alive in between). A writer that came and went without
+/// writing leaves the fifo hung up and empty, so poll returns at once:
+/// then sleep instead of spinning. (Hung up with the byte in it is the
+/// usual case: the process wrote and exec closed its end.)
 fn wait_readable(fd: &OwnedFd) {
     use rustix::event::{poll, PollFd, PollFlags, Timespec};
     let mut pfd = [PollFd::new(fd, PollFlags::IN)];
@@ -1065,7 +1067,8 @@ fn wait_readable(fd: &OwnedFd) {
         tv_sec: 0,
         tv_nsec: 5_000_000,
     };
-    if poll(&mut pfd, Some(&five_ms)).is_ok() && pfd[0].revents().contains(PollFlags::HUP) {
+    let hung_up_empty = |r: PollFlags| r.contains(PollFlags::HUP) && !r.contains(PollFlags::IN);
+    if poll(&mut pfd, Some(&five_ms)).is_ok() && hung_up_empty(pfd[0].revents()) {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
