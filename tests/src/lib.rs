@@ -575,6 +575,7 @@ pub const BUSYBOX_APPLETS: &[&str] = &[
     "find",
     "xargs",
     "tee",
+    "tty",
 ];
 
 impl Bundle {

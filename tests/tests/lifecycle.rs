@@ -1,7 +1,7 @@
 //! The OCI lifecycle end to end through `ipc`, with busybox bundles, read
 //! back from inside the container and from the host.
 
-use asterism_tests::{alive, wait_for, Bundle, Constellation};
+use asterism_tests::{alive, kill, wait_for, Bundle, Constellation};
 use serde_json::json;
 use std::time::Duration;
 
@@ -556,4 +556,93 @@ fn the_process_joins_every_group_itself_and_gets_a_fresh_network_namespace() {
         "{listed}"
     );
     assert!(!alive(pid as i32) && !alive(pid2 as i32));
+}
+
+/// `ipc run` in the foreground passes the signals it gets to the
+/// container's process, as runc does: a SIGTERM to ipc reaches the
+/// container's trap, and ipc exits with the container's code.
+#[test]
+fn a_foreground_run_forwards_signals_to_the_container() {
+    let c = Constellation::start();
+    let bundle = Bundle::busybox_with(
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.05; done",
+        ],
+        json!({}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("out");
+    let mut child = c
+        .ipc_cmd()
+        .args(["run", "--bundle", b(&bundle), "sig1"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let ready = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&out_path)
+            .ok()
+            .filter(|s| s.contains("ready"))
+    });
+    assert!(ready.is_some(), "the container never said ready");
+    kill(child.id() as i32, libc::SIGTERM);
+    let status = wait_for(Duration::from_secs(10), || child.try_wait().unwrap());
+    let Some(status) = status else {
+        let _ = child.kill();
+        panic!("ipc run did not end after SIGTERM");
+    };
+    assert_eq!(status.code(), Some(7));
+    assert!(std::fs::read_to_string(&out_path)
+        .unwrap()
+        .contains("got TERM"));
+    // run deleted the container when it exited.
+    assert!(c.ipc_err(&["state", "sig1"]).contains("does not exist"));
+}
+
+/// With process.terminal and no --console-socket, a foreground `run` (and
+/// `exec -t`) holds the pty itself: the process has a terminal on its
+/// stdio, its output reaches ipc's stdout, and the exit code comes back.
+#[test]
+fn a_foreground_run_with_a_terminal_proxies_the_pty() {
+    let c = Constellation::start();
+    let bundle = Bundle::busybox_with(
+        &["sh", "-c", "tty; [ -t 0 ] && echo stdin-is-a-tty; exit 3"],
+        json!({"process": {"terminal": true}}),
+    );
+    let out = c.ipc(&["run", "--bundle", b(&bundle), "tty1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("/dev/pts/"), "{text}");
+    assert!(text.contains("stdin-is-a-tty"), "{text}");
+    // exec -t into a running container, in the foreground.
+    let sleeper = Bundle::busybox_with(&["sleep", "300"], json!({}));
+    c.ipc_ok(&["run", "-d", "--bundle", b(&sleeper), "tty2"]);
+    let out = c.ipc(&["exec", "-t", "tty2", "sh", "-c", "tty; exit 4"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("/dev/pts/"), "{text}");
+    // Detached, a terminal still needs a console socket.
+    let err = c.ipc_err(&["exec", "-t", "-d", "tty2", "true"]);
+    assert!(err.contains("console-socket"), "{err}");
+    c.ipc_ok(&["delete", "-f", "tty2"]);
+    // No console socket of ipc's own is left in the root.
+    let left: Vec<_> = std::fs::read_dir(c.root())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("console-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

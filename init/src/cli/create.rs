@@ -3,6 +3,7 @@
 //! containerd's shim, a shell) is its parent, as with runc. ipc must be
 //! single-threaded when it calls the launcher: nothing here starts threads.
 
+use super::foreground::ConsoleListener;
 use super::oci::{init_client, CreateArgs, ExecArgs, InitConn, RunArgs};
 use crate::launcher::{self, LaunchRequest, Parent};
 use crate::lifecycle::record::fifo_path;
@@ -82,7 +83,7 @@ fn bundle_dir(a: &CreateArgs) -> Result<PathBuf> {
 
 /// `create`: returns the container's pid.
 pub fn create(root: &Path, a: &CreateArgs) -> Result<i32> {
-    create_with(root, &mut init_client(root)?, a)
+    Ok(create_with(root, &mut init_client(root)?, a, false)?.0)
 }
 
 /// What init prepared for the container (its Prepare answer).
@@ -93,7 +94,14 @@ struct Prepared {
     netns: Option<OwnedFd>,
 }
 
-fn create_with(root: &Path, init: &mut InitConn, a: &CreateArgs) -> Result<i32> {
+/// `foreground` (`run` without --detach): with process.terminal and no
+/// --console-socket, ipc takes the pty master itself (foreground.rs).
+fn create_with(
+    root: &Path,
+    init: &mut InitConn,
+    a: &CreateArgs,
+    foreground: bool,
+) -> Result<(i32, Option<ConsoleListener>)> {
     protocol::validate_id("container id", &a.id)?;
     let bundle = bundle_dir(a)?;
     let spec = crate::config::load(&bundle).map_err(|e| anyhow!("{e}"))?;
@@ -101,14 +109,25 @@ fn create_with(root: &Path, init: &mut InitConn, a: &CreateArgs) -> Result<i32> 
         .process()
         .clone()
         .ok_or_else(|| anyhow!("process: missing; a container needs a process to create"))?;
+    let mut console = None;
+    let mut own_args;
+    let mut a = a;
     if process.terminal().unwrap_or(false) && a.console_socket.is_none() {
-        bail!("process.terminal is true but no --console-socket was given (a pty master has nowhere to go)");
+        if !foreground {
+            bail!("process.terminal is true but no --console-socket was given (a pty master has nowhere to go)");
+        }
+        let listener = ConsoleListener::bind(root)?;
+        own_args = a.clone();
+        own_args.console_socket = Some(listener.path().to_path_buf());
+        a = &own_args;
+        console = Some(listener);
     }
     let bundle_s = bundle.to_string_lossy().into_owned();
     super::profile::mark("config loaded and checked");
     let prepared = prepare(init, a, &spec, &bundle_s)?;
     super::profile::mark("prepared by init (record, groups, rootfs, netns)");
-    let result = launch_created(root, a, init, &spec, &process, &bundle_s, &prepared);
+    let result = launch_created(root, a, init, &spec, &process, &bundle_s, &prepared)
+        .map(|pid| (pid, console));
     if let Err(e) = &result {
         // Undo whatever was made; the error the user sees is the first one.
         let _ = init.call(
@@ -252,7 +271,20 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
     }
     // The launcher clones the container as our own child: we wait for it.
     let mut init = init_client(root)?;
-    let pid = create_with(root, &mut init, &a.create)?;
+    let (pid, console) = create_with(root, &mut init, &a.create, true)?;
+    let master = match console.map(|c| c.accept_master()).transpose() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = init.call(
+                InitRequest::Delete {
+                    id: a.create.id.clone(),
+                    force: true,
+                },
+                None,
+            );
+            return Err(e);
+        }
+    };
     if let Err(e) = init.call(
         InitRequest::Start {
             id: a.create.id.clone(),
@@ -269,7 +301,7 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
         return Err(e.into());
     }
     super::profile::mark("started");
-    let code = wait_child(pid)?;
+    let code = super::foreground::wait(pid, master)?;
     super::profile::mark("container exited");
     if !a.keep {
         init.call(
@@ -331,20 +363,6 @@ fn dup_stdio(fd: i32) -> Result<OwnedFd> {
     borrowed.with_context(|| format!("dup fd {fd}"))
 }
 
-/// Waits for our child `pid`; its exit code, or 128+signal.
-fn wait_child(pid: i32) -> Result<i32> {
-    use nix::sys::wait::{waitpid, WaitStatus};
-    loop {
-        match waitpid(nix::unistd::Pid::from_raw(pid), None) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-            Ok(_) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => bail!("wait for container process {pid}: {e}"),
-        }
-    }
-}
-
 /// `exec`: a new process in a running container's namespaces and groups.
 pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     protocol::validate_id("container id", &a.id)?;
@@ -365,9 +383,18 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     let process = exec_process(&spec, a)?;
     let program = exec_seccomp(root, &saved)?;
     let joins = exec_joins(root, &a.id)?;
-    if process.terminal().unwrap_or(false) && a.console_socket.is_none() {
-        bail!("exec --tty needs --console-socket (a pty master has nowhere to go)");
-    }
+    // In the foreground ipc holds the pty master itself, as runc does.
+    let console = match (process.terminal().unwrap_or(false), &a.console_socket) {
+        (true, None) if a.detach => {
+            bail!("exec --tty --detach needs --console-socket (a pty master has nowhere to go)")
+        }
+        (true, None) => Some(ConsoleListener::bind(root)?),
+        _ => None,
+    };
+    let console_socket = match &console {
+        Some(c) => Some(c.path()),
+        None => a.console_socket.as_deref(),
+    };
     let annotations: BTreeMap<String, String> = spec
         .annotations()
         .clone()
@@ -382,7 +409,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         spec: &spec,
         rootfs: Path::new(&state.rootfs),
         process: &process,
-        console_socket: a.console_socket.as_deref(),
+        console_socket,
         preserve_fds: a.preserve_fds,
         no_pivot: false,
         no_new_keyring: false,
@@ -402,7 +429,8 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     if a.detach {
         return Ok(0);
     }
-    wait_child(launched.pid)
+    let master = console.map(|c| c.accept_master()).transpose()?;
+    super::foreground::wait(launched.pid, master)
 }
 
 /// The container's linux.seccomp for an exec'd process (runc installs it

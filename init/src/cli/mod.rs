@@ -5,6 +5,7 @@
 pub mod autostart;
 pub mod cpu;
 pub mod create;
+pub mod foreground;
 pub mod inspect;
 pub mod manage;
 pub mod memory;

@@ -37,13 +37,21 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: OFlags) -> io::Res
     } else {
         rel
     };
-    Ok(openat2(
-        root,
-        rel,
-        flags | OFlags::CLOEXEC,
-        Mode::empty(),
-        resolve_flags(),
-    )?)
+    // EAGAIN: a rename or mount anywhere on the host (the kernel's seqlocks
+    // are global) raced a `..` step; openat2(2) asks the caller to retry.
+    let mut tries = 0;
+    loop {
+        match openat2(
+            root,
+            rel,
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+            resolve_flags(),
+        ) {
+            Err(Errno::AGAIN) if tries < 64 => tries += 1,
+            other => return Ok(other?),
+        }
+    }
 }
 
 /// An O_PATH fd of `path` inside `root`, creating the missing directories on
