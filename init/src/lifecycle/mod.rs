@@ -47,12 +47,15 @@ pub struct Lifecycle {
 
 type Res = Result<InitResponse, Error>;
 
+/// The controllers' JoinFds answers, one fd per entry.
+type Joins = Vec<(CgroupJoin, OwnedFd)>;
+
 /// What `Prepare` gives the creating `ipc`.
 pub struct Prepared {
     pub rootfs: String,
     pub seccomp: Option<protocol::seccomp::Program>,
-    /// One fd per entry: memory-controller's, then cpu-controller's.
-    pub joins: Vec<(CgroupJoin, OwnedFd)>,
+    /// memory-controller's, then cpu-controller's.
+    pub joins: Joins,
     /// A fresh network namespace with loopback up (netstack's pool).
     pub netns: Option<OwnedFd>,
 }
@@ -348,7 +351,7 @@ impl Lifecycle {
         spec: &Spec,
         config_json: &str,
         joins_itself: bool,
-    ) -> Result<(Vec<(CgroupJoin, OwnedFd)>, Option<OwnedFd>), Error> {
+    ) -> Result<(Joins, Option<OwnedFd>), Error> {
         let res = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
         let pooled_netns = joins_itself && wants_pooled_netns(spec);
         r.made.memory_group = true;
