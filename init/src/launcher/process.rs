@@ -116,7 +116,7 @@ impl Caps {
 
     /// Drops what is not in the bounding set (before the user changes).
     pub fn apply_bounding(&self) -> Result<()> {
-        for cap in caps::runtime::thread_all_supported() {
+        for cap in supported() {
             if !self.bounding.contains(&cap) {
                 caps::drop(None, CapSet::Bounding, cap)
                     .with_context(|| format!("process.capabilities.bounding: drop {cap}"))?;
@@ -124,7 +124,24 @@ impl Caps {
         }
         Ok(())
     }
+}
 
+/// The capabilities this kernel knows: up to /proc/sys/kernel/cap_last_cap
+/// (one read, where probing each with PR_CAPBSET_READ is ~40 syscalls).
+fn supported() -> CapsHashSet {
+    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<u8>().ok());
+    match last {
+        Some(last) => caps::all()
+            .into_iter()
+            .filter(|c| c.index() <= last)
+            .collect(),
+        None => caps::runtime::thread_all_supported(),
+    }
+}
+
+impl Caps {
     /// Sets inheritable, effective and permitted (in the order capset
     /// accepts while we still hold everything), then raises ambient.
     pub fn apply(&self) -> Result<()> {

@@ -82,8 +82,26 @@ fn create_from(
     kind: Kind,
     links: u32,
 ) -> io::Result<OwnedFd> {
+    // Most destinations exist already: one openat2 of the whole path gives
+    // what the walk below would end with.
+    let mut whole = PathBuf::from("/");
+    whole.extend(&comps);
+    match open_in_root(root, &whole, OFlags::PATH) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        other => return other,
+    }
+    // Usually only the last component is missing: start the walk at its
+    // parent when that exists.
     let mut done = PathBuf::from("/");
-    for (i, name) in comps.iter().enumerate() {
+    let mut start = 0;
+    if comps.len() > 1 {
+        let parent: PathBuf = whole.parent().unwrap_or(Path::new("/")).to_path_buf();
+        if open_in_root(root, &parent, OFlags::PATH | OFlags::DIRECTORY).is_ok() {
+            done = parent;
+            start = comps.len() - 1;
+        }
+    }
+    for (i, name) in comps.iter().enumerate().skip(start) {
         let last = i + 1 == comps.len();
         let next = done.join(name);
         match open_in_root(root, &next, OFlags::PATH) {
