@@ -4,7 +4,7 @@
 //!   cap, file descriptors (SCM_RIGHTS) received straight into `OwnedFd`s
 //!   with their count checked, and the peer's credentials (SO_PEERCRED).
 //! - [`server`]: the server loop every server runs: an accept thread, a
-//!   reader per connection, a crossbeam-channel worker pool, hello and
+//!   thread per connection that also runs its requests' handlers, hello and
 //!   version check, peer check, deadlines, ping/status/subscribe, events.
 //! - [`client`]: deadlines, retry of "unavailable" with reconnects across a
 //!   server restart, idempotency keys, subscriptions.
