@@ -7,10 +7,15 @@
 //!   files with errors that name the file, procs, mkdir/rmdir, killing.
 //! - [`base`]: the per-constellation parent directory under the starting
 //!   process's own cgroup, remembered across restarts.
+//! - [`join`]: the fds a new process uses to join a group by itself
+//!   (JoinFds of both controllers).
 
 pub mod base;
 pub mod dir;
 pub mod hierarchy;
+pub mod join;
+#[cfg(feature = "testing")]
+pub mod join_testing;
 pub mod peer;
 
 pub use base::Base;

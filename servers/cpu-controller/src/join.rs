@@ -8,12 +8,9 @@
 //! from the journal (a recorded reply has no fds).
 
 use crate::layout::Layout;
-use cgroupfs::{CgroupDir, Version};
 use protocol::cgroup::CgroupJoin;
 use protocol::Error;
-use std::fs::OpenOptions;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// One entry and fd per hierarchy the group `rel` lives in, in the
@@ -32,71 +29,4 @@ pub fn group(layout: &Layout, rel: &Path) -> Result<(Vec<CgroupJoin>, Vec<OwnedF
     Ok((entries, fds))
 }
 
-/// The entry and fd for `dir` in a hierarchy of `version` named `hierarchy`
-/// (its controllers, as /proc/PID/cgroup spells them).
-pub fn open(
-    version: Version,
-    hierarchy: &str,
-    dir: &CgroupDir,
-) -> Result<(CgroupJoin, OwnedFd), Error> {
-    let path = dir.path().display().to_string();
-    match version {
-        Version::V1 => Ok((
-            CgroupJoin::V1Tasks {
-                hierarchy: hierarchy.to_string(),
-                path,
-            },
-            open_tasks(dir)?,
-        )),
-        Version::V2 => Ok((CgroupJoin::V2Dir { path }, open_dir(dir)?)),
-    }
-}
-
-/// `<dir>/tasks`, O_WRONLY|O_CLOEXEC (std always adds O_CLOEXEC; no
-/// O_CREAT or O_TRUNC: it is a kernel file).
-fn open_tasks(dir: &CgroupDir) -> Result<OwnedFd, Error> {
-    let p = dir.file("tasks");
-    OpenOptions::new()
-        .write(true)
-        .open(&p)
-        .map(OwnedFd::from)
-        .map_err(|e| Error::io(format!("open {} for a process to join", p.display()), &e))
-}
-
-/// The group directory, O_RDONLY|O_DIRECTORY|O_CLOEXEC.
-fn open_dir(dir: &CgroupDir) -> Result<OwnedFd, Error> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY)
-        .open(dir.path())
-        .map(OwnedFd::from)
-        .map_err(|e| {
-            Error::io(
-                format!(
-                    "open cgroup directory {} for CLONE_INTO_CGROUP",
-                    dir.path().display()
-                ),
-                &e,
-            )
-        })
-}
-
-/// JoinFds takes no fds: refuse any that came with it (they are dropped,
-/// so closed, with the request).
-pub fn refuse_fds_in(fds_in: &[OwnedFd], what: &str) -> Result<(), Error> {
-    if fds_in.is_empty() {
-        return Ok(());
-    }
-    Err(Error::invalid(format!(
-        "{what} takes no file descriptors, but {} came with the request",
-        fds_in.len()
-    )))
-}
-
-/// Answers a JoinFds that did not come through the server loop (no Ctx to
-/// carry the fds back).
-pub fn needs_ctx(server: &str) -> Error {
-    Error::unsupported(format!(
-        "JoinFds hands out file descriptors, which only travel with a {server} reply; send it through the server socket"
-    ))
-}
+pub use cgroupfs::join::{needs_ctx, open, refuse_fds_in};

@@ -28,8 +28,6 @@ pub use layout::Layout;
 pub use service::CpuService;
 
 #[cfg(test)]
-mod joiner_tests;
-#[cfg(test)]
 mod v1_tests;
 #[cfg(test)]
 mod v2_tests;

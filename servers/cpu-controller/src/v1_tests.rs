@@ -515,7 +515,7 @@ fn kernel_refusals_name_the_file() {
 
 #[test]
 fn join_fds_lets_a_process_move_itself_into_every_hierarchy() {
-    use crate::joiner_tests::{assert_fd_is, assert_joined, ctx, join};
+    use cgroupfs::join_testing::{assert_fd_is, assert_joined, ctx, join};
     use libipc::server::Service;
     use nix::fcntl::OFlag;
     use protocol::cgroup::CgroupJoin;
@@ -573,7 +573,7 @@ fn join_fds_lets_a_process_move_itself_into_every_hierarchy() {
 
 #[test]
 fn join_fds_of_a_nested_group_and_refusals() {
-    use crate::joiner_tests::ctx;
+    use cgroupfs::join_testing::ctx;
     use libipc::server::Service;
     use protocol::cgroup::CgroupJoin;
     let Some(rig) = Rig::new() else { return };

@@ -991,8 +991,8 @@ fn shared_start_leaves_memorys_directories_alone() {
 
 #[test]
 fn join_fds_gives_the_one_v2_directory_and_journals_nothing() {
-    use crate::joiner_tests::{assert_fd_is, ctx};
     use crate::service::CpuJournal;
+    use cgroupfs::join_testing::{assert_fd_is, ctx};
     use libipc::server::Service;
     use nix::fcntl::OFlag;
     use protocol::cgroup::CgroupJoin;

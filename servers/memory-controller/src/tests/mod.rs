@@ -3,7 +3,6 @@
 //! and the service on this host's real v1 memory hierarchy.
 
 mod fake_v2;
-mod joiner;
 mod service_v2;
 mod shared_v2;
 mod v1_real;

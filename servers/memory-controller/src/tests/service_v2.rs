@@ -513,7 +513,7 @@ fn oom_events_come_from_memory_events() {
 
 #[test]
 fn join_fds_gives_the_v2_directory_keyed_or_not_and_journals_nothing() {
-    use super::joiner::{assert_fd_is, ctx};
+    use cgroupfs::join_testing::{assert_fd_is, ctx};
     use libipc::server::Service;
     use nix::fcntl::OFlag;
     use protocol::cgroup::CgroupJoin;
@@ -546,7 +546,7 @@ fn join_fds_gives_the_v2_directory_keyed_or_not_and_journals_nothing() {
 
 #[test]
 fn join_fds_refuses_unknown_groups_attached_fds_and_a_call_without_ctx() {
-    use super::joiner::ctx;
+    use cgroupfs::join_testing::ctx;
     use libipc::server::Service;
     let f = Fixture::new();
     let (svc, _) = f.start();

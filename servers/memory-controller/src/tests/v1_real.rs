@@ -367,7 +367,7 @@ fn v1_oom_is_seen_through_the_eventfd_and_counted() {
 
 #[test]
 fn v1_join_fds_lets_a_process_move_itself_into_the_group() {
-    use super::joiner::{assert_fd_is, assert_joined, ctx, join};
+    use cgroupfs::join_testing::{assert_fd_is, assert_joined, ctx, join};
     use libipc::server::Service;
     use nix::fcntl::OFlag;
     use protocol::cgroup::CgroupJoin;

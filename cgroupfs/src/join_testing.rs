@@ -1,8 +1,8 @@
 //! For the JoinFds tests: a real process that moves itself into groups
 //! through the fds a JoinFds reply carries, and checks of those fds.
 
-use cgroupfs::hierarchy::cgroup_of;
-use cgroupfs::{CgroupDir, Hierarchies};
+use crate::hierarchy::cgroup_of;
+use crate::{CgroupDir, Hierarchies};
 use libipc::server::{Ctx, PeerCred};
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use protocol::cgroup::CgroupJoin;
