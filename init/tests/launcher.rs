@@ -1147,7 +1147,101 @@ fn start_container_hooks_run_inside_after_start() {
 }
 
 /// The tests, run in order on the main thread.
+/// A cgroup directory this test made under its own cgroup; removed when
+/// dropped (after the process in it is gone).
+struct TestGroup(PathBuf);
+
+impl Drop for TestGroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// Our own cgroup in the hierarchy whose /proc/self/cgroup line matches
+/// `controllers` ("memory", or "" for v2), under its mount point.
+fn own_group_dir(controllers: &str, fstype: &str, option: &str) -> Option<PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let rel = own.lines().find_map(|l| {
+        let mut p = l.splitn(3, ':');
+        let (_, c, path) = (p.next()?, p.next()?, p.next()?);
+        (c.split(',').any(|x| x == controllers) || (controllers.is_empty() && c.is_empty()))
+            .then(|| path.to_string())
+    })?;
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount = mi.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        let mut post = post.split(' ');
+        let (t, _, opts) = (post.next()?, post.next()?, post.next()?);
+        (t == fstype && (option.is_empty() || opts.split(',').any(|o| o == option)))
+            .then(|| pre.split(' ').nth(4).map(PathBuf::from))
+            .flatten()
+    })?;
+    Some(mount.join(rel.trim_start_matches('/')))
+}
+
+/// The launcher's side of JoinFds, on this host's real hierarchies: the
+/// process writes "0" to a v1 group's tasks file itself, and clone3's
+/// CLONE_INTO_CGROUP puts it in a v2 group (the unified hierarchy has no
+/// controllers here, but a group is a group).
+fn the_process_joins_v1_and_v2_groups_by_itself() {
+    use protocol::cgroup::CgroupJoin;
+    let name = format!("launcher-join-{}", std::process::id());
+    let mut groups = vec![];
+    let mut joins: Vec<(CgroupJoin, std::os::fd::OwnedFd)> = vec![];
+    if let Some(parent) = own_group_dir("memory", "cgroup", "memory") {
+        let dir = parent.join(&name);
+        std::fs::create_dir(&dir).unwrap();
+        groups.push(TestGroup(dir.clone()));
+        let tasks = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("tasks"))
+            .unwrap();
+        joins.push((
+            CgroupJoin::V1Tasks {
+                hierarchy: "memory".into(),
+                path: dir.display().to_string(),
+            },
+            tasks.into(),
+        ));
+    }
+    if let Some(parent) = own_group_dir("", "cgroup2", "") {
+        let dir = parent.join(&name);
+        std::fs::create_dir(&dir).unwrap();
+        groups.push(TestGroup(dir.clone()));
+        let fd = std::fs::File::open(&dir).unwrap();
+        joins.push((
+            CgroupJoin::V2Dir {
+                path: dir.display().to_string(),
+            },
+            fd.into(),
+        ));
+    }
+    assert!(!joins.is_empty(), "no memory v1 or cgroup2 hierarchy here");
+    let b = Bundle::new();
+    let spec = b.spec(&["sleep", "30"], json!({}));
+    let rootfs = b.rootfs();
+    let mut req = request(&b, &spec, &rootfs);
+    req.cgroups = &joins;
+    let launched = launch(&req, &mut Recorder::default()).unwrap_or_else(|e| panic!("{e:#}"));
+    let c = Container::new(launched);
+    for g in &groups {
+        let procs = std::fs::read_to_string(g.0.join("cgroup.procs")).unwrap();
+        assert!(
+            procs.lines().any(|l| l == c.pid.to_string()),
+            "{} holds {procs:?}, not the container process {}",
+            g.0.display(),
+            c.pid
+        );
+    }
+    drop(c); // killed and reaped, so the groups can go
+    drop(groups);
+}
+
 const TESTS: &[(&str, fn())] = &[
+    (
+        "the_process_joins_v1_and_v2_groups_by_itself",
+        the_process_joins_v1_and_v2_groups_by_itself,
+    ),
     (
         "a_seccomp_program_is_installed_last_with_its_listener",
         a_seccomp_program_is_installed_last_with_its_listener,
