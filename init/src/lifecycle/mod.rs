@@ -186,7 +186,13 @@ impl Lifecycle {
         let _g = l.lock().unwrap();
         let spec: Spec = serde_json::from_str(config_json)
             .map_err(|e| Error::invalid(format!("config for {id:?} does not parse: {e}")))?;
-        let seccomp = self.compile_seccomp(config_json)?;
+        // Most configs have no linux.seccomp: then skip reading the config
+        // a second time as JSON.
+        let has_seccomp = spec.linux().as_ref().is_some_and(|l| l.seccomp().is_some());
+        let seccomp = match has_seccomp {
+            true => self.compile_seccomp(config_json)?,
+            false => None,
+        };
         let existing = self.records.lock().unwrap().get(id).cloned();
         let mut r = match existing {
             // The same `ipc create` asking again (init restarted under it):
