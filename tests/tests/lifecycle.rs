@@ -556,6 +556,16 @@ fn the_process_joins_every_group_itself_and_gets_a_fresh_network_namespace() {
         "{listed}"
     );
     assert!(!alive(pid as i32) && !alive(pid2 as i32));
+    // The last delete leaves no directory of the constellation's in our
+    // cgroup in a v1 hierarchy (memory-controller's base goes too).
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for ctl in &ours {
+        let v1 = mountinfo
+            .lines()
+            .any(|l| l.contains(" - cgroup ") && l.split(',').any(|o| o == ctl.as_str()));
+        let base = c.cgroup_base(ctl).unwrap();
+        assert!(!v1 || !base.exists(), "{} is left behind", base.display());
+    }
 }
 
 /// `ipc run` in the foreground passes the signals it gets to the

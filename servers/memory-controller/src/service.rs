@@ -465,6 +465,10 @@ impl Shared {
             Some(p) => t.dir(self.base(), p)?,
             None => self.base().clone(),
         };
+        if !self.base().exists() {
+            // The last delete removed it (remove_empty_base).
+            self.backend.prepare_base()?;
+        }
         let dir = parent_dir.child(id);
         let made = self.backend.create(id, &parent_dir, &dir)?;
         let done = self
@@ -553,7 +557,24 @@ impl Shared {
                 return Err(e);
             }
         }
+        self.remove_empty_base();
         Ok((MemoryResponse::Deleted, Change::Remove(id.to_string())))
+    }
+
+    /// On v1 the base is ours alone: when its last group is gone it goes
+    /// too, as cpu-controller's do, so a constellation leaves no directory
+    /// in its caller's cgroup. (On v2 cpu-controller makes its groups in
+    /// the same base without checking it again: it stays.)
+    fn remove_empty_base(&self) {
+        let base = self.base();
+        if self.backend.version() != cgroupfs::Version::V1 || !base.exists() {
+            return;
+        }
+        if base.children().is_ok_and(|c| c.is_empty()) {
+            if let Err(e) = base.remove() {
+                tracing::debug!("keeping {}: {e}", base.path().display());
+            }
+        }
     }
 
     fn stat(&self, id: &str) -> Result<MemoryResponse, Error> {
