@@ -8,7 +8,6 @@ use super::oci::{init_client, CreateArgs, ExecArgs, InitConn, RunArgs};
 use crate::launcher::{self, LaunchRequest, Parent};
 use crate::lifecycle::record::fifo_path;
 use anyhow::{anyhow, bail, Context, Result};
-use libipc::Client;
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use protocol::init::{InitRequest, InitResponse};
 use std::collections::BTreeMap;
@@ -471,30 +470,10 @@ impl Parent for ExecParent {
 /// The fds an exec'd process uses to join the container's memory and cpu
 /// groups by itself, from the two controllers.
 fn exec_joins(root: &Path, id: &str) -> Result<Vec<(protocol::cgroup::CgroupJoin, OwnedFd)>> {
-    use protocol::cpu::{Cpu, CpuRequest, CpuResponse};
-    use protocol::memory::{Memory, MemoryRequest, MemoryResponse};
-    let opts = libipc::ClientOptions::default();
-    let (m, mfds) = Client::<Memory>::new(root, opts.clone()).call_with_fds(
-        MemoryRequest::JoinFds { id: id.into() },
-        None,
-        vec![],
-    )?;
-    let (c, cfds) = Client::<Cpu>::new(root, opts).call_with_fds(
-        CpuRequest::JoinFds { id: id.into() },
-        None,
-        vec![],
-    )?;
-    let (MemoryResponse::JoinFds(mj), CpuResponse::JoinFds(cj)) = (m, c) else {
-        bail!("the controllers did not answer JoinFds for {id}");
-    };
-    if mj.len() != mfds.len() || cj.len() != cfds.len() {
-        bail!("the controllers' JoinFds answers for {id} do not carry one fd per entry");
-    }
-    Ok(mj
-        .into_iter()
-        .zip(mfds)
-        .chain(cj.into_iter().zip(cfds))
-        .collect())
+    let servers = crate::lifecycle::Servers::named(root, "ipc");
+    let mut joins = servers.memory_join_fds(id)?;
+    joins.extend(servers.cpu_join_fds(id)?);
+    Ok(joins)
 }
 
 /// The process to exec: --process FILE, or the container's own process

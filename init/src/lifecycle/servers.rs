@@ -36,13 +36,15 @@ const DEADLINE: Duration = Duration::from_secs(15);
 /// Idle connections to one server.
 struct Pool<P: Protocol> {
     root: PathBuf,
+    client_name: &'static str,
     idle: Mutex<Vec<Client<P>>>,
 }
 
 impl<P: Protocol> Pool<P> {
-    fn new(root: &Path) -> Self {
+    fn new(root: &Path, client_name: &'static str) -> Self {
         Pool {
             root: root.to_path_buf(),
+            client_name,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -59,7 +61,7 @@ impl<P: Protocol> Pool<P> {
                 &self.root,
                 ClientOptions {
                     deadline: DEADLINE,
-                    client_name: "init".into(),
+                    client_name: self.client_name.into(),
                     ..ClientOptions::default()
                 },
             )
@@ -104,12 +106,17 @@ fn joins(
 
 impl Servers {
     pub fn new(root: &Path) -> Servers {
+        Servers::named(root, "init")
+    }
+
+    /// As `new`, for another caller (the name servers log for it).
+    pub fn named(root: &Path, client_name: &'static str) -> Servers {
         Servers {
-            memory: Pool::new(root),
-            cpu: Pool::new(root),
-            vfs: Pool::new(root),
-            net: Pool::new(root),
-            seccomp: Pool::new(root),
+            memory: Pool::new(root, client_name),
+            cpu: Pool::new(root, client_name),
+            vfs: Pool::new(root, client_name),
+            net: Pool::new(root, client_name),
+            seccomp: Pool::new(root, client_name),
         }
     }
 
