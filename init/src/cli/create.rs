@@ -7,6 +7,7 @@ use super::foreground::ConsoleListener;
 use super::oci::{init_client, CreateArgs, ExecArgs, InitConn, RunArgs};
 use crate::launcher::{self, LaunchRequest, Parent};
 use crate::lifecycle::record::fifo_path;
+use crate::lifecycle::Prepared;
 use anyhow::{anyhow, bail, Context, Result};
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use protocol::init::{InitRequest, InitResponse};
@@ -83,14 +84,6 @@ fn bundle_dir(a: &CreateArgs) -> Result<PathBuf> {
 /// `create`: returns the container's pid.
 pub fn create(root: &Path, a: &CreateArgs) -> Result<i32> {
     Ok(create_with(root, &mut init_client(root)?, a, false)?.0)
-}
-
-/// What init prepared for the container (its Prepare answer).
-struct Prepared {
-    rootfs: String,
-    seccomp: Option<protocol::seccomp::Program>,
-    joins: Vec<(protocol::cgroup::CgroupJoin, OwnedFd)>,
-    netns: Option<OwnedFd>,
 }
 
 /// `foreground` (`run` without --detach): with process.terminal and no
