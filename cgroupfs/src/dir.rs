@@ -82,6 +82,21 @@ impl CgroupDir {
         }
     }
 
+    /// One rmdir, no waiting: Ok(true) when the directory is gone (or was
+    /// never there), Ok(false) when the kernel says it is busy (processes
+    /// or child groups still in it).
+    pub fn try_remove(&self) -> Result<bool, Error> {
+        match std::fs::remove_dir(&self.path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Ok(false),
+            Err(e) => Err(Error::io(
+                format!("remove cgroup {}", self.path.display()),
+                &e,
+            )),
+        }
+    }
+
     pub fn read_string(&self, name: &str) -> Result<String, Error> {
         let p = self.file(name);
         std::fs::read_to_string(&p).map_err(|e| Error::io(format!("read {}", p.display()), &e))

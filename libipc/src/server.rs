@@ -49,6 +49,12 @@ pub trait Service: Send + Sync + 'static {
     fn event_matches(&self, _filter: &str, _event: &<Self::P as Protocol>::Event) -> bool {
         true
     }
+
+    /// The server was asked to stop (SIGTERM or SIGINT: init stopping the
+    /// constellation). Undo what is ours alone and holds nothing (an empty
+    /// base cgroup), and return; the process then exits. Requests in
+    /// flight finish first where the service serializes them.
+    fn shutdown(&self) {}
 }
 
 /// How a server process was started.
@@ -332,6 +338,11 @@ impl<P: Protocol> Server<P> {
 
     /// Runs the server until the process is killed.
     pub fn serve<S: Service<P = P>>(self, service: S) -> Result<(), Error> {
+        self.serve_shared(Arc::new(service))
+    }
+
+    /// As `serve`, with the service shared with the caller.
+    pub fn serve_shared<S: Service<P = P>>(self, service: Arc<S>) -> Result<(), Error> {
         let shared = Arc::new(Shared::<P> {
             name: self.opts.name,
             epoch: self.opts.epoch,
@@ -341,7 +352,6 @@ impl<P: Protocol> Server<P> {
             subscribers: Mutex::new(Vec::new()),
             _p: std::marker::PhantomData,
         });
-        let service = Arc::new(service);
         {
             let (sh, svc, rx) = (shared.clone(), service.clone(), self.events_rx.clone());
             spawn_small("events", move || dispatch_events(rx, sh, svc))?;
@@ -362,6 +372,19 @@ impl<P: Protocol> Server<P> {
             }
         }
     }
+}
+
+/// Blocks SIGTERM and SIGINT in the calling thread. run_main calls it
+/// before any thread starts (the service spawns its own in `make`), so
+/// every thread inherits the mask and only the "signals" thread takes
+/// them, by sigwait.
+fn block_stop_signals() -> Result<nix::sys::signal::SigSet, Error> {
+    let mut stop = nix::sys::signal::SigSet::empty();
+    stop.add(nix::sys::signal::Signal::SIGTERM);
+    stop.add(nix::sys::signal::Signal::SIGINT);
+    stop.thread_block()
+        .map_err(|e| Error::internal(format!("block SIGTERM and SIGINT: {e}")))?;
+    Ok(stop)
 }
 
 fn spawn_small(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), Error> {
@@ -625,12 +648,19 @@ where
     S: Service<P = P>,
 {
     init_logging(name);
-    let result = ServerOptions::from_args(name)
-        .and_then(Server::<P>::bind)
-        .and_then(|server| {
-            let service = make(server.options(), server.events())?;
-            server.serve(service)
-        });
+    let result = block_stop_signals().and_then(|stop| {
+        let server = ServerOptions::from_args(name).and_then(Server::<P>::bind)?;
+        let service = Arc::new(make(server.options(), server.events())?);
+        let svc = service.clone();
+        spawn_small("signals", move || {
+            if let Ok(sig) = stop.wait() {
+                tracing::info!("{name}: {sig:?}, stopping");
+                svc.shutdown();
+                std::process::exit(0);
+            }
+        })?;
+        server.serve_shared(service)
+    });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -238,8 +238,10 @@ pub fn cgroup_base_for(root: &Path, controller: &str) -> Option<PathBuf> {
     Some(h.host_path(&own).join(cgroupfs::Base::dir_name(root)))
 }
 
-impl Drop for Constellation {
-    fn drop(&mut self) {
+impl Constellation {
+    /// Stops the constellation as a person would (SIGTERM to init, which
+    /// stops every server) and waits up to 5 s for init to exit.
+    pub fn stop(&mut self) {
         self.remember_pids();
         if let Some(mut init) = self.init.take() {
             kill(init.id() as i32, libc::SIGTERM);
@@ -253,6 +255,12 @@ impl Drop for Constellation {
             let _ = init.kill();
             let _ = init.wait();
         }
+    }
+}
+
+impl Drop for Constellation {
+    fn drop(&mut self) {
+        self.stop();
         // An init that an OCI command started by itself (after ours was killed).
         let root = self.root().to_string_lossy().into_owned();
         if let Some(pid) = read_pid(&self.root().join("init.pid")) {

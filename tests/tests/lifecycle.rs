@@ -496,7 +496,7 @@ fn groups_of(cgroup_file: &str) -> Vec<(String, String)> {
 /// process; two containers never share a namespace.
 #[test]
 fn the_process_joins_every_group_itself_and_gets_a_fresh_network_namespace() {
-    let c = Constellation::start();
+    let mut c = Constellation::start();
     let bundle = Bundle::busybox_with(&["sleep", "300"], json!({}));
     c.ipc_ok(&["run", "-d", "--bundle", b(&bundle), "fast1"]);
     c.ipc_ok(&["run", "-d", "--bundle", b(&bundle), "fast2"]);
@@ -556,8 +556,10 @@ fn the_process_joins_every_group_itself_and_gets_a_fresh_network_namespace() {
         "{listed}"
     );
     assert!(!alive(pid as i32) && !alive(pid2 as i32));
-    // The last delete leaves no directory of the constellation's in our
-    // cgroup in a v1 hierarchy (memory-controller's base goes too).
+    // The bases stay while the constellation runs; once it is stopped
+    // (SIGTERM), no directory of the constellation's is left in our cgroup
+    // in a v1 hierarchy (memory-controller's base goes too).
+    c.stop();
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     for ctl in &ours {
         let v1 = mountinfo

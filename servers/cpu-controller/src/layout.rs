@@ -57,6 +57,17 @@ pub trait DirOps: Send + Sync + std::fmt::Debug {
     /// mkdir; Ok(false) when it already existed.
     fn mkdir(&self, dir: &CgroupDir) -> Result<bool, Error>;
     fn rmdir(&self, dir: &CgroupDir) -> Result<(), Error>;
+    /// One rmdir attempt: Ok(false) while processes or child groups are
+    /// still in it.
+    fn try_rmdir(&self, dir: &CgroupDir) -> Result<bool, Error> {
+        if !dir.exists() {
+            return Ok(true);
+        }
+        if !dir.procs_recursive()?.is_empty() || !dir.children()?.is_empty() {
+            return Ok(false);
+        }
+        self.rmdir(dir).map(|()| true)
+    }
 }
 
 /// The real cgroupfs.
@@ -69,6 +80,9 @@ impl DirOps for Kernel {
     }
     fn rmdir(&self, dir: &CgroupDir) -> Result<(), Error> {
         dir.remove()
+    }
+    fn try_rmdir(&self, dir: &CgroupDir) -> Result<bool, Error> {
+        dir.try_remove()
     }
 }
 

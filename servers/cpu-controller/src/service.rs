@@ -127,6 +127,12 @@ impl CpuService {
 impl Service for CpuService {
     type P = Cpu;
 
+    /// Empty bases go when the server stops (they stay while it runs).
+    fn shutdown(&self) {
+        let inner = self.lock();
+        group::remove_empty_bases(&inner.layout);
+    }
+
     fn handle(&self, ctx: &mut Ctx, req: CpuRequest) -> Result<CpuResponse, Error> {
         match req {
             // Answered here, never through the journal: with or without a
@@ -329,14 +335,17 @@ impl Inner {
             }
             CpuRequest::Delete { id, force } => {
                 let rel = self.table().rel(id)?;
-                if *force {
-                    group::kill(&self.layout, &rel)?;
-                }
-                match peer.may_rmdir() {
-                    true => group::remove(&self.layout, &rel)?,
+                match (peer.may_rmdir(), *force) {
+                    (true, true) => group::remove_forced(&self.layout, &rel)?,
+                    (true, false) => group::remove(&self.layout, &rel)?,
                     // memory-controller may still use the v2 directory:
                     // its last owner removes it.
-                    false => group::release(&self.layout, &rel)?,
+                    (false, force) => {
+                        if force {
+                            group::kill(&self.layout, &rel)?;
+                        }
+                        group::release(&self.layout, &rel)?
+                    }
                 }
                 Ok((CpuResponse::Deleted, Change::Remove(id.clone())))
             }

@@ -21,6 +21,12 @@ pub fn init_cpuset(dir: &CgroupDir, parent: &CgroupDir) -> Result<(), Error> {
     Ok(())
 }
 
+/// Sets cgroup.clone_children on a v1 cpuset group, so that the kernel
+/// gives each new child the group's cpus and mems at mkdir.
+pub fn clone_cpuset_to_children(dir: &CgroupDir) -> Result<(), Error> {
+    dir.write("cgroup.clone_children", "1")
+}
+
 /// Writes the cpu controller's settings in an order the kernel accepts.
 pub fn apply_cpu(dir: &CgroupDir, l: &CpuLimits) -> Result<(), Error> {
     // An idle group refuses cpu.shares, so leave idle before setting shares

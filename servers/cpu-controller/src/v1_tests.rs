@@ -191,6 +191,11 @@ fn create_writes_v1_files_and_fills_cpusets() {
         },
     )
     .unwrap();
+    // The bases stay while the server runs, and go when it stops.
+    for m in rig.layout.mounts() {
+        assert!(m.base.exists(), "{} removed early", m.base.path().display());
+    }
+    libipc::server::Service::shutdown(&svc);
     for m in rig.layout.mounts() {
         assert!(!m.base.exists(), "{} left behind", m.base.path().display());
     }

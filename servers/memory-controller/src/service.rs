@@ -190,6 +190,12 @@ fn shares_v2_with_cpu(hier: &Hierarchies) -> bool {
 impl Service for MemoryService {
     type P = Memory;
 
+    fn shutdown(&self) {
+        let s = &self.shared;
+        let _table = s.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        s.remove_empty_base();
+    }
+
     fn handle(&self, ctx: &mut Ctx, req: MemoryRequest) -> Result<MemoryResponse, Error> {
         match req {
             // Answered here, never through the journal: with or without a
@@ -540,31 +546,33 @@ impl Shared {
         let dir = t.dir(self.base(), id)?;
         self.watcher().unwatch(id);
         if dir.exists() {
-            let r = (if force {
-                self.backend.kill_all(&dir)
-            } else {
-                Ok(())
-            })
-            .and_then(|_| match peer.may_rmdir() {
-                true => self.backend.remove(&dir),
+            let r = match (peer.may_rmdir(), force) {
+                (true, true) => self.backend.remove_forced(&dir),
+                (true, false) => self.backend.remove(&dir),
                 // The v2 directory is cpu-controller's too (or may be):
                 // give back only our settings; its last owner removes it.
-                false => self.backend.reset(&dir),
-            });
+                (false, force) => (if force {
+                    self.backend.kill_all(&dir)
+                } else {
+                    Ok(())
+                })
+                .and_then(|()| self.backend.reset(&dir)),
+            };
             if let Err(e) = r {
                 // Still there: keep reporting its OOMs.
                 let _ = self.watcher().watch(id, &dir);
                 return Err(e);
             }
         }
-        self.remove_empty_base();
         Ok((MemoryResponse::Deleted, Change::Remove(id.to_string())))
     }
 
-    /// On v1 the base is ours alone: when its last group is gone it goes
-    /// too, as cpu-controller's do, so a constellation leaves no directory
-    /// in its caller's cgroup. (On v2 cpu-controller makes its groups in
-    /// the same base without checking it again: it stays.)
+    /// On v1 the base is ours alone: when the server stops with no group
+    /// left, it goes too (as cpu-controller's do), so a stopped
+    /// constellation leaves no directory in its caller's cgroup. While the
+    /// server runs it stays: remade at every create it cost a mkdir and an
+    /// rmdir per container. (On v2 cpu-controller makes its groups in the
+    /// same base without checking it again: it stays.)
     fn remove_empty_base(&self) {
         let base = self.base();
         if self.backend.version() != cgroupfs::Version::V1 || !base.exists() {

@@ -66,6 +66,17 @@ pub trait Backend: Send + Sync {
     fn kill_all(&self, dir: &CgroupDir) -> Result<(), Error> {
         dir.kill_all(Duration::from_secs(5))
     }
+
+    /// `delete --force`: the usual group is already empty (its container
+    /// has exited) and one rmdir removes it; only a busy one pays for
+    /// killing what is left first.
+    fn remove_forced(&self, dir: &CgroupDir) -> Result<(), Error> {
+        if dir.try_remove()? {
+            return Ok(());
+        }
+        self.kill_all(dir)?;
+        self.remove(dir)
+    }
 }
 
 /// Picks the backend for where memory is mounted, with `base` the

@@ -217,6 +217,12 @@ impl Backend for V2 {
         (self.ops.rmdir)(dir)
     }
 
+    /// Through `ops` (a plain directory tree in the unit tests).
+    fn remove_forced(&self, dir: &CgroupDir) -> Result<(), Error> {
+        self.kill_all(dir)?;
+        self.remove(dir)
+    }
+
     /// The values of a fresh cgroup, swap first (as in apply).
     fn reset(&self, dir: &CgroupDir) -> Result<(), Error> {
         if dir.has_file("memory.swap.max") {
