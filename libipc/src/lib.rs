@@ -15,6 +15,7 @@ pub mod client;
 pub mod journal;
 pub mod server;
 pub mod wire;
+pub mod workers;
 
 use std::path::{Path, PathBuf};
 

@@ -357,6 +357,8 @@ impl<P: Protocol> Server<P> {
             spawn_small("events", move || dispatch_events(rx, sh, svc))?;
         }
         tracing::info!("{} ready (epoch {})", self.opts.name, self.opts.epoch);
+        let workers =
+            crate::workers::Workers::new("conn", MAX_IDLE_CONN_THREADS, CONN_IDLE);
         loop {
             let conn = match wire::accept(self.listener.as_fd()) {
                 Ok(c) => c,
@@ -367,12 +369,18 @@ impl<P: Protocol> Server<P> {
                 }
             };
             let (sh, svc) = (shared.clone(), service.clone());
-            if let Err(e) = spawn_small("conn", move || read_connection(conn, sh, svc)) {
+            if let Err(e) = workers.run(move || read_connection(conn, sh, svc)) {
                 tracing::warn!("cannot start a connection thread: {e}");
             }
         }
     }
 }
+
+/// How long a connection thread waits for the next connection once its
+/// own has closed, and how many may wait at once: a short-lived client (one
+/// `ipc` command) then costs no thread creation and exit.
+const CONN_IDLE: Duration = Duration::from_secs(30);
+const MAX_IDLE_CONN_THREADS: usize = 16;
 
 /// Blocks SIGTERM and SIGINT in the calling thread. run_main calls it
 /// before any thread starts (the service spawns its own in `make`), so

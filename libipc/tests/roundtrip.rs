@@ -18,11 +18,14 @@ enum EchoReq {
         topic: String,
     },
     Fail,
+    /// Answers with the name of the thread that served it.
+    Thread,
 }
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum EchoResp {
     Bounced(usize),
     Published,
+    Thread(String),
 }
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 enum EchoEvent {
@@ -50,6 +53,10 @@ impl Service for EchoService {
                 Ok(EchoResp::Published)
             }
             EchoReq::Fail => Err(Error::invalid("asked to fail")),
+            EchoReq::Thread => Ok(EchoResp::Thread(format!(
+                "{:?}",
+                std::thread::current().id()
+            ))),
         }
     }
     fn event_matches(&self, filter: &str, e: &EchoEvent) -> bool {
@@ -139,4 +146,37 @@ fn without_a_server_the_call_gives_up_at_its_deadline_with_a_clear_error() {
         e.message.contains("echo") && e.message.contains("gave up"),
         "{e}"
     );
+}
+
+/// Connection threads are reused: many short-lived clients one after
+/// another are served by one or two threads, not one new thread each; then
+/// several at once (each held open while the others call) are all served.
+#[test]
+fn short_lived_and_concurrent_clients_are_all_served_by_reused_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    start(dir.path());
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        let mut c = Client::<Echo>::new(dir.path(), ClientOptions::default());
+        let EchoResp::Thread(t) = c.call(EchoReq::Thread, None).unwrap() else {
+            panic!("not a thread answer")
+        };
+        seen.insert(t);
+    }
+    // The next client may connect before the last one's thread is idle
+    // again: then one more thread is made, never one per client.
+    assert!(seen.len() <= 3, "200 clients one after another used {} threads", seen.len());
+    let mut open: Vec<Client<Echo>> = (0..8)
+        .map(|_| Client::<Echo>::new(dir.path(), ClientOptions::default()))
+        .collect();
+    let mut threads = std::collections::BTreeSet::new();
+    for round in 0..3 {
+        for c in open.iter_mut() {
+            let EchoResp::Thread(t) = c.call(EchoReq::Thread, None).unwrap() else {
+                panic!("round {round}: not a thread answer")
+            };
+            threads.insert(t);
+        }
+    }
+    assert_eq!(threads.len(), 8, "8 open connections, each its own thread");
 }

@@ -40,7 +40,10 @@ pub struct Lifecycle {
     /// while they create), with the pid each is for, watched by the exit
     /// watcher.
     pidfds: Mutex<HashMap<String, (i32, OwnedFd)>>,
-    servers: Servers,
+    servers: Arc<Servers>,
+    /// Threads that call the servers side by side (kept: a thread spawned
+    /// per call cost more than the call).
+    fanout: libipc::workers::Workers,
     /// Listeners seccomp-monitor watches (see seccomp.rs).
     seccomp_fds: seccomp::FdStore,
 }
@@ -85,7 +88,8 @@ impl Lifecycle {
             records: Mutex::new(BTreeMap::new()),
             locks: Mutex::new(HashMap::new()),
             pidfds: Mutex::new(HashMap::new()),
-            servers: Servers::new(root),
+            servers: Arc::new(Servers::new(root)),
+            fanout: libipc::workers::Workers::new("fanout", 16, std::time::Duration::from_secs(30)),
             seccomp_fds: seccomp::FdStore::default(),
         });
         let _ = std::fs::create_dir_all(record::containers_dir(root));
@@ -105,6 +109,17 @@ impl Lifecycle {
             .entry(id.to_string())
             .or_default()
             .clone()
+    }
+
+    /// Calls a server for container `id` on a kept thread; the caller
+    /// goes on and waits for the answer when it needs it.
+    fn on_servers<T: Send + 'static>(
+        &self,
+        id: String,
+        f: impl FnOnce(&Servers, &str) -> Result<T, Error> + Send + 'static,
+    ) -> libipc::workers::Pending<T> {
+        let servers = self.servers.clone();
+        self.fanout.call(move || f(&servers, &id))
     }
 
     fn get(&self, id: &str) -> Result<Record, Error> {
@@ -381,29 +396,31 @@ impl Lifecycle {
         let path = root.path().to_string_lossy();
         let id = r.id.clone();
         // The servers do not depend on each other: ask them at once.
-        let (memory, cpu, netns, rootfs) = std::thread::scope(|s| {
-            let m = s.spawn(|| {
-                self.servers.memory_create(&id, resources::memory(res))?;
+        let memory = self.on_servers(id.clone(), {
+            let limits = resources::memory(res);
+            move |sv, id| {
+                sv.memory_create(id, limits)?;
                 match joins_itself {
-                    true => self.servers.memory_join_fds(&id),
+                    true => sv.memory_join_fds(id),
                     false => Ok(vec![]),
                 }
-            });
-            let c = s.spawn(|| {
-                self.servers.cpu_create(&id, resources::cpu(res))?;
-                match joins_itself {
-                    true => self.servers.cpu_join_fds(&id),
-                    false => Ok(vec![]),
-                }
-            });
-            let n = s.spawn(|| {
-                pooled_netns
-                    .then(|| self.servers.netns_claim(&id))
-                    .transpose()
-            });
-            let v = self.servers.vfs_prepare(&id, &r.bundle, &path, false);
-            (joined(m), joined(c), joined(n), v)
+            }
         });
+        let cpu = self.on_servers(id.clone(), {
+            let limits = resources::cpu(res);
+            move |sv, id| {
+                sv.cpu_create(id, limits)?;
+                match joins_itself {
+                    true => sv.cpu_join_fds(id),
+                    false => Ok(vec![]),
+                }
+            }
+        });
+        let netns = self.on_servers(id.clone(), move |sv, id| {
+            pooled_netns.then(|| sv.netns_claim(id)).transpose()
+        });
+        let rootfs = self.servers.vfs_prepare(&id, &r.bundle, &path, false);
+        let (memory, cpu, netns) = (memory.wait(), cpu.wait(), netns.wait());
         let mut joins = memory?;
         joins.extend(cpu?);
         let netns = netns?;
@@ -456,19 +473,17 @@ impl Lifecycle {
         // Attach to both groups and bring loopback up at once (a process
         // that joined its groups by itself needs only loopback).
         let attach = !r_joins_itself;
-        let (memory, cpu, net) = std::thread::scope(|s| {
-            let m = s.spawn(|| {
-                attach
-                    .then(|| self.servers.memory_attach(id, pid))
-                    .transpose()
-            });
-            let c = s.spawn(|| attach.then(|| self.servers.cpu_attach(id, pid)).transpose());
-            let n = match netns {
-                Some(fd) => self.servers.loopback(id, fd),
-                None => Ok(()),
-            };
-            (joined(m), joined(c), n)
+        let memory = self.on_servers(id.to_string(), move |sv, id| {
+            attach.then(|| sv.memory_attach(id, pid)).transpose()
         });
+        let cpu = self.on_servers(id.to_string(), move |sv, id| {
+            attach.then(|| sv.cpu_attach(id, pid)).transpose()
+        });
+        let net = match netns {
+            Some(fd) => self.servers.loopback(id, fd),
+            None => Ok(()),
+        };
+        let (memory, cpu) = (memory.wait(), cpu.wait());
         memory.and(cpu).and(net)?;
         Ok(InitResponse::Done)
     }
@@ -538,35 +553,23 @@ impl Lifecycle {
         // recorded, so that a retry releases only what is left.
         let id = r.id.clone();
         let made = r.made.clone();
-        let (net, vfs, cpu, memory) = std::thread::scope(|s| {
-            let net = s.spawn(|| {
-                if made.loopback {
-                    self.servers.loopback_release(&id)
-                } else {
-                    Ok(())
-                }
-            });
-            let vfs = s.spawn(|| {
-                if made.rootfs {
-                    self.servers.vfs_release(&id)
-                } else {
-                    Ok(())
-                }
-            });
-            let cpu = s.spawn(|| {
-                if made.cpu_group {
-                    self.servers.cpu_delete(&id)
-                } else {
-                    Ok(())
-                }
-            });
-            let memory = if made.memory_group {
-                self.servers.memory_delete(&id)
-            } else {
-                Ok(())
-            };
-            (joined(net), joined(vfs), joined(cpu), memory)
+        let net = self.on_servers(id.clone(), move |sv, id| match made.loopback {
+            true => sv.loopback_release(id),
+            false => Ok(()),
         });
+        let vfs = self.on_servers(id.clone(), move |sv, id| match made.rootfs {
+            true => sv.vfs_release(id),
+            false => Ok(()),
+        });
+        let cpu = self.on_servers(id.clone(), move |sv, id| match made.cpu_group {
+            true => sv.cpu_delete(id),
+            false => Ok(()),
+        });
+        let memory = match made.memory_group {
+            true => self.servers.memory_delete(&id),
+            false => Ok(()),
+        };
+        let (net, vfs, cpu) = (net.wait(), vfs.wait(), cpu.wait());
         r.made.loopback &= net.is_err();
         r.made.rootfs &= vfs.is_err();
         r.made.cpu_group &= cpu.is_err();
@@ -1002,10 +1005,6 @@ fn container_root_ids(spec: &Spec) -> Option<(u32, u32)> {
 }
 
 /// The result of a scoped thread; a panic in it becomes an internal error.
-fn joined<T>(h: std::thread::ScopedJoinHandle<'_, Result<T, Error>>) -> Result<T, Error> {
-    h.join()
-        .unwrap_or_else(|_| Err(Error::internal("a server call panicked in init")))
-}
 
 /// Refuses what a config asks for that is not built yet, by name.
 fn refuse_unsupported(spec: &Spec) -> Result<(), Error> {
