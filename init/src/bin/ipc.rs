@@ -1,15 +1,14 @@
 //! `ipc`: the asterism command line (runc-compatible, plus every server's verbs).
 
-use clap::Parser;
 use std::io::Write;
 
 fn main() -> std::process::ExitCode {
     asterism_init::cli::profile::start();
     libipc::server::init_logging("ipc");
-    let cli = asterism_init::cli::Cli::parse();
+    let cli = asterism_init::cli::Cli::parse_args();
     asterism_init::cli::profile::mark("command line parsed");
-    let log = cli.log.clone();
-    let json = cli.log_format == "json";
+    let log = cli.globals.log.clone();
+    let json = cli.globals.log_format == "json";
     match asterism_init::cli::run(cli) {
         Ok(code) => std::process::ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {

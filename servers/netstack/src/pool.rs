@@ -136,6 +136,14 @@ impl Drop for Pool {
 
 /// The pool thread: keeps `target` namespaces ready until stopped.
 fn fill(sh: &Shared) {
+    // Refilling is background work: on a busy host it yields to the
+    // containers being created (a namespace takes ~1 ms of CPU to make,
+    // and ran against Prepare's critical path). Not SCHED_IDLE: it takes
+    // rtnl while it brings lo up, and must not sit on it for long.
+    // who = 0 with PRIO_PROCESS is this thread alone on Linux.
+    if let Err(e) = rustix::process::setpriority_process(None, POOL_NICE) {
+        tracing::warn!("netns pool: cannot lower the refill thread's priority: {e}");
+    }
     loop {
         {
             let mut r = sh.lock();
@@ -161,6 +169,9 @@ fn fill(sh: &Shared) {
         }
     }
 }
+
+/// The refill thread's nice value.
+const POOL_NICE: i32 = 10;
 
 /// Makes one namespace on a short-lived thread (the caller stays put).
 pub fn make_on_helper() -> Result<Fresh, Error> {
@@ -221,5 +232,33 @@ mod tests {
             let e = parse_size(bad).unwrap_err();
             assert!(e.message.contains(ENV), "{e}");
         }
+    }
+
+    /// The refill thread runs at a lower priority than the requests (it
+    /// competed with Prepare's critical path on a 2-core host), and fills
+    /// the pool all the same.
+    #[test]
+    fn the_refill_thread_is_niced_and_fills_the_pool() {
+        let pool = Pool::start(2).unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while pool.ready() < 2 && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(pool.ready(), 2);
+        let nice = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .find_map(|t| {
+                let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+                if comm.trim() != "netns-pool" {
+                    return None;
+                }
+                let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+                // Field 19 (nice), counted after the ")" that ends comm.
+                let after = &stat[stat.rfind(')')? + 2..];
+                after.split(' ').nth(16)?.parse::<i32>().ok()
+            })
+            .expect("a netns-pool thread");
+        assert_eq!(nice, POOL_NICE);
     }
 }
