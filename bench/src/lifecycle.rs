@@ -601,6 +601,17 @@ fn print_runs(o: &Opts, env: &Env, hook: Duration, failed: &mut Vec<String>) {
         ratio(a.pct(50.0), r.pct(50.0)),
         ratio(a.pct(90.0), r.pct(90.0))
     );
+    match runtime::kernel_floor(o.runs) {
+        Ok(floor) => {
+            let f = Samples::from_durations(&floor);
+            println!(
+                "   kernel floor, no runtime: `unshare --fork --pid --net --ipc --uts --mount --mount-proc /bin/true` median {} = {} of crun*'s median (no cgroup, rootfs, pivot_root or state)",
+                fmt(f.pct(50.0)),
+                ratio(f.pct(50.0), c.pct(50.0))
+            );
+        }
+        Err(e) => println!("   kernel floor: not measured: {e:#}"),
+    }
     check_deleted(env, "[1]", failed);
 }
 

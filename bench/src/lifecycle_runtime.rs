@@ -326,6 +326,28 @@ pub fn wrapper_cost(n: usize) -> Result<Vec<Duration>> {
         .collect()
 }
 
+/// The kernel's own share of a container, with no runtime at all: util-linux
+/// `unshare` making the same five namespaces as the bundle (pid, network,
+/// ipc, uts, mount, with /proc mounted) and running /bin/true in them. No
+/// cgroup, rootfs, pivot_root, state or config: a floor under any runtime
+/// that makes its namespaces per container.
+pub fn kernel_floor(n: usize) -> Result<Vec<Duration>> {
+    (0..n)
+        .map(|_| {
+            time_status(Command::new("unshare").args([
+                "--fork",
+                "--pid",
+                "--net",
+                "--ipc",
+                "--uts",
+                "--mount",
+                "--mount-proc",
+                "/bin/true",
+            ]))
+        })
+        .collect()
+}
+
 fn time_status(c: &mut Command) -> Result<Duration> {
     c.stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -152,6 +152,7 @@ pub(crate) struct Prepared {
 /// opens it after switching to that user.
 pub fn launch(req: &LaunchRequest<'_>, parent: &mut dyn Parent) -> Result<Launched> {
     let prep = prepare(req)?;
+    crate::cli::profile::mark("launcher: prepared");
     let (ours, theirs) = socketpair(prep.min_fd)?;
     let pid_guard = prep.ns.enter_pid_for_children()?;
     let forked = sys::clone3(prep.ns.clone_flags, prep.into_cgroup);
@@ -169,6 +170,7 @@ pub fn launch(req: &LaunchRequest<'_>, parent: &mut dyn Parent) -> Result<Launch
         Err(e) => return Err(e).context(clone_context(&prep)),
     };
     let mut reaper = Reaper { pid, armed: true };
+    crate::cli::profile::mark("launcher: cloned");
     drop(theirs);
     restored?;
     let seccomp_listener = drive(req, &prep, parent, &ours, pid)?;
@@ -200,10 +202,12 @@ fn drive(
     }
     sync::send(conn, &Msg::Go { pid }).context("sync with the container process")?;
     expect(conn, "NamespacesReady")?;
+    crate::cli::profile::mark("launcher: namespaces ready");
     parent.created_process(pid)?;
     sync::send(conn, &Msg::Attached).context("sync with the container process")?;
     if prep.creating {
         expect(conn, "MountsDone")?;
+        crate::cli::profile::mark("launcher: mounts done");
         parent.create_runtime(pid)?;
         sync::send(conn, &Msg::HooksDone).context("sync with the container process")?;
     }

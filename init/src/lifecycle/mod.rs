@@ -600,14 +600,11 @@ impl Lifecycle {
         release_exec_fifo(&record::fifo_path(&self.root, id), r.pid, r.pid_start)?;
         r.status = Status::Running;
         self.put(r.clone())?;
-        let spec = self.saved_spec(id);
-        if let Err(e) = hooks::run_phase(
-            Phase::Poststart,
-            spec.as_ref().and_then(|s| s.hooks().as_ref()),
-            &r.hook_state_json(),
-        ) {
-            // runtime.md: a poststart failure is logged; the lifecycle goes on.
-            tracing::warn!("{id}: {e:#}");
+        if let Some(h) = self.saved_hooks(id) {
+            if let Err(e) = hooks::run_phase(Phase::Poststart, Some(&h), &r.hook_state_json()) {
+                // runtime.md: a poststart failure is logged; the lifecycle goes on.
+                tracing::warn!("{id}: {e:#}");
+            }
         }
         Ok(InitResponse::State(r.oci_state()))
     }
@@ -701,13 +698,11 @@ impl Lifecycle {
             let _ = self.put(r.clone());
         })?;
         if was_started {
-            let spec = self.saved_spec(id);
-            if let Err(e) = hooks::run_phase(
-                Phase::Poststop,
-                spec.as_ref().and_then(|s| s.hooks().as_ref()),
-                &r.hook_state_json(),
-            ) {
-                tracing::warn!("{id}: {e:#}");
+            if let Some(h) = self.saved_hooks(id) {
+                if let Err(e) = hooks::run_phase(Phase::Poststop, Some(&h), &r.hook_state_json())
+                {
+                    tracing::warn!("{id}: {e:#}");
+                }
             }
         }
         self.forget(id);
@@ -857,11 +852,17 @@ impl Lifecycle {
 
     // ---- helpers ----
 
-    fn saved_spec(&self, id: &str) -> Option<Spec> {
+    /// The saved config's hooks, for poststart and poststop. Most configs
+    /// have none: then the config is not parsed (a whole oci-spec parse at
+    /// every start and delete, for nothing).
+    fn saved_hooks(&self, id: &str) -> Option<oci_spec::runtime::Hooks> {
         let text =
             std::fs::read_to_string(record::container_dir(&self.root, id).join("config.json"))
                 .ok()?;
-        serde_json::from_str(&text).ok()
+        if !text.contains("\"hooks\"") {
+            return None;
+        }
+        serde_json::from_str::<Spec>(&text).ok()?.hooks().clone()
     }
 
     /// The record with its status brought up to date with the kernel.
