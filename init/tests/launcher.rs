@@ -260,6 +260,7 @@ fn request<'a>(b: &'a Bundle, spec: &'a Spec, rootfs: &'a Path) -> LaunchRequest
         seccomp: None,
         cgroups: &[],
         netns: None,
+        late: false,
     }
 }
 
@@ -1237,7 +1238,148 @@ fn the_process_joins_v1_and_v2_groups_by_itself() {
     drop(groups);
 }
 
+/// A Parent for a late launch: hands over `res` when asked, and records
+/// when it was asked.
+struct LateParent {
+    rec: Recorder,
+    res: Option<asterism_init::launcher::LateResources>,
+}
+
+impl Parent for LateParent {
+    fn created_process(&mut self, pid: i32) -> anyhow::Result<()> {
+        self.rec.created_process(pid)
+    }
+    fn create_runtime(&mut self, pid: i32) -> anyhow::Result<()> {
+        self.rec.create_runtime(pid)
+    }
+    fn resources(&mut self) -> anyhow::Result<asterism_init::launcher::LateResources> {
+        self.rec.calls.push("resources".into());
+        self.res
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("asked twice for the resources"))
+    }
+}
+
+/// A fresh network namespace, made on a thread of its own (as netstack's
+/// pool makes them): its fd and its inode.
+fn fresh_netns() -> (std::os::fd::OwnedFd, u64) {
+    std::thread::spawn(|| {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let f = std::fs::File::open("/proc/thread-self/ns/net").unwrap();
+        let ino = f.metadata().unwrap().ino();
+        (f.into(), ino)
+    })
+    .join()
+    .unwrap()
+}
+
+/// A late launch (`ipc create` overlapping init's Prepare): the process is
+/// cloned before its cgroup, network namespace and exec fifo exist, makes
+/// its namespaces and first mounts, then receives them and joins them.
+fn a_late_launch_joins_what_arrives_after_clone() {
+    use protocol::cgroup::CgroupJoin;
+    let Some(parent) = own_group_dir("memory", "cgroup", "memory") else {
+        println!("(no v1 memory hierarchy here: a late launch is for v1 hosts)");
+        return;
+    };
+    let name = format!("launcher-late-{}", std::process::id());
+    let dir = parent.join(&name);
+    std::fs::create_dir(&dir).unwrap();
+    let group = TestGroup(dir.clone());
+    let tasks = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("tasks"))
+        .unwrap();
+    let (netns, ino) = fresh_netns();
+    let b = Bundle::new();
+    let fifo = b.path().join("exec.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622)).unwrap();
+    let spec = b.spec(
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/cgroup > /out/cgroup; readlink /proc/self/ns/net > /out/net; ls /sys/class/net > /out/ifaces",
+        ],
+        json!({}),
+    );
+    let rootfs = b.rootfs();
+    let mut req = request(&b, &spec, &rootfs);
+    req.late = true;
+    let mut p = LateParent {
+        rec: Recorder::default(),
+        res: Some(asterism_init::launcher::LateResources {
+            rootfs: rootfs.display().to_string(),
+            cgroups: vec![(
+                CgroupJoin::V1Tasks {
+                    hierarchy: "memory".into(),
+                    path: dir.display().to_string(),
+                },
+                tasks.into(),
+            )],
+            netns: Some(netns),
+            seccomp: None,
+            exec_fifo: fifo.clone(),
+        }),
+    };
+    let mut c = Container::new(launch(&req, &mut p).unwrap_or_else(|e| panic!("{e:#}")));
+    assert_eq!(
+        p.rec.calls,
+        ["resources", "created_process", "create_runtime"],
+        "the resources are taken before the process is reported created"
+    );
+    // It waits on the fifo that came late, in its group already.
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+    assert!(procs.lines().any(|l| l == c.pid.to_string()), "{procs:?}");
+    assert!(!b.path().join("out/net").exists(), "ran before start");
+    assert_eq!(std::fs::read(&fifo).unwrap(), b"0");
+    assert_eq!(c.wait(), 0);
+    assert_eq!(b.out("net").trim(), format!("net:[{ino}]"));
+    assert_eq!(b.out("ifaces").trim(), "lo", "sysfs shows the namespace that came late");
+    assert!(
+        b.out("cgroup")
+            .lines()
+            .any(|l| l.contains(":memory:") && l.ends_with(&format!("/{name}"))),
+        "{}",
+        b.out("cgroup")
+    );
+    drop(group);
+}
+
+/// A late launch whose init resolved another rootfs than the one the
+/// process started with is refused, and the process is reaped.
+fn a_late_launch_refuses_a_rootfs_that_changed() {
+    let b = Bundle::new();
+    let fifo = b.path().join("exec.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622)).unwrap();
+    let spec = b.spec(&["true"], json!({}));
+    let rootfs = b.rootfs();
+    let mut req = request(&b, &spec, &rootfs);
+    req.late = true;
+    let (netns, _) = fresh_netns();
+    let mut p = LateParent {
+        rec: Recorder::default(),
+        res: Some(asterism_init::launcher::LateResources {
+            rootfs: "/somewhere/else".into(),
+            cgroups: vec![],
+            netns: Some(netns),
+            seccomp: None,
+            exec_fifo: fifo,
+        }),
+    };
+    let e = launch(&req, &mut p).unwrap_err();
+    assert!(format!("{e:#}").contains("rootfs changed"), "{e:#}");
+    assert_no_children();
+}
+
 const TESTS: &[(&str, fn())] = &[
+    (
+        "a_late_launch_joins_what_arrives_after_clone",
+        a_late_launch_joins_what_arrives_after_clone,
+    ),
+    (
+        "a_late_launch_refuses_a_rootfs_that_changed",
+        a_late_launch_refuses_a_rootfs_that_changed,
+    ),
     (
         "the_process_joins_v1_and_v2_groups_by_itself",
         the_process_joins_v1_and_v2_groups_by_itself,

@@ -64,6 +64,13 @@ pub fn new_key(op: &str, id: &str) -> String {
 }
 
 /// One attempt's failure: retry it, or give up with this error.
+/// A request `Client::send_only` sent, whose answer `Client::finish` reads.
+#[must_use = "the answer is read by Client::finish"]
+pub struct Sent {
+    id: u64,
+    deadline: Instant,
+}
+
 enum Attempt {
     Retry(Error),
     Fail(Error),
@@ -99,7 +106,7 @@ impl<P: Protocol> Client<P> {
         self.hello.as_ref()
     }
 
-    /// A server-specific request.
+    /// A server-specific request, sent and answered.
     pub fn call(&mut self, req: P::Request, key: Option<String>) -> Result<P::Response, Error> {
         Ok(self.call_with_fds(req, key, vec![])?.0)
     }
@@ -181,6 +188,62 @@ impl<P: Protocol> Client<P> {
         }
     }
 
+    /// Sends a server-specific request once, without waiting for its
+    /// answer: the caller does other work meanwhile and then calls
+    /// `finish`. No retry here: a failure to send comes back at once, and
+    /// a connection that breaks before the answer comes back from `finish`
+    /// as "unavailable" (the caller may send the request again).
+    pub fn send_only(
+        &mut self,
+        req: P::Request,
+        key: Option<String>,
+        fds: Vec<OwnedFd>,
+    ) -> Result<Sent, Error> {
+        let deadline = Instant::now() + self.opts.deadline;
+        let request = Request {
+            id: self.next_id,
+            deadline_unix_ms: crate::now_unix_ms() + self.opts.deadline.as_millis() as u64,
+            key,
+            fds: fds.len() as u8,
+            call: Call::Server(req),
+        };
+        self.next_id += 1;
+        let bytes = protocol::encode(&request)?;
+        match self.send_attempt(&bytes, &fds, deadline) {
+            Ok(()) => Ok(Sent {
+                id: request.id,
+                deadline,
+            }),
+            Err(Attempt::Fail(e) | Attempt::Retry(e)) => {
+                self.conn = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// The answer to a request `send_only` sent.
+    pub fn finish(&mut self, sent: Sent) -> Result<(P::Response, Vec<OwnedFd>), Error> {
+        match self.receive(sent.id, sent.deadline) {
+            Ok((Reply::Server(r), fds)) => Ok((r, fds)),
+            Ok((other, _)) => Err(Error::internal(format!(
+                "{} answered {other:?} to a request",
+                P::NAME
+            ))),
+            Err(Attempt::Fail(e) | Attempt::Retry(e)) => {
+                self.conn = None;
+                Err(e)
+            }
+        }
+    }
+
+    fn send_attempt(&mut self, bytes: &[u8], fds: &[OwnedFd], deadline: Instant) -> Result<(), Attempt> {
+        self.ensure_connected(deadline)?;
+        let conn = self.conn.as_ref().expect("connected");
+        let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+        conn.send(bytes, &borrowed)
+            .map_err(|e| classify_io(&format!("send to {}", P::NAME), e))
+    }
+
     fn attempt(
         &mut self,
         bytes: &[u8],
@@ -188,12 +251,22 @@ impl<P: Protocol> Client<P> {
         fds: &[OwnedFd],
         deadline: Instant,
     ) -> Result<(Reply<P::Response>, Vec<OwnedFd>), Attempt> {
-        self.ensure_connected(deadline)?;
-        let conn = self.conn.as_ref().expect("connected");
-        let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
-        if let Err(e) = conn.send(bytes, &borrowed) {
-            return Err(classify_io(&format!("send to {}", P::NAME), e));
-        }
+        self.send_attempt(bytes, fds, deadline)?;
+        self.receive(id, deadline)
+    }
+
+    /// Waits for the answer to request `id`.
+    fn receive(
+        &mut self,
+        id: u64,
+        deadline: Instant,
+    ) -> Result<(Reply<P::Response>, Vec<OwnedFd>), Attempt> {
+        let Some(conn) = self.conn.as_ref() else {
+            return Err(Attempt::Retry(Error::unavailable(format!(
+                "no connection to {} to receive an answer on",
+                P::NAME
+            ))));
+        };
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let msg = match conn.recv(Some(left)) {

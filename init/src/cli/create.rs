@@ -4,8 +4,8 @@
 //! single-threaded when it calls the launcher: nothing here starts threads.
 
 use super::foreground::ConsoleListener;
-use super::oci::{init_client, CreateArgs, ExecArgs, InitConn, RunArgs};
-use crate::launcher::{self, LaunchRequest, Parent};
+use super::oci::{init_client, CreateArgs, ExecArgs, InitConn, RunArgs, Started};
+use crate::launcher::{self, LateResources, LaunchRequest, Parent};
 use crate::lifecycle::record::fifo_path;
 use crate::lifecycle::Prepared;
 use anyhow::{anyhow, bail, Context, Result};
@@ -19,6 +19,11 @@ use std::path::{Path, PathBuf};
 /// and netstack brings loopback up; the runtime-namespace hooks run here.
 struct CreateParent<'a> {
     init: &'a mut InitConn,
+    /// A late launch: init's Prepare, sent before clone3 (`resources`
+    /// takes its answer), and whether it succeeded.
+    prepare: Option<Started>,
+    prepared: bool,
+    root: &'a Path,
     netns_prepared: bool,
     needs_listener: bool,
     id: &'a str,
@@ -57,6 +62,26 @@ impl Parent for CreateParent<'_> {
         let hooks = self.spec.hooks().as_ref();
         crate::hooks::run_phase(crate::hooks::Phase::Prestart, hooks, &state)?;
         crate::hooks::run_phase(crate::hooks::Phase::CreateRuntime, hooks, &state)
+    }
+
+    fn resources(&mut self) -> Result<LateResources> {
+        let started = self
+            .prepare
+            .take()
+            .ok_or_else(|| anyhow!("a late launch without a Prepare sent"))?;
+        let (answer, fds) = self.init.finish(started)?;
+        let p = decode_prepared(answer, fds)?;
+        self.prepared = true;
+        super::profile::mark("prepared by init (record, groups, rootfs, netns)");
+        self.netns_prepared = p.netns.is_some();
+        self.needs_listener = p.seccomp.as_ref().is_some_and(|s| s.needs_listener);
+        Ok(LateResources {
+            rootfs: p.rootfs,
+            cgroups: p.joins,
+            netns: p.netns,
+            seccomp: p.seccomp,
+            exec_fifo: fifo_path(self.root, self.id),
+        })
     }
 }
 
@@ -116,6 +141,10 @@ fn create_with(
     }
     let bundle_s = bundle.to_string_lossy().into_owned();
     super::profile::mark("config loaded and checked");
+    if let Some(rootfs) = late_launch_rootfs(&bundle_s, &spec) {
+        return create_late(root, init, a, &spec, &process, &bundle_s, &rootfs)
+            .map(|pid| (pid, console));
+    }
     let prepared = prepare(init, a, &spec, &bundle_s)?;
     super::profile::mark("prepared by init (record, groups, rootfs, netns)");
     let result = launch_created(root, a, init, &spec, &process, &bundle_s, &prepared)
@@ -133,18 +162,120 @@ fn create_with(
     result
 }
 
+/// When `create` may start the container process while init prepares its
+/// resources (a late launch), the rootfs to start it with: the cgroup
+/// controllers are on v1 (on v2 the process is cloned into its group, so
+/// the group must exist first), there is no user namespace, and the rootfs
+/// resolves as vfs-overlay will resolve it (which it then checks), so that
+/// nothing is done in a rootfs init would refuse.
+fn late_launch_rootfs(bundle: &str, spec: &Spec) -> Option<PathBuf> {
+    let linux = spec.linux().as_ref()?;
+    let userns = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::User);
+    if userns {
+        return None;
+    }
+    let hier = cgroupfs::Hierarchies::discover().ok()?;
+    let v1_only = ["memory", "cpu", "cpuacct", "cpuset", "pids", "freezer"]
+        .iter()
+        .all(|c| hier.get(c).map_or(true, |h| h.version == cgroupfs::Version::V1));
+    if !v1_only {
+        return None;
+    }
+    let root_path = spec.root().as_ref()?.path().to_string_lossy().into_owned();
+    vfs_overlay::resolve::rootfs(bundle, &root_path).ok()
+}
+
+/// A late launch: Prepare goes to init first, the process is cloned and
+/// makes its namespaces and first mounts meanwhile, and the launcher hands
+/// it what init prepared when the answer comes (see launcher::LateResources).
+fn create_late(
+    root: &Path,
+    init: &mut InitConn,
+    a: &CreateArgs,
+    spec: &Spec,
+    process: &Process,
+    bundle: &str,
+    rootfs: &Path,
+) -> Result<i32> {
+    let started = init.start(prepare_request(a, spec, bundle)?, None);
+    let annotations: BTreeMap<String, String> = spec
+        .annotations()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let state_json =
+        |pid: i32| crate::lifecycle::creating_state_json(&a.id, bundle, pid, &annotations);
+    let req = LaunchRequest {
+        id: &a.id,
+        bundle: Path::new(bundle),
+        spec,
+        rootfs,
+        process,
+        console_socket: a.console_socket.as_deref(),
+        preserve_fds: a.preserve_fds,
+        no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
+        exec_fifo: None,
+        join: None,
+        state_json: &state_json,
+        detach_stdio: true,
+        seccomp: None,
+        cgroups: &[],
+        netns: None,
+        late: true,
+    };
+    let mut parent = CreateParent {
+        init,
+        prepare: Some(started),
+        prepared: false,
+        root,
+        netns_prepared: false,
+        needs_listener: false,
+        id: &a.id,
+        spec,
+        bundle,
+        annotations: annotations.clone(),
+    };
+    let launched = launcher::launch(&req, &mut parent);
+    let prepared = parent.prepared;
+    let result = launched.and_then(|l| {
+        super::profile::mark("container process set up (waits on the exec fifo)");
+        created(a, init, l)
+    });
+    if let (Err(e), true) = (&result, prepared) {
+        // Undo what init made; a Prepare that failed undid its own.
+        let _ = init.call(
+            InitRequest::Abort {
+                id: a.id.clone(),
+                reason: format!("{e:#}"),
+            },
+            None,
+        );
+    }
+    result
+}
+
+fn prepare_request(a: &CreateArgs, spec: &Spec, bundle: &str) -> Result<InitRequest> {
+    Ok(InitRequest::Prepare {
+        id: a.id.clone(),
+        bundle: bundle.to_string(),
+        config_json: serde_json::to_string(spec)?,
+        creator_pid: std::process::id() as i32,
+    })
+}
+
 /// init records the container and has its resources made.
 fn prepare(init: &mut InitConn, a: &CreateArgs, spec: &Spec, bundle: &str) -> Result<Prepared> {
-    let (answer, mut fds) = init.call_with_fds(
-        InitRequest::Prepare {
-            id: a.id.clone(),
-            bundle: bundle.to_string(),
-            config_json: serde_json::to_string(spec)?,
-            creator_pid: std::process::id() as i32,
-        },
-        None,
-        vec![],
-    )?;
+    let (answer, fds) = init.call_with_fds(prepare_request(a, spec, bundle)?, None, vec![])?;
+    decode_prepared(answer, fds)
+}
+
+fn decode_prepared(answer: InitResponse, mut fds: Vec<OwnedFd>) -> Result<Prepared> {
     let InitResponse::Prepared {
         rootfs,
         seccomp,
@@ -210,9 +341,13 @@ fn launch_created(
         seccomp: prepared.seccomp.as_ref(),
         cgroups: &prepared.joins,
         netns: prepared.netns.as_ref(),
+        late: false,
     };
     let mut parent = CreateParent {
         init,
+        prepare: None,
+        prepared: true,
+        root,
         netns_prepared: prepared.netns.is_some(),
         needs_listener: prepared.seccomp.as_ref().is_some_and(|p| p.needs_listener),
         id: &a.id,
@@ -222,6 +357,15 @@ fn launch_created(
     };
     let launched = launcher::launch(&req, &mut parent)?;
     super::profile::mark("container process set up (waits on the exec fifo)");
+    created(a, init, launched)
+}
+
+/// After the launch: the seccomp listener to init, MarkCreated, the pid file.
+fn created(
+    a: &CreateArgs,
+    init: &mut InitConn,
+    launched: launcher::Launched,
+) -> Result<i32> {
     if let Some(listener) = launched.seccomp_listener {
         // To listenerPath or seccomp-monitor; init keeps a duplicate.
         init.call_with_fds(
@@ -277,23 +421,30 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
             return Err(e);
         }
     };
-    if let Err(e) = init.call(
-        InitRequest::Start {
-            id: a.create.id.clone(),
-        },
-        None,
-    ) {
-        let _ = init.call(
-            InitRequest::Delete {
+    let started = super::foreground::Signals::block().and_then(|signals| {
+        init.call(
+            InitRequest::Start {
                 id: a.create.id.clone(),
-                force: true,
             },
             None,
-        );
-        return Err(e.into());
-    }
+        )?;
+        Ok(signals)
+    });
+    let signals = match started {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = init.call(
+                InitRequest::Delete {
+                    id: a.create.id.clone(),
+                    force: true,
+                },
+                None,
+            );
+            return Err(e);
+        }
+    };
     super::profile::mark("started");
-    let code = super::foreground::wait(pid, master)?;
+    let code = super::foreground::wait_with(pid, master, signals)?;
     super::profile::mark("container exited");
     if !a.keep {
         init.call(
@@ -412,6 +563,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         seccomp: program.as_ref(),
         cgroups: &joins,
         netns: None,
+        late: false,
     };
     let mut parent = ExecParent;
     let launched = launcher::launch(&req, &mut parent)?;

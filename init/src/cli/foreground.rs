@@ -104,7 +104,14 @@ impl Drop for ConsoleListener {
 /// Waits for our child `pid` in the foreground (see the module doc);
 /// its exit code, or 128+signal.
 pub fn wait(pid: i32, master: Option<OwnedFd>) -> Result<i32> {
-    let signals = Signals::block()?;
+    wait_with(pid, master, Signals::block()?)
+}
+
+/// As `wait`, with the signals blocked by the caller beforehand: `run`
+/// blocks them before it starts the container, so that a signal sent the
+/// moment the container runs is forwarded, not taken by ipc's default
+/// action.
+pub fn wait_with(pid: i32, master: Option<OwnedFd>, signals: Signals) -> Result<i32> {
     let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_raw(pid).context("container pid")?,
         rustix::process::PidfdFlags::empty(),
@@ -160,13 +167,15 @@ fn reap(pid: i32) -> Result<i32> {
 
 /// The forwarded signals, blocked and read from a signalfd; unblocked
 /// again when dropped.
-struct Signals {
+/// The signals ipc forwards to the container, blocked and read through a
+/// signalfd; dropping it restores the mask.
+pub struct Signals {
     fd: SignalFd,
     old: SigSet,
 }
 
 impl Signals {
-    fn block() -> Result<Signals> {
+    pub fn block() -> Result<Signals> {
         let mut set = SigSet::empty();
         for s in FORWARDED {
             set.add(s);

@@ -52,24 +52,41 @@ fn expect(conn: &Conn, what: &str) -> Result<Msg> {
 
 fn setup_and_exec(req: &LaunchRequest<'_>, prep: &Prepared, conn: &Conn) -> Result<Infallible> {
     start()?;
-    // First, while nothing else runs in this process (see join.rs).
+    // First, while nothing else runs in this process (see join.rs). A late
+    // launch joins when its groups arrive (still single-threaded then).
     super::join::join_v1(req.cgroups)?;
     let Msg::Go { pid } = expect(conn, "the go-ahead")? else {
         bail!("unexpected message from the runtime");
     };
     enter_namespaces(req, prep)?;
     sync::send(conn, &Msg::NamespacesReady)?;
-    expect(conn, "the cgroup attach")?;
-    if prep.ns.new_cgroup {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-            .context("create cgroup namespace")?;
+    let mut late = Late::new(prep.late);
+    if !prep.late {
+        expect(conn, "the cgroup attach")?;
+        enter_cgroup_ns(prep)?;
     }
     process::oom_score_adj(req.process)?;
     if prep.creating {
-        build_container(req, prep, conn, pid)?;
+        build_container(req, prep, conn, pid, &mut late)?;
     } else if let Some(sock) = &prep.console {
         super::console::setup(sock.as_fd(), console_size(req), false)?;
     }
+    // From here on a late launch's request has its seccomp program.
+    let late_req;
+    let req = match &late.got {
+        Some(r) => {
+            late_req = LaunchRequest {
+                seccomp: r.seccomp.as_ref(),
+                ..*req
+            };
+            &late_req
+        }
+        None => req,
+    };
+    let exec_fifo = prep
+        .exec_fifo
+        .as_ref()
+        .or(late.got.as_ref().map(|r| &r.exec_fifo));
     if !req.no_new_keyring {
         process::new_session_keyring(req.id)?;
     }
@@ -81,12 +98,82 @@ fn setup_and_exec(req: &LaunchRequest<'_>, prep: &Prepared, conn: &Conn) -> Resu
         drop(fd);
     }
     sync::send(conn, &Msg::Ready)?;
-    if let Some(fifo) = &prep.exec_fifo {
+    if let Some(fifo) = exec_fifo {
         wait_for_start(prep, fifo)?;
         let state = (req.state_json)(pid);
         hooks::run_phase(Phase::StartContainer, req.spec.hooks().as_ref(), &state)?;
     }
     exec.run(prep)
+}
+
+/// A cgroup namespace is made once the process is in its groups: its
+/// root is the group it is in then.
+fn enter_cgroup_ns(prep: &Prepared) -> Result<()> {
+    if prep.ns.new_cgroup {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .context("create cgroup namespace")?;
+    }
+    Ok(())
+}
+
+/// What a late launch receives from the runtime (`Msg::Resources`).
+struct Received {
+    seccomp: Option<protocol::seccomp::Program>,
+    exec_fifo: OwnedFd,
+}
+
+/// A late launch's resources: waited for once, before the first step that
+/// needs them (a mount that is neither proc, tmpfs, devpts nor mqueue).
+struct Late {
+    pending: bool,
+    got: Option<Received>,
+}
+
+impl Late {
+    fn new(late: bool) -> Self {
+        Late {
+            pending: late,
+            got: None,
+        }
+    }
+
+    /// Receives the resources (once) and joins the groups and the network
+    /// namespace, then makes the cgroup namespace if one is asked for.
+    fn ensure(&mut self, prep: &Prepared, conn: &Conn) -> Result<()> {
+        if !std::mem::take(&mut self.pending) {
+            return Ok(());
+        }
+        let (msg, mut fds) = match sync::recv_with_fds(conn).context("sync with the runtime")? {
+            Some(m) => m,
+            None => bail!("the runtime went away while we waited for our cgroups"),
+        };
+        let Msg::Resources {
+            joins,
+            netns,
+            seccomp,
+        } = msg
+        else {
+            bail!("expected the runtime's resources, got {msg:?}");
+        };
+        if fds.len() != joins.len() + usize::from(netns) + 1 {
+            bail!(
+                "the runtime's resources came with {} fds for {} joins{} and the exec fifo",
+                fds.len(),
+                joins.len(),
+                if netns { ", a network namespace" } else { "" }
+            );
+        }
+        let exec_fifo = fds.pop().expect("counted");
+        let net = netns.then(|| fds.pop()).flatten();
+        let joins: Vec<_> = joins.into_iter().zip(fds).collect();
+        super::join::join_v1(&joins)?;
+        if let Some(fd) = &net {
+            namespaces::join_deferred_net(fd.as_fd())?;
+        }
+        enter_cgroup_ns(prep)?;
+        self.got = Some(Received { seccomp, exec_fifo });
+        Ok(())
+    }
 }
 
 /// First acts: nobody may open /proc/<us>/exe (see exe.rs), die with the
@@ -128,7 +215,13 @@ fn console_size(req: &LaunchRequest<'_>) -> super::console::Size {
 }
 
 /// `create`: the rootfs, the runtime hooks, pivot_root and what follows it.
-fn build_container(req: &LaunchRequest<'_>, prep: &Prepared, conn: &Conn, pid: i32) -> Result<()> {
+fn build_container(
+    req: &LaunchRequest<'_>,
+    prep: &Prepared,
+    conn: &Conn,
+    pid: i32,
+    late: &mut Late,
+) -> Result<()> {
     let root = if prep.ns.mount_ns_private {
         let setup = rootfs::Setup {
             spec: req.spec,
@@ -138,12 +231,13 @@ fn build_container(req: &LaunchRequest<'_>, prep: &Prepared, conn: &Conn, pid: i
             user_ns: prep.ns.user_ns,
             cgroup_ns: prep.ns.new_cgroup,
         };
-        Some(rootfs::prepare(&setup)?)
+        Some(rootfs::prepare(&setup, &mut || late.ensure(prep, conn))?)
     } else if req.spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
         bail!("mounts: a new mount namespace is needed for mounts (add {{\"type\": \"mount\"}} to linux.namespaces)");
     } else {
         None
     };
+    late.ensure(prep, conn)?;
     sync::send(conn, &Msg::MountsDone)?;
     expect(conn, "the runtime hooks")?;
     let state = (req.state_json)(pid);

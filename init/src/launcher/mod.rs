@@ -48,7 +48,7 @@ use anyhow::{bail, Context, Result};
 use libipc::wire::Conn;
 use namespaces::NsPlan;
 use rustix::fs::{Mode, OFlags};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use sync::Msg;
 
@@ -87,6 +87,23 @@ pub struct LaunchRequest<'a> {
     /// A network namespace to join instead of creating one (netstack's
     /// pool, loopback already up).
     pub netns: Option<&'a OwnedFd>,
+    /// A late launch (create only, cgroup v1 only): `cgroups`, `netns`,
+    /// `seccomp` and `exec_fifo` are left empty here and come after clone3
+    /// from `Parent::resources`, so that init prepares them while the
+    /// process makes its namespaces and its first mounts (those that need
+    /// neither its groups nor its network namespace). `rootfs` is the
+    /// caller's own resolution, checked against init's answer.
+    pub late: bool,
+}
+
+/// What `Parent::resources` hands over in a late launch.
+pub struct LateResources {
+    /// The rootfs init (vfs-overlay) resolved: must be `LaunchRequest::rootfs`.
+    pub rootfs: String,
+    pub cgroups: Vec<(protocol::cgroup::CgroupJoin, OwnedFd)>,
+    pub netns: Option<OwnedFd>,
+    pub seccomp: Option<protocol::seccomp::Program>,
+    pub exec_fifo: std::path::PathBuf,
 }
 
 /// The caller's side of the setup.
@@ -96,6 +113,11 @@ pub trait Parent {
     /// Mounts are done, before pivot_root: prestart and createRuntime hooks.
     /// Called for create only (exec has no mounts).
     fn create_runtime(&mut self, pid: i32) -> anyhow::Result<()>;
+    /// A late launch: the resources, once the child runs (called before
+    /// `created_process`).
+    fn resources(&mut self) -> anyhow::Result<LateResources> {
+        bail!("this launch has no late resources")
+    }
 }
 
 /// The container process, set up and waiting on the exec fifo (create) or
@@ -141,6 +163,8 @@ pub(crate) struct Prepared {
     self_exe: exe::SelfExe,
     /// clone3's CLONE_INTO_CGROUP target (a cgroup v2 group's fd).
     into_cgroup: Option<u64>,
+    /// See `LaunchRequest::late`.
+    late: bool,
 }
 
 /// Launches the container process; see the module doc.
@@ -201,19 +225,28 @@ fn drive(
         namespaces::write_id_maps(pid, req.spec)?;
     }
     sync::send(conn, &Msg::Go { pid }).context("sync with the container process")?;
+    let late = match prep.late {
+        // The child makes its namespaces and first mounts meanwhile.
+        true => Some(parent.resources()?),
+        false => None,
+    };
     expect(conn, "NamespacesReady")?;
     crate::cli::profile::mark("launcher: namespaces ready");
     parent.created_process(pid)?;
-    sync::send(conn, &Msg::Attached).context("sync with the container process")?;
+    match &late {
+        Some(l) => send_resources(req, prep, conn, l)?,
+        None => sync::send(conn, &Msg::Attached).context("sync with the container process")?,
+    }
+    let program = late.as_ref().and_then(|l| l.seccomp.as_ref()).or(req.seccomp);
     if prep.creating {
         expect(conn, "MountsDone")?;
         crate::cli::profile::mark("launcher: mounts done");
         parent.create_runtime(pid)?;
         sync::send(conn, &Msg::HooksDone).context("sync with the container process")?;
     }
-    let listener = seccomp_listener(req, conn)?;
+    let listener = seccomp_listener(program, conn)?;
     expect(conn, "Ready")?;
-    if prep.exec_fifo.is_none() {
+    if prep.exec_fifo.is_none() && !prep.late {
         // exec: execve closes the (close-on-exec) socket; an error comes first.
         if let Some(msg) = sync::recv(conn).context("sync with the container process")? {
             return Err(child_error(msg));
@@ -222,12 +255,61 @@ fn drive(
     Ok(listener)
 }
 
+/// A late launch: checks what init prepared against what the child was
+/// started with, and sends it (in place of `Attached`).
+fn send_resources(
+    req: &LaunchRequest<'_>,
+    prep: &Prepared,
+    conn: &Conn,
+    late: &LateResources,
+) -> Result<()> {
+    if Path::new(&late.rootfs) != req.rootfs {
+        bail!(
+            "the rootfs changed while the container was being created: init resolved {} where the launch began with {}",
+            late.rootfs,
+            req.rootfs.display()
+        );
+    }
+    if let Some((entry, _)) = late
+        .cgroups
+        .iter()
+        .find(|(e, _)| !matches!(e, protocol::cgroup::CgroupJoin::V1Tasks { .. }))
+    {
+        bail!("launch: a late launch joins cgroup v1 groups only, not {entry:?}");
+    }
+    let wants_seccomp = req.spec.linux().as_ref().is_some_and(|l| l.seccomp().is_some());
+    if wants_seccomp && late.seccomp.is_none() {
+        bail!("linux.seccomp: no compiled program came with the resources (seccomp-monitor compiles it)");
+    }
+    let netns = match (prep.ns.deferred_net, &late.netns) {
+        (true, Some(fd)) => Some(fd),
+        (true, None) => bail!("init prepared no network namespace for a container that asks for a new one"),
+        // Not ours to use (the process has its own or joins one by path).
+        (false, _) => None,
+    };
+    let fifo = lift(
+        rustix::fs::open(&late.exec_fifo, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+            .with_context(|| format!("open the exec fifo {}", late.exec_fifo.display()))?,
+        prep.min_fd,
+    )?;
+    let mut fds: Vec<_> = late.cgroups.iter().map(|(_, fd)| fd.as_fd()).collect();
+    fds.extend(netns.map(|fd| fd.as_fd()));
+    fds.push(fifo.as_fd());
+    let msg = Msg::Resources {
+        joins: late.cgroups.iter().map(|(e, _)| e.clone()).collect(),
+        netns: netns.is_some(),
+        seccomp: late.seccomp.clone(),
+    };
+    sync::send_with_fds(conn, &msg, &fds).context("sync with the container process")
+}
+
 /// A program installed with NEW_LISTENER: the child sends the listener
 /// (one fd) before Ready.
-fn seccomp_listener(req: &LaunchRequest<'_>, conn: &Conn) -> Result<Option<OwnedFd>> {
-    let wanted = req
-        .seccomp
-        .is_some_and(|p| p.flags & seccomp::FLAG_NEW_LISTENER != 0);
+fn seccomp_listener(
+    program: Option<&protocol::seccomp::Program>,
+    conn: &Conn,
+) -> Result<Option<OwnedFd>> {
+    let wanted = program.is_some_and(|p| p.flags & seccomp::FLAG_NEW_LISTENER != 0);
     if !wanted {
         return Ok(None);
     }
@@ -290,6 +372,15 @@ fn prepare(req: &LaunchRequest<'_>) -> Result<Prepared> {
                 .context("dup the prepared network namespace")?,
         )?;
     }
+    if req.late {
+        if !creating {
+            bail!("launch: only a create can take its resources late");
+        }
+        // init gives a pooled namespace exactly then (wants_pooled_netns).
+        if ns.new_net && !ns.user_ns {
+            ns.defer_netns()?;
+        }
+    }
     let into_cgroup = join::v2_dir(req.cgroups)?;
     namespaces::check_mappings(&ns, req.spec)?;
     let console = match (req.process.terminal().unwrap_or(false), req.console_socket) {
@@ -326,6 +417,7 @@ fn prepare(req: &LaunchRequest<'_>) -> Result<Prepared> {
         host_proc,
         self_exe: exe::SelfExe::capture()?,
         into_cgroup,
+        late: req.late,
     })
 }
 
@@ -337,7 +429,8 @@ fn check_supported(req: &LaunchRequest<'_>) -> Result<()> {
     let p = req.process;
     let unsupported = |what: &str| anyhow::anyhow!("{what}: not supported by this runtime yet");
     if let Some(l) = req.spec.linux() {
-        if l.seccomp().is_some() && req.seccomp.is_none() {
+        // A late launch gets its program with the resources (checked there).
+        if l.seccomp().is_some() && req.seccomp.is_none() && !req.late {
             bail!("linux.seccomp: no compiled program was given to the launcher (seccomp-monitor compiles it)");
         }
         if l.personality().is_some() {

@@ -50,6 +50,9 @@ pub struct NsPlan {
     pub user_ns: bool,
     /// The mount namespace is the container's own (created, not joined and not the host's).
     pub mount_ns_private: bool,
+    /// A new network namespace whose fd comes after clone3 (a late
+    /// launch: netstack's pooled namespace, joined by the child then).
+    pub deferred_net: bool,
 }
 
 /// The kinds in the order they are joined.
@@ -121,6 +124,7 @@ impl Default for NsPlan {
             new_ipc: false,
             user_ns: false,
             mount_ns_private: false,
+            deferred_net: false,
         }
     }
 }
@@ -257,12 +261,24 @@ impl NsPlan {
         Ok(())
     }
 
+    /// As `use_prepared_netns`, for a namespace whose fd arrives after
+    /// clone3: the child joins it when it does (`join_deferred_net`).
+    pub fn defer_netns(&mut self) -> Result<()> {
+        if !self.new_net || self.user_ns {
+            bail!("a prepared network namespace only stands in for a new one, without a user namespace");
+        }
+        self.new_net = false;
+        self.deferred_net = true;
+        self.clone_flags &= !(CloneFlags::CLONE_NEWNET.bits() as u64);
+        Ok(())
+    }
+
     /// The namespaces the container has of its own: created, or joined
     /// by path.
     pub fn own(&self) -> super::rootfs::OwnNamespaces {
         let joined = |k: LinuxNamespaceType| self.joins.iter().any(|j| j.kind == k);
         super::rootfs::OwnNamespaces {
-            net: self.new_net || joined(LinuxNamespaceType::Network),
+            net: self.new_net || self.deferred_net || joined(LinuxNamespaceType::Network),
             ipc: self.new_ipc || joined(LinuxNamespaceType::Ipc),
             uts: self.new_uts || joined(LinuxNamespaceType::Uts),
         }
@@ -347,6 +363,12 @@ pub fn check_mappings(plan: &NsPlan, spec: &Spec) -> Result<()> {
 
 /// Child side: join every namespace of the plan (user first), then create
 /// those that had to wait for the user namespace.
+/// Child side of a late launch: join netstack's namespace now.
+pub fn join_deferred_net(fd: std::os::fd::BorrowedFd<'_>) -> Result<()> {
+    nix::sched::setns(fd, CloneFlags::CLONE_NEWNET)
+        .context("join netstack's prepared network namespace")
+}
+
 pub fn join_all(plan: &NsPlan) -> Result<()> {
     for j in &plan.joins {
         nix::sched::setns(j.fd.as_fd(), clone_flag(j.kind))

@@ -47,8 +47,29 @@ fn root_propagation(spec: &Spec) -> Result<MsFlags> {
     })
 }
 
-/// Everything before pivot_root. Returns an O_PATH fd of the container's root.
-pub fn prepare(s: &Setup<'_>) -> Result<OwnedFd> {
+/// Can this mount be made before the process is in its cgroups and its
+/// network namespace (a late launch's early part)? proc, tmpfs, devpts and
+/// mqueue can: they depend on the pid, ipc and mount namespaces made at
+/// clone3. sysfs shows the network namespace, cgroup the groups; binds and
+/// everything else wait too.
+fn early(m: &oci_spec::runtime::Mount) -> bool {
+    let bind = m
+        .options()
+        .iter()
+        .flatten()
+        .any(|o| o == "bind" || o == "rbind");
+    !bind
+        && matches!(
+            m.typ().as_deref(),
+            Some("proc" | "tmpfs" | "devpts" | "mqueue")
+        )
+}
+
+/// Everything before pivot_root. Returns an O_PATH fd of the container's
+/// root. `before_late` runs once, before the first mount that is not
+/// `early` (or after the mounts if there is none): a late launch receives
+/// its groups and network namespace there.
+pub fn prepare(s: &Setup<'_>, before_late: &mut dyn FnMut() -> Result<()>) -> Result<OwnedFd> {
     let prop = root_propagation(s.spec)?;
     nix::mount::mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
         .context("linux.rootfsPropagation: set the propagation of /")?;
@@ -77,7 +98,20 @@ pub fn prepare(s: &Setup<'_>) -> Result<OwnedFd> {
         cgroup_ns: s.cgroup_ns,
     };
     let list = s.spec.mounts().clone().unwrap_or_default();
+    // The mounts that can go before the resources; /dev's devices go with
+    // them when no later mount is under /dev (they do not depend on the
+    // resources either, and the late part is the critical path).
+    let split = list.iter().position(|m| !early(m)).unwrap_or(list.len());
+    let devices_early = list[split..]
+        .iter()
+        .all(|m| !mounts::destination(m).starts_with("/dev"));
     for (i, m) in list.iter().enumerate() {
+        if i == split {
+            if devices_early {
+                devices(s, root.as_fd())?;
+            }
+            before_late()?;
+        }
         mounts::mount_one(&cx, m).with_context(|| {
             format!(
                 "mounts[{i}]: mount {} on {}",
@@ -86,21 +120,33 @@ pub fn prepare(s: &Setup<'_>) -> Result<OwnedFd> {
             )
         })?;
     }
-    if !dev_is_bound(s.spec) {
-        let configured = s
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.devices().clone())
-            .unwrap_or_default();
-        super::devices::create_all(root.as_fd(), &configured)?;
-        super::devices::setup_ptmx(root.as_fd())?;
-        super::devices::setup_symlinks(root.as_fd())?;
+    if split == list.len() {
+        before_late()?;
+    }
+    if !devices_early || split == list.len() {
+        devices(s, root.as_fd())?;
     }
     // runc creates a missing cwd in the rootfs.
     create_in_root(root.as_fd(), s.cwd, Kind::Dir)
         .with_context(|| format!("process.cwd: create {}", s.cwd.display()))?;
     Ok(root)
+}
+
+/// The default and configured devices, /dev/ptmx and the /dev symlinks,
+/// unless /dev is a bind of the host's.
+fn devices(s: &Setup<'_>, root: BorrowedFd<'_>) -> Result<()> {
+    if dev_is_bound(s.spec) {
+        return Ok(());
+    }
+    let configured = s
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().clone())
+        .unwrap_or_default();
+    super::devices::create_all(root, &configured)?;
+    super::devices::setup_ptmx(root)?;
+    super::devices::setup_symlinks(root)
 }
 
 /// /dev comes from a bind mount of the config: its devices are the host's.

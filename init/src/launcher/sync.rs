@@ -25,6 +25,15 @@ pub enum Msg {
     SeccompListener,
     /// Setup complete: the child now waits on the exec fifo (or execs).
     Ready,
+    /// A late launch (parent -> child, in place of `Attached`): what init
+    /// prepared while the child made its namespaces and first mounts. The
+    /// fds attached: one per join, then the network namespace when `netns`,
+    /// then the exec fifo (O_PATH).
+    Resources {
+        joins: Vec<protocol::cgroup::CgroupJoin>,
+        netns: bool,
+        seccomp: Option<protocol::seccomp::Program>,
+    },
     /// A step failed in the child.
     Error { errno: i32, message: String },
 }
@@ -42,6 +51,16 @@ pub fn send_with_fd(
 ) -> std::io::Result<()> {
     let bytes = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
     conn.send(&bytes, &[fd])
+}
+
+/// `msg` with several fds attached.
+pub fn send_with_fds(
+    conn: &Conn,
+    msg: &Msg,
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+    conn.send(&bytes, fds)
 }
 
 /// The next message and the fds attached to it.
