@@ -344,6 +344,12 @@ fn bad_input_is_refused_clearly_and_leaves_nothing() {
     c.ipc_ok(&["create", "--bundle", b(&good), "dup1"]);
     let err = c.ipc_err(&["create", "--bundle", b(&good), "dup1"]);
     assert!(err.contains("already exists"), "{err}");
+    // The refused second create (its process was cloned while init still
+    // checked the id) took nothing from the first one.
+    let st: serde_json::Value = serde_json::from_str(&c.ipc_ok(&["state", "dup1"])).unwrap();
+    assert_eq!(st["status"], "created", "{st}");
+    let pid = st["pid"].as_i64().unwrap();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "dup1's process {pid} is gone");
     let err = c.ipc_err(&["kill", "dup1", "SIGFOO"]);
     assert!(err.contains("SIGFOO"), "{err}");
     c.ipc_ok(&["delete", "dup1"]);

@@ -692,8 +692,12 @@ impl Lifecycle {
             }
         }
         let was_started = matches!(r.status, Status::Running | Status::Paused | Status::Stopped);
-        r.status = Status::Stopped;
-        self.put(r.clone())?;
+        // Persisted as stopped before anything is released (the exit
+        // watcher or `refreshed` usually did it already: no second write).
+        if r.status != Status::Stopped {
+            r.status = Status::Stopped;
+            self.put(r.clone())?;
+        }
         self.release(&mut r).inspect_err(|_| {
             let _ = self.put(r.clone());
         })?;
