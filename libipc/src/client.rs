@@ -155,15 +155,7 @@ impl<P: Protocol> Client<P> {
         key: Option<String>,
         fds: Vec<OwnedFd>,
     ) -> Result<(Reply<P::Response>, Vec<OwnedFd>), Error> {
-        let deadline = Instant::now() + self.opts.deadline;
-        let request = Request {
-            id: self.next_id,
-            deadline_unix_ms: crate::now_unix_ms() + self.opts.deadline.as_millis() as u64,
-            key,
-            fds: fds.len() as u8,
-            call,
-        };
-        self.next_id += 1;
+        let (request, deadline) = self.request(call, key, fds.len());
         let bytes = protocol::encode(&request)?;
         let mut backoff = Duration::from_millis(1);
         loop {
@@ -199,15 +191,7 @@ impl<P: Protocol> Client<P> {
         key: Option<String>,
         fds: Vec<OwnedFd>,
     ) -> Result<Sent, Error> {
-        let deadline = Instant::now() + self.opts.deadline;
-        let request = Request {
-            id: self.next_id,
-            deadline_unix_ms: crate::now_unix_ms() + self.opts.deadline.as_millis() as u64,
-            key,
-            fds: fds.len() as u8,
-            call: Call::Server(req),
-        };
-        self.next_id += 1;
+        let (request, deadline) = self.request(Call::Server(req), key, fds.len());
         let bytes = protocol::encode(&request)?;
         match self.send_attempt(&bytes, &fds, deadline) {
             Ok(()) => Ok(Sent {
@@ -234,6 +218,25 @@ impl<P: Protocol> Client<P> {
                 Err(e)
             }
         }
+    }
+
+    /// The next request envelope, and its deadline.
+    fn request(
+        &mut self,
+        call: Call<P::Request>,
+        key: Option<String>,
+        fds: usize,
+    ) -> (Request<P::Request>, Instant) {
+        let deadline = Instant::now() + self.opts.deadline;
+        let request = Request {
+            id: self.next_id,
+            deadline_unix_ms: crate::now_unix_ms() + self.opts.deadline.as_millis() as u64,
+            key,
+            fds: fds as u8,
+            call,
+        };
+        self.next_id += 1;
+        (request, deadline)
     }
 
     fn send_attempt(&mut self, bytes: &[u8], fds: &[OwnedFd], deadline: Instant) -> Result<(), Attempt> {

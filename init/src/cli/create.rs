@@ -141,16 +141,26 @@ fn create_with(
     }
     let bundle_s = bundle.to_string_lossy().into_owned();
     super::profile::mark("config loaded and checked");
-    if let Some(rootfs) = late_launch_rootfs(&bundle_s, &spec) {
-        return create_late(root, init, a, &spec, &process, &bundle_s, &rootfs)
-            .map(|pid| (pid, console));
-    }
-    let prepared = prepare(init, a, &spec, &bundle_s)?;
-    super::profile::mark("prepared by init (record, groups, rootfs, netns)");
-    let result = launch_created(root, a, init, &spec, &process, &bundle_s, &prepared)
-        .map(|pid| (pid, console));
-    if let Err(e) = &result {
+    let prepared;
+    let resources = match late_launch_rootfs(&bundle_s, &spec) {
+        // A late launch: Prepare goes to init first, the process is cloned
+        // and makes its namespaces and first mounts meanwhile, and gets what
+        // init prepared when the answer comes (launcher::LateResources).
+        Some(rootfs) => Resources::Late {
+            started: init.start(prepare_request(a, &spec, &bundle_s)?, None),
+            rootfs,
+        },
+        None => {
+            prepared = prepare(init, a, &spec, &bundle_s)?;
+            super::profile::mark("prepared by init (record, groups, rootfs, netns)");
+            Resources::Prepared(&prepared)
+        }
+    };
+    let (result, made) = launch_create(root, a, init, &spec, &process, &bundle_s, resources);
+    if let (Err(e), true) = (&result, made) {
         // Undo whatever was made; the error the user sees is the first one.
+        // (A Prepare that failed undid its own, and must not undo another
+        // create's container of the same id.)
         let _ = init.call(
             InitRequest::Abort {
                 id: a.id.clone(),
@@ -159,7 +169,15 @@ fn create_with(
             None,
         );
     }
-    result
+    result.map(|pid| (pid, console))
+}
+
+/// Where a create's resources come from.
+enum Resources<'a> {
+    /// init prepared them before the launch.
+    Prepared(&'a Prepared),
+    /// init prepares them during the launch (see `late_launch_rootfs`).
+    Late { started: Started, rootfs: PathBuf },
 }
 
 /// When `create` may start the container process while init prepares its
@@ -187,77 +205,6 @@ fn late_launch_rootfs(bundle: &str, spec: &Spec) -> Option<PathBuf> {
     }
     let root_path = spec.root().as_ref()?.path().to_string_lossy().into_owned();
     vfs_overlay::resolve::rootfs(bundle, &root_path).ok()
-}
-
-/// A late launch: Prepare goes to init first, the process is cloned and
-/// makes its namespaces and first mounts meanwhile, and the launcher hands
-/// it what init prepared when the answer comes (see launcher::LateResources).
-fn create_late(
-    root: &Path,
-    init: &mut InitConn,
-    a: &CreateArgs,
-    spec: &Spec,
-    process: &Process,
-    bundle: &str,
-    rootfs: &Path,
-) -> Result<i32> {
-    let started = init.start(prepare_request(a, spec, bundle)?, None);
-    let annotations: BTreeMap<String, String> = spec
-        .annotations()
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    let state_json =
-        |pid: i32| crate::lifecycle::creating_state_json(&a.id, bundle, pid, &annotations);
-    let req = LaunchRequest {
-        id: &a.id,
-        bundle: Path::new(bundle),
-        spec,
-        rootfs,
-        process,
-        console_socket: a.console_socket.as_deref(),
-        preserve_fds: a.preserve_fds,
-        no_pivot: a.no_pivot,
-        no_new_keyring: a.no_new_keyring,
-        exec_fifo: None,
-        join: None,
-        state_json: &state_json,
-        detach_stdio: true,
-        seccomp: None,
-        cgroups: &[],
-        netns: None,
-        late: true,
-    };
-    let mut parent = CreateParent {
-        init,
-        prepare: Some(started),
-        prepared: false,
-        root,
-        netns_prepared: false,
-        needs_listener: false,
-        id: &a.id,
-        spec,
-        bundle,
-        annotations: annotations.clone(),
-    };
-    let launched = launcher::launch(&req, &mut parent);
-    let prepared = parent.prepared;
-    let result = launched.and_then(|l| {
-        super::profile::mark("container process set up (waits on the exec fifo)");
-        created(a, init, l)
-    });
-    if let (Err(e), true) = (&result, prepared) {
-        // Undo what init made; a Prepare that failed undid its own.
-        let _ = init.call(
-            InitRequest::Abort {
-                id: a.id.clone(),
-                reason: format!("{e:#}"),
-            },
-            None,
-        );
-    }
-    result
 }
 
 fn prepare_request(a: &CreateArgs, spec: &Spec, bundle: &str) -> Result<InitRequest> {
@@ -306,15 +253,17 @@ fn decode_prepared(answer: InitResponse, mut fds: Vec<OwnedFd>) -> Result<Prepar
     })
 }
 
-fn launch_created(
+/// Launches the container process; also says whether init's Prepare
+/// succeeded (then a failure must be aborted).
+fn launch_create(
     root: &Path,
     a: &CreateArgs,
     init: &mut InitConn,
     spec: &Spec,
     process: &Process,
     bundle: &str,
-    prepared: &Prepared,
-) -> Result<i32> {
+    resources: Resources<'_>,
+) -> (Result<i32>, bool) {
     let annotations: BTreeMap<String, String> = spec
         .annotations()
         .clone()
@@ -324,40 +273,50 @@ fn launch_created(
     let fifo = fifo_path(root, &a.id);
     let state_json =
         |pid: i32| crate::lifecycle::creating_state_json(&a.id, bundle, pid, &annotations);
+    let (prepared, started, rootfs) = match resources {
+        Resources::Prepared(p) => (Some(p), None, PathBuf::from(&p.rootfs)),
+        Resources::Late { started, rootfs } => (None, Some(started), rootfs),
+    };
     let req = LaunchRequest {
         id: &a.id,
         bundle: Path::new(bundle),
         spec,
-        rootfs: Path::new(&prepared.rootfs),
+        rootfs: &rootfs,
         process,
         console_socket: a.console_socket.as_deref(),
         preserve_fds: a.preserve_fds,
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
-        exec_fifo: Some(&fifo),
+        exec_fifo: prepared.map(|_| fifo.as_path()),
         join: None,
         state_json: &state_json,
         detach_stdio: true,
-        seccomp: prepared.seccomp.as_ref(),
-        cgroups: &prepared.joins,
-        netns: prepared.netns.as_ref(),
-        late: false,
+        seccomp: prepared.and_then(|p| p.seccomp.as_ref()),
+        cgroups: prepared.map_or(&[], |p| &p.joins),
+        netns: prepared.and_then(|p| p.netns.as_ref()),
+        late: started.is_some(),
     };
     let mut parent = CreateParent {
         init,
-        prepare: None,
-        prepared: true,
+        prepared: started.is_none(),
+        prepare: started,
         root,
-        netns_prepared: prepared.netns.is_some(),
-        needs_listener: prepared.seccomp.as_ref().is_some_and(|p| p.needs_listener),
+        netns_prepared: prepared.is_some_and(|p| p.netns.is_some()),
+        needs_listener: prepared
+            .and_then(|p| p.seccomp.as_ref())
+            .is_some_and(|p| p.needs_listener),
         id: &a.id,
         spec,
         bundle,
         annotations: annotations.clone(),
     };
-    let launched = launcher::launch(&req, &mut parent)?;
-    super::profile::mark("container process set up (waits on the exec fifo)");
-    created(a, init, launched)
+    let launched = launcher::launch(&req, &mut parent);
+    let made = parent.prepared;
+    let result = launched.and_then(|l| {
+        super::profile::mark("container process set up (waits on the exec fifo)");
+        created(a, init, l)
+    });
+    (result, made)
 }
 
 /// After the launch: the seccomp listener to init, MarkCreated, the pid file.
@@ -408,38 +367,27 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
     // The launcher clones the container as our own child: we wait for it.
     let mut init = init_client(root)?;
     let (pid, console) = create_with(root, &mut init, &a.create, true)?;
-    let master = match console.map(|c| c.accept_master()).transpose() {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = init.call(
-                InitRequest::Delete {
-                    id: a.create.id.clone(),
-                    force: true,
-                },
-                None,
-            );
-            return Err(e);
-        }
-    };
-    let started = super::foreground::Signals::block().and_then(|signals| {
-        init.call(
-            InitRequest::Start {
+    // The signals to forward are blocked before the container starts, so
+    // that one sent the moment it runs reaches it rather than killing ipc.
+    let ready = console
+        .map(|c| c.accept_master())
+        .transpose()
+        .and_then(|master| Ok((master, super::foreground::Signals::block()?)))
+        .and_then(|ready| {
+            let start = InitRequest::Start {
                 id: a.create.id.clone(),
-            },
-            None,
-        )?;
-        Ok(signals)
-    });
-    let signals = match started {
-        Ok(s) => s,
+            };
+            init.call(start, None)?;
+            Ok(ready)
+        });
+    let (master, signals) = match ready {
+        Ok(r) => r,
         Err(e) => {
-            let _ = init.call(
-                InitRequest::Delete {
-                    id: a.create.id.clone(),
-                    force: true,
-                },
-                None,
-            );
+            let delete = InitRequest::Delete {
+                id: a.create.id.clone(),
+                force: true,
+            };
+            let _ = init.call(delete, None);
             return Err(e);
         }
     };
