@@ -1298,7 +1298,9 @@ fn a_late_launch_joins_what_arrives_after_clone() {
         &[
             "sh",
             "-c",
-            "cat /proc/self/cgroup > /out/cgroup; readlink /proc/self/ns/net > /out/net; ls /sys/class/net > /out/ifaces",
+            "cat /proc/self/cgroup > /out/cgroup; readlink /proc/self/ns/net > /out/net; ls /sys/class/net > /out/ifaces; \
+             cat /proc/self/mountinfo > /out/mountinfo; cat /proc/keys > /out/keys; \
+             (echo 1 > /proc/sys/vm/overcommit_memory) 2>/dev/null; echo $? > /out/procsys",
         ],
         json!({}),
     );
@@ -1342,6 +1344,21 @@ fn a_late_launch_joins_what_arrives_after_clone() {
         "{}",
         b.out("cgroup")
     );
+    // /proc was masked while the process waited for its resources, /sys
+    // after pivot_root: the container sees both, as in any launch.
+    let mi = b.out("mountinfo");
+    let find = |dest: &str| -> String {
+        mi.lines()
+            .find(|l| l.split(' ').nth(4) == Some(dest))
+            .unwrap_or_else(|| panic!("{dest} not mounted:\n{mi}"))
+            .to_string()
+    };
+    assert!(find("/proc/sys").split(' ').nth(5).unwrap().starts_with("ro"), "readonlyPaths");
+    assert_eq!(find("/proc/keys").split(' ').nth(3), Some("/null"), "maskedPaths file");
+    assert!(find("/proc/acpi").contains(" - tmpfs "), "maskedPaths dir");
+    assert!(find("/sys/firmware").contains(" - tmpfs "), "maskedPaths under /sys");
+    assert_eq!(b.out("keys"), "", "/proc/keys reads as /dev/null");
+    assert_eq!(b.out("procsys").trim(), "1", "/proc/sys is read-only");
     drop(group);
 }
 

@@ -230,12 +230,17 @@ fn build_container(
             cwd: req.process.cwd(),
             user_ns: prep.ns.user_ns,
             cgroup_ns: prep.ns.new_cgroup,
+            proc_paths_early: prep.late,
         };
         Some(rootfs::prepare(&setup, &mut || late.ensure(prep, conn))?)
     } else if req.spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
         bail!("mounts: a new mount namespace is needed for mounts (add {{\"type\": \"mount\"}} to linux.namespaces)");
     } else {
         None
+    };
+    let (root, done) = match root {
+        Some((root, done)) => (Some(root), done),
+        None => (None, rootfs::DoneEarly::default()),
     };
     late.ensure(prep, conn)?;
     sync::send(conn, &Msg::MountsDone)?;
@@ -252,10 +257,18 @@ fn build_container(
     if let Some(sock) = &prep.console {
         super::console::setup(sock.as_fd(), console_size(req), true)?;
     }
-    after_pivot(req, prep)
+    after_pivot(req, prep, &done)
 }
 
-fn after_pivot(req: &LaunchRequest<'_>, prep: &Prepared) -> Result<()> {
+fn after_pivot(req: &LaunchRequest<'_>, prep: &Prepared, done: &rootfs::DoneEarly) -> Result<()> {
+    let not_done = |paths: Option<&Vec<String>>, done: &[String]| -> Vec<String> {
+        paths
+            .into_iter()
+            .flatten()
+            .filter(|p| !done.contains(p))
+            .cloned()
+            .collect()
+    };
     let linux = req.spec.linux().as_ref();
     if prep.ns.mount_ns_private {
         rootfs::apply_root_propagation(req.spec)?;
@@ -271,16 +284,14 @@ fn after_pivot(req: &LaunchRequest<'_>, prep: &Prepared) -> Result<()> {
     }
     rootfs::set_names(req.spec, prep.ns.new_uts)?;
     rootfs::sysctl(req.spec, prep.ns.own())?;
-    rootfs::readonly_paths(
-        linux
-            .and_then(|l| l.readonly_paths().as_deref())
-            .unwrap_or(&[]),
-    )?;
-    rootfs::masked_paths(
-        linux
-            .and_then(|l| l.masked_paths().as_deref())
-            .unwrap_or(&[]),
-    )?;
+    rootfs::readonly_paths(&not_done(
+        linux.and_then(|l| l.readonly_paths().as_ref()),
+        &done.readonly,
+    ))?;
+    rootfs::masked_paths(&not_done(
+        linux.and_then(|l| l.masked_paths().as_ref()),
+        &done.masked,
+    ))?;
     Ok(())
 }
 

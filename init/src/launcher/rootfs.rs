@@ -27,6 +27,17 @@ pub struct Setup<'a> {
     pub cwd: &'a Path,
     pub user_ns: bool,
     pub cgroup_ns: bool,
+    /// A late launch: mask /proc before waiting for the resources (see
+    /// `early_proc_paths`).
+    pub proc_paths_early: bool,
+}
+
+/// The /proc paths of linux.maskedPaths and linux.readonlyPaths already
+/// applied before pivot_root (`after_pivot` skips them).
+#[derive(Default)]
+pub struct DoneEarly {
+    pub masked: Vec<String>,
+    pub readonly: Vec<String>,
 }
 
 /// linux.rootfsPropagation as mount flags; runc's default is rslave.
@@ -69,7 +80,10 @@ fn early(m: &oci_spec::runtime::Mount) -> bool {
 /// root. `before_late` runs once, before the first mount that is not
 /// `early` (or after the mounts if there is none): a late launch receives
 /// its groups and network namespace there.
-pub fn prepare(s: &Setup<'_>, before_late: &mut dyn FnMut() -> Result<()>) -> Result<OwnedFd> {
+pub fn prepare(
+    s: &Setup<'_>,
+    before_late: &mut dyn FnMut() -> Result<()>,
+) -> Result<(OwnedFd, DoneEarly)> {
     let prop = root_propagation(s.spec)?;
     nix::mount::mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
         .context("linux.rootfsPropagation: set the propagation of /")?;
@@ -105,11 +119,13 @@ pub fn prepare(s: &Setup<'_>, before_late: &mut dyn FnMut() -> Result<()>) -> Re
     let devices_early = list[split..]
         .iter()
         .all(|m| !mounts::destination(m).starts_with("/dev"));
+    let mut done = DoneEarly::default();
     for (i, m) in list.iter().enumerate() {
         if i == split {
             if devices_early {
                 devices(s, root.as_fd())?;
             }
+            done = early_proc_paths(s, &list, split, root.as_fd())?;
             before_late()?;
         }
         mounts::mount_one(&cx, m).with_context(|| {
@@ -129,7 +145,56 @@ pub fn prepare(s: &Setup<'_>, before_late: &mut dyn FnMut() -> Result<()>) -> Re
     // runc creates a missing cwd in the rootfs.
     create_in_root(root.as_fd(), s.cwd, Kind::Dir)
         .with_context(|| format!("process.cwd: create {}", s.cwd.display()))?;
-    Ok(root)
+    Ok((root, done))
+}
+
+/// A late launch masks /proc (maskedPaths and readonlyPaths under /proc)
+/// while it waits for its resources, rather than after pivot_root, which
+/// comes after them: /proc is one of its early mounts, no later mount is
+/// under it, and what is masked is the same mount either way. readonlyPaths
+/// wait when linux.sysctl is set: the sysctls are written (after
+/// pivot_root) into a writable /proc/sys.
+fn early_proc_paths(
+    s: &Setup<'_>,
+    list: &[oci_spec::runtime::Mount],
+    split: usize,
+    root: BorrowedFd<'_>,
+) -> Result<DoneEarly> {
+    let proc_early = list[..split]
+        .iter()
+        .any(|m| mounts::destination(m) == Path::new("/proc") && m.typ().as_deref() == Some("proc"));
+    let proc_later = list[split..]
+        .iter()
+        .any(|m| mounts::destination(m).starts_with("/proc"));
+    // createContainer hooks run before pivot_root, where runc's /proc is
+    // not masked yet: keep it so for them.
+    let hooks = s
+        .spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.create_container().as_ref())
+        .is_some_and(|h| !h.is_empty());
+    if !s.proc_paths_early || !proc_early || proc_later || hooks {
+        return Ok(DoneEarly::default());
+    }
+    let under_proc = |paths: Option<&Vec<String>>| -> Vec<String> {
+        paths
+            .into_iter()
+            .flatten()
+            .filter(|p| Path::new(p).starts_with("/proc/"))
+            .cloned()
+            .collect()
+    };
+    let linux = s.spec.linux().as_ref();
+    let masked = under_proc(linux.and_then(|l| l.masked_paths().as_ref()));
+    let sysctl = linux.and_then(|l| l.sysctl().as_ref()).is_some_and(|m| !m.is_empty());
+    let readonly = match sysctl {
+        true => vec![],
+        false => under_proc(linux.and_then(|l| l.readonly_paths().as_ref())),
+    };
+    readonly_paths_in(Base::InRoot(root), &readonly)?;
+    masked_paths_in(Base::InRoot(root), &masked)?;
+    Ok(DoneEarly { masked, readonly })
 }
 
 /// The default and configured devices, /dev/ptmx and the /dev symlinks,
@@ -258,12 +323,22 @@ pub fn make_root_readonly() -> Result<()> {
 }
 
 /// Opens a container path for masking; None when it does not exist.
-fn open_existing(path: &str) -> Result<Option<OwnedFd>> {
-    match open(
-        path,
-        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
+/// Where masked and read-only paths are looked up: the container's own
+/// root after pivot_root, or inside the rootfs before it.
+#[derive(Clone, Copy)]
+enum Base<'a> {
+    Root,
+    InRoot(BorrowedFd<'a>),
+}
+
+fn open_existing(base: Base<'_>, path: &str) -> Result<Option<OwnedFd>> {
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let opened = match base {
+        Base::Root => open(path, flags, Mode::empty()),
+        Base::InRoot(root) => super::resolve::open_in_root(root, Path::new(path), flags)
+            .map_err(|e| rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO)),
+    };
+    match opened {
         Ok(fd) => Ok(Some(fd)),
         Err(rustix::io::Errno::NOENT) => Ok(None),
         Err(e) => Err(e.into()),
@@ -272,8 +347,13 @@ fn open_existing(path: &str) -> Result<Option<OwnedFd>> {
 
 /// linux.readonlyPaths: each bound onto itself, read-only recursively.
 pub fn readonly_paths(paths: &[String]) -> Result<()> {
+    readonly_paths_in(Base::Root, paths)
+}
+
+fn readonly_paths_in(base: Base<'_>, paths: &[String]) -> Result<()> {
     for p in paths {
-        let Some(fd) = open_existing(p).with_context(|| format!("linux.readonlyPaths: {p}"))?
+        let Some(fd) =
+            open_existing(base, p).with_context(|| format!("linux.readonlyPaths: {p}"))?
         else {
             continue;
         };
@@ -300,8 +380,13 @@ pub fn readonly_paths(paths: &[String]) -> Result<()> {
 /// linux.maskedPaths: /dev/null over files, an empty read-only tmpfs over
 /// directories.
 pub fn masked_paths(paths: &[String]) -> Result<()> {
+    masked_paths_in(Base::Root, paths)
+}
+
+fn masked_paths_in(base: Base<'_>, paths: &[String]) -> Result<()> {
     for p in paths {
-        let Some(fd) = open_existing(p).with_context(|| format!("linux.maskedPaths: {p}"))? else {
+        let Some(fd) = open_existing(base, p).with_context(|| format!("linux.maskedPaths: {p}"))?
+        else {
             continue;
         };
         let is_dir = super::resolve::file_type(fd.as_fd())? == rustix::fs::FileType::Directory;
