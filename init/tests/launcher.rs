@@ -240,6 +240,15 @@ fn state_json(pid: i32) -> String {
         .to_string()
 }
 
+/// The mountinfo line of the mount at `dest` (panics naming it if none).
+fn mount_line(mountinfo: &str, dest: &str) -> String {
+    mountinfo
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(dest))
+        .unwrap_or_else(|| panic!("{dest} not mounted:\n{mountinfo}"))
+        .to_string()
+}
+
 /// A request with everything defaulted for `create` without a fifo (the
 /// process execs as soon as it is set up).
 fn request<'a>(b: &'a Bundle, spec: &'a Spec, rootfs: &'a Path) -> LaunchRequest<'a> {
@@ -403,12 +412,7 @@ fn mounts_devices_masked_and_readonly_paths() {
     );
     assert_eq!(code, 0);
     let mi = b.out("mountinfo");
-    let find = |dest: &str| -> String {
-        mi.lines()
-            .find(|l| l.split(' ').nth(4) == Some(dest))
-            .unwrap_or_else(|| panic!("{dest} not mounted:\n{mi}"))
-            .to_string()
-    };
+    let find = |dest: &str| mount_line(&mi, dest);
     assert!(find("/proc").contains(" - proc "));
     let sys = find("/sys");
     assert!(
@@ -1347,12 +1351,7 @@ fn a_late_launch_joins_what_arrives_after_clone() {
     // /proc was masked while the process waited for its resources, /sys
     // after pivot_root: the container sees both, as in any launch.
     let mi = b.out("mountinfo");
-    let find = |dest: &str| -> String {
-        mi.lines()
-            .find(|l| l.split(' ').nth(4) == Some(dest))
-            .unwrap_or_else(|| panic!("{dest} not mounted:\n{mi}"))
-            .to_string()
-    };
+    let find = |dest: &str| mount_line(&mi, dest);
     assert!(find("/proc/sys").split(' ').nth(5).unwrap().starts_with("ro"), "readonlyPaths");
     assert_eq!(find("/proc/keys").split(' ').nth(3), Some("/null"), "maskedPaths file");
     assert!(find("/proc/acpi").contains(" - tmpfs "), "maskedPaths dir");
