@@ -1340,7 +1340,11 @@ fn a_late_launch_joins_what_arrives_after_clone() {
     assert_eq!(std::fs::read(&fifo).unwrap(), b"0");
     assert_eq!(c.wait(), 0);
     assert_eq!(b.out("net").trim(), format!("net:[{ino}]"));
-    assert_eq!(b.out("ifaces").trim(), "lo", "sysfs shows the namespace that came late");
+    assert_eq!(
+        b.out("ifaces").trim(),
+        "lo",
+        "sysfs shows the namespace that came late"
+    );
     assert!(
         b.out("cgroup")
             .lines()
@@ -1352,10 +1356,24 @@ fn a_late_launch_joins_what_arrives_after_clone() {
     // after pivot_root: the container sees both, as in any launch.
     let mi = b.out("mountinfo");
     let find = |dest: &str| mount_line(&mi, dest);
-    assert!(find("/proc/sys").split(' ').nth(5).unwrap().starts_with("ro"), "readonlyPaths");
-    assert_eq!(find("/proc/keys").split(' ').nth(3), Some("/null"), "maskedPaths file");
+    assert!(
+        find("/proc/sys")
+            .split(' ')
+            .nth(5)
+            .unwrap()
+            .starts_with("ro"),
+        "readonlyPaths"
+    );
+    assert_eq!(
+        find("/proc/keys").split(' ').nth(3),
+        Some("/null"),
+        "maskedPaths file"
+    );
     assert!(find("/proc/acpi").contains(" - tmpfs "), "maskedPaths dir");
-    assert!(find("/sys/firmware").contains(" - tmpfs "), "maskedPaths under /sys");
+    assert!(
+        find("/sys/firmware").contains(" - tmpfs "),
+        "maskedPaths under /sys"
+    );
     assert_eq!(b.out("keys"), "", "/proc/keys reads as /dev/null");
     assert_eq!(b.out("procsys").trim(), "1", "/proc/sys is read-only");
     drop(group);

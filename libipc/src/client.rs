@@ -239,7 +239,12 @@ impl<P: Protocol> Client<P> {
         (request, deadline)
     }
 
-    fn send_attempt(&mut self, bytes: &[u8], fds: &[OwnedFd], deadline: Instant) -> Result<(), Attempt> {
+    fn send_attempt(
+        &mut self,
+        bytes: &[u8],
+        fds: &[OwnedFd],
+        deadline: Instant,
+    ) -> Result<(), Attempt> {
         self.ensure_connected(deadline)?;
         let conn = self.conn.as_ref().expect("connected");
         let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();

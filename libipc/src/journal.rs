@@ -81,7 +81,12 @@ where
             Err(e) => return Err(Error::io(format!("read {}", path.display()), &e)),
         };
         let done_log = state_dir.join("done.log");
-        let mut j = Journal { path, snap, done_log, done_lines: 0 };
+        let mut j = Journal {
+            path,
+            snap,
+            done_log,
+            done_lines: 0,
+        };
         j.done_lines = j.read_done_log()?;
         Ok(j)
     }
@@ -299,20 +304,31 @@ mod tests {
         for n in 0..(3 * KEPT_KEYS as u32) {
             let key = format!("k{n}");
             j.begin(Some(&key), &format!("op {n}")).unwrap();
-            j.commit(Some(&key), &Ok(n), |s| s.push(format!("{n}"))).unwrap();
+            j.commit(Some(&key), &Ok(n), |s| s.push(format!("{n}")))
+                .unwrap();
             j.state_mut().clear();
         }
         j.save().unwrap();
         let snap = std::fs::read_to_string(dir.path().join("journal.json")).unwrap();
-        assert!(snap.len() < 100, "the snapshot holds only the table: {snap}");
+        assert!(
+            snap.len() < 100,
+            "the snapshot holds only the table: {snap}"
+        );
         // Compacted: never more than twice what is kept.
         let log = std::fs::read_to_string(dir.path().join("done.log")).unwrap();
-        assert!(log.lines().count() <= 2 * KEPT_KEYS, "{} lines", log.lines().count());
+        assert!(
+            log.lines().count() <= 2 * KEPT_KEYS,
+            "{} lines",
+            log.lines().count()
+        );
         let j = J::open(dir.path()).unwrap();
         let last = 3 * KEPT_KEYS as u32 - 1;
         assert_eq!(j.recorded(&format!("k{last}")), Some(Ok(last)));
         let oldest_kept = last + 1 - KEPT_KEYS as u32;
-        assert_eq!(j.recorded(&format!("k{oldest_kept}")), Some(Ok(oldest_kept)));
+        assert_eq!(
+            j.recorded(&format!("k{oldest_kept}")),
+            Some(Ok(oldest_kept))
+        );
         assert_eq!(j.recorded(&format!("k{}", oldest_kept - 1)), None);
     }
 
@@ -322,7 +338,8 @@ mod tests {
         {
             let mut j = J::open(dir.path()).unwrap();
             j.begin(Some("k1"), &"a".into()).unwrap();
-            j.commit(Some("k1"), &Ok(1), |s| s.push("a".into())).unwrap();
+            j.commit(Some("k1"), &Ok(1), |s| s.push("a".into()))
+                .unwrap();
             j.begin(Some("k2"), &"b".into()).unwrap();
         }
         // k2's result was being appended when the process died.
@@ -349,7 +366,8 @@ mod tests {
         let mut j = J::open(dir.path()).unwrap();
         assert_eq!(j.recorded("k1"), Some(Ok(7)));
         j.begin(Some("k2"), &"b".into()).unwrap();
-        j.commit(Some("k2"), &Ok(8), |s| s.push("b".into())).unwrap();
+        j.commit(Some("k2"), &Ok(8), |s| s.push("b".into()))
+            .unwrap();
         let j = J::open(dir.path()).unwrap();
         assert_eq!(j.recorded("k2"), Some(Ok(8)));
         assert_eq!(j.state().len(), 2);

@@ -357,8 +357,7 @@ impl<P: Protocol> Server<P> {
             spawn_small("events", move || dispatch_events(rx, sh, svc))?;
         }
         tracing::info!("{} ready (epoch {})", self.opts.name, self.opts.epoch);
-        let workers =
-            crate::workers::Workers::new("conn", MAX_IDLE_CONN_THREADS, CONN_IDLE);
+        let workers = crate::workers::Workers::new("conn", MAX_IDLE_CONN_THREADS, CONN_IDLE);
         loop {
             let conn = match wire::accept(self.listener.as_fd()) {
                 Ok(c) => c,

@@ -84,9 +84,12 @@ impl Workers {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let name = self.name;
         let started = self.run(move || {
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(
-                |_| Err(Error::internal(format!("a job on a {name} thread panicked"))),
-            );
+            let r =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+                    Err(Error::internal(format!(
+                        "a job on a {name} thread panicked"
+                    )))
+                });
             let _ = tx.send(r);
         });
         Pending { rx, started }

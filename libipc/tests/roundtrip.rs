@@ -169,7 +169,11 @@ fn short_lived_and_concurrent_clients_are_all_served_by_reused_threads() {
     // A client that connects before the last one's thread is idle again
     // gets a new thread (a loaded machine makes that common); without
     // reuse every client gets one: 200.
-    assert!(seen.len() <= 50, "200 clients one after another used {} threads", seen.len());
+    assert!(
+        seen.len() <= 50,
+        "200 clients one after another used {} threads",
+        seen.len()
+    );
     let mut open: Vec<Client<Echo>> = (0..8)
         .map(|_| Client::<Echo>::new(dir.path(), ClientOptions::default()))
         .collect();

@@ -349,7 +349,10 @@ fn bad_input_is_refused_clearly_and_leaves_nothing() {
     let st: serde_json::Value = serde_json::from_str(&c.ipc_ok(&["state", "dup1"])).unwrap();
     assert_eq!(st["status"], "created", "{st}");
     let pid = st["pid"].as_i64().unwrap();
-    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "dup1's process {pid} is gone");
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "dup1's process {pid} is gone"
+    );
     let err = c.ipc_err(&["kill", "dup1", "SIGFOO"]);
     assert!(err.contains("SIGFOO"), "{err}");
     c.ipc_ok(&["delete", "dup1"]);

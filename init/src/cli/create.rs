@@ -199,7 +199,10 @@ fn late_launch_rootfs(bundle: &str, spec: &Spec) -> Option<PathBuf> {
     let hier = cgroupfs::Hierarchies::discover().ok()?;
     let v1_only = ["memory", "cpu", "cpuacct", "cpuset", "pids", "freezer"]
         .iter()
-        .all(|c| hier.get(c).map_or(true, |h| h.version == cgroupfs::Version::V1));
+        .all(|c| {
+            hier.get(c)
+                .map_or(true, |h| h.version == cgroupfs::Version::V1)
+        });
     if !v1_only {
         return None;
     }
@@ -320,11 +323,7 @@ fn launch_create(
 }
 
 /// After the launch: the seccomp listener to init, MarkCreated, the pid file.
-fn created(
-    a: &CreateArgs,
-    init: &mut InitConn,
-    launched: launcher::Launched,
-) -> Result<i32> {
+fn created(a: &CreateArgs, init: &mut InitConn, launched: launcher::Launched) -> Result<i32> {
     if let Some(listener) = launched.seccomp_listener {
         // To listenerPath or seccomp-monitor; init keeps a duplicate.
         init.call_with_fds(

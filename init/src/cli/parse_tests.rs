@@ -17,10 +17,19 @@ fn argv(line: &str) -> Vec<OsString> {
 fn the_command_word_skips_global_flags_and_their_values() {
     let w = |line: &str| command_word(&argv(line)).map(str::to_string);
     assert_eq!(w("state a"), Some("state".into()));
-    assert_eq!(w("--root /r --log /l --log-format json kill a 9"), Some("kill".into()));
-    assert_eq!(w("--root=/r --debug delete --force a"), Some("delete".into()));
+    assert_eq!(
+        w("--root /r --log /l --log-format json kill a 9"),
+        Some("kill".into())
+    );
+    assert_eq!(
+        w("--root=/r --debug delete --force a"),
+        Some("delete".into())
+    );
     assert_eq!(w("--systemd-cgroup run a"), Some("run".into()));
-    assert_eq!(w("--root /r memory-controller list"), Some("memory-controller".into()));
+    assert_eq!(
+        w("--root /r memory-controller list"),
+        Some("memory-controller".into())
+    );
     assert_eq!(w("--root /r"), None);
 }
 

@@ -237,7 +237,10 @@ fn drive(
         Some(l) => send_resources(req, prep, conn, l)?,
         None => sync::send(conn, &Msg::Attached).context("sync with the container process")?,
     }
-    let program = late.as_ref().and_then(|l| l.seccomp.as_ref()).or(req.seccomp);
+    let program = late
+        .as_ref()
+        .and_then(|l| l.seccomp.as_ref())
+        .or(req.seccomp);
     if prep.creating {
         expect(conn, "MountsDone")?;
         crate::cli::profile::mark("launcher: mounts done");
@@ -277,19 +280,29 @@ fn send_resources(
     {
         bail!("launch: a late launch joins cgroup v1 groups only, not {entry:?}");
     }
-    let wants_seccomp = req.spec.linux().as_ref().is_some_and(|l| l.seccomp().is_some());
+    let wants_seccomp = req
+        .spec
+        .linux()
+        .as_ref()
+        .is_some_and(|l| l.seccomp().is_some());
     if wants_seccomp && late.seccomp.is_none() {
         bail!("linux.seccomp: no compiled program came with the resources (seccomp-monitor compiles it)");
     }
     let netns = match (prep.ns.deferred_net, &late.netns) {
         (true, Some(fd)) => Some(fd),
-        (true, None) => bail!("init prepared no network namespace for a container that asks for a new one"),
+        (true, None) => {
+            bail!("init prepared no network namespace for a container that asks for a new one")
+        }
         // Not ours to use (the process has its own or joins one by path).
         (false, _) => None,
     };
     let fifo = lift(
-        rustix::fs::open(&late.exec_fifo, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-            .with_context(|| format!("open the exec fifo {}", late.exec_fifo.display()))?,
+        rustix::fs::open(
+            &late.exec_fifo,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("open the exec fifo {}", late.exec_fifo.display()))?,
         prep.min_fd,
     )?;
     let mut fds: Vec<_> = late.cgroups.iter().map(|(_, fd)| fd.as_fd()).collect();

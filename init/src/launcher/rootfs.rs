@@ -160,9 +160,9 @@ fn early_proc_paths(
     split: usize,
     root: BorrowedFd<'_>,
 ) -> Result<DoneEarly> {
-    let proc_early = list[..split]
-        .iter()
-        .any(|m| mounts::destination(m) == Path::new("/proc") && m.typ().as_deref() == Some("proc"));
+    let proc_early = list[..split].iter().any(|m| {
+        mounts::destination(m) == Path::new("/proc") && m.typ().as_deref() == Some("proc")
+    });
     let proc_later = list[split..]
         .iter()
         .any(|m| mounts::destination(m).starts_with("/proc"));
@@ -187,7 +187,9 @@ fn early_proc_paths(
     };
     let linux = s.spec.linux().as_ref();
     let masked = under_proc(linux.and_then(|l| l.masked_paths().as_ref()));
-    let sysctl = linux.and_then(|l| l.sysctl().as_ref()).is_some_and(|m| !m.is_empty());
+    let sysctl = linux
+        .and_then(|l| l.sysctl().as_ref())
+        .is_some_and(|m| !m.is_empty());
     let readonly = match sysctl {
         true => vec![],
         false => under_proc(linux.and_then(|l| l.readonly_paths().as_ref())),

@@ -703,8 +703,7 @@ impl Lifecycle {
         })?;
         if was_started {
             if let Some(h) = self.saved_hooks(id) {
-                if let Err(e) = hooks::run_phase(Phase::Poststop, Some(&h), &r.hook_state_json())
-                {
+                if let Err(e) = hooks::run_phase(Phase::Poststop, Some(&h), &r.hook_state_json()) {
                     tracing::warn!("{id}: {e:#}");
                 }
             }

@@ -599,7 +599,10 @@ fn delete_refuses_busy_then_removes_everything() {
     .unwrap();
     assert!(rig.base.exists(), "the base stays while the server runs");
     libipc::server::Service::shutdown(&svc);
-    assert!(!rig.base.exists(), "a stopping server removes its empty base");
+    assert!(
+        !rig.base.exists(),
+        "a stopping server removes its empty base"
+    );
     let CpuResponse::List(l) = svc.request(None, CpuRequest::List).unwrap() else {
         panic!()
     };
