@@ -63,7 +63,6 @@ pub fn new_key(op: &str, id: &str) -> String {
     )
 }
 
-/// One attempt's failure: retry it, or give up with this error.
 /// A request `Client::send_only` sent, whose answer `Client::finish` reads.
 #[must_use = "the answer is read by Client::finish"]
 pub struct Sent {
@@ -71,6 +70,7 @@ pub struct Sent {
     deadline: Instant,
 }
 
+/// One attempt's failure: retry it, or give up with this error.
 enum Attempt {
     Retry(Error),
     Fail(Error),

@@ -124,23 +124,17 @@ where
     /// One result, appended to `done.log` (compacted when it has grown to
     /// twice what is kept).
     fn record_done(&mut self, key: &str, result: &Result<Resp, Error>) -> Result<(), Error> {
-        let entry = (key.to_string(), result.clone());
-        let mut line = serde_json::to_vec(&entry)
-            .map_err(|e| Error::internal(format!("cannot encode a journal result: {e}")))?;
-        line.push(b'\n');
-        self.push_done(entry);
+        self.push_done((key.to_string(), result.clone()));
         if self.done_lines >= 2 * KEPT_KEYS {
             let mut all = vec![];
-            for e in &self.snap.done {
-                all.extend(serde_json::to_vec(e).map_err(|e| {
-                    Error::internal(format!("cannot encode a journal result: {e}"))
-                })?);
-                all.push(b'\n');
+            for entry in &self.snap.done {
+                all.extend(done_line(entry)?);
             }
             write_replace(&self.done_log, &all)?;
             self.done_lines = self.snap.done.len();
             return Ok(());
         }
+        let line = done_line(self.snap.done.back().expect("just pushed"))?;
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -216,6 +210,14 @@ where
         // rename does that. An fsync per request cost more than the request.
         write_replace(&self.path, &bytes)
     }
+}
+
+/// One `done.log` line: the key and its result as JSON, then a newline.
+fn done_line<Resp: Serialize>(entry: &(String, Result<Resp, Error>)) -> Result<Vec<u8>, Error> {
+    let mut line = serde_json::to_vec(entry)
+        .map_err(|e| Error::internal(format!("cannot encode a journal result: {e}")))?;
+    line.push(b'\n');
+    Ok(line)
 }
 
 /// Replaces `path` with `bytes` so that a process crash leaves either the

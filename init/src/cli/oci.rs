@@ -230,6 +230,29 @@ pub struct InitConn {
 const OVERALL: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl InitConn {
+    /// Sends `req` now and returns at once, so that the caller can work
+    /// while init answers (`create` launches the container process
+    /// meanwhile). Only for requests that may be sent twice: if the first
+    /// sending fails, `finish` sends it again the usual way.
+    pub fn start(&mut self, req: protocol::init::InitRequest, key: Option<String>) -> Started {
+        let sent = self.client.send_only(req.clone(), key.clone(), vec![]).ok();
+        Started { req, key, sent }
+    }
+
+    /// The answer to a request `start` sent.
+    pub fn finish(
+        &mut self,
+        s: Started,
+    ) -> Result<(protocol::init::InitResponse, Vec<std::os::fd::OwnedFd>), protocol::Error> {
+        if let Some(sent) = s.sent {
+            match self.client.finish(sent) {
+                Err(e) if e.kind == protocol::ErrorKind::Unavailable => {}
+                other => return other,
+            }
+        }
+        self.call_with_fds(s.req, s.key, vec![])
+    }
+
     pub fn call(
         &mut self,
         req: protocol::init::InitRequest,
@@ -271,31 +294,6 @@ pub struct Started {
     req: protocol::init::InitRequest,
     key: Option<String>,
     sent: Option<libipc::client::Sent>,
-}
-
-impl InitConn {
-    /// Sends `req` now and returns at once, so that the caller can work
-    /// while init answers (`create` launches the container process
-    /// meanwhile). Only for requests that may be sent twice: if the first
-    /// sending fails, `finish` sends it again the usual way.
-    pub fn start(&mut self, req: protocol::init::InitRequest, key: Option<String>) -> Started {
-        let sent = self.client.send_only(req.clone(), key.clone(), vec![]).ok();
-        Started { req, key, sent }
-    }
-
-    /// The answer to a request `start` sent.
-    pub fn finish(
-        &mut self,
-        s: Started,
-    ) -> Result<(protocol::init::InitResponse, Vec<std::os::fd::OwnedFd>), protocol::Error> {
-        if let Some(sent) = s.sent {
-            match self.client.finish(sent) {
-                Err(e) if e.kind == protocol::ErrorKind::Unavailable => {}
-                other => return other,
-            }
-        }
-        self.call_with_fds(s.req, s.key, vec![])
-    }
 }
 
 /// A client to init for OCI commands: starts the constellation if needed.

@@ -119,16 +119,31 @@ pub fn prepare(
     let devices_early = list[split..]
         .iter()
         .all(|m| !mounts::destination(m).starts_with("/dev"));
-    let mut done = DoneEarly::default();
-    for (i, m) in list.iter().enumerate() {
-        if i == split {
-            if devices_early {
-                devices(s, root.as_fd())?;
-            }
-            done = early_proc_paths(s, &list, split, root.as_fd())?;
-            before_late()?;
-        }
-        mounts::mount_one(&cx, m).with_context(|| {
+    mount_all(&cx, &list, 0..split)?;
+    if devices_early {
+        devices(s, root.as_fd())?;
+    }
+    let done = early_proc_paths(s, &list, split, root.as_fd())?;
+    before_late()?;
+    mount_all(&cx, &list, split..list.len())?;
+    if !devices_early {
+        devices(s, root.as_fd())?;
+    }
+    // runc creates a missing cwd in the rootfs.
+    create_in_root(root.as_fd(), s.cwd, Kind::Dir)
+        .with_context(|| format!("process.cwd: create {}", s.cwd.display()))?;
+    Ok((root, done))
+}
+
+/// The config's mounts `range`, in order; errors name the mount's index.
+fn mount_all(
+    cx: &mounts::MountCx<'_>,
+    list: &[oci_spec::runtime::Mount],
+    range: std::ops::Range<usize>,
+) -> Result<()> {
+    for i in range {
+        let m = &list[i];
+        mounts::mount_one(cx, m).with_context(|| {
             format!(
                 "mounts[{i}]: mount {} on {}",
                 m.typ().as_deref().unwrap_or("bind"),
@@ -136,16 +151,7 @@ pub fn prepare(
             )
         })?;
     }
-    if split == list.len() {
-        before_late()?;
-    }
-    if !devices_early || split == list.len() {
-        devices(s, root.as_fd())?;
-    }
-    // runc creates a missing cwd in the rootfs.
-    create_in_root(root.as_fd(), s.cwd, Kind::Dir)
-        .with_context(|| format!("process.cwd: create {}", s.cwd.display()))?;
-    Ok((root, done))
+    Ok(())
 }
 
 /// A late launch masks /proc (maskedPaths and readonlyPaths under /proc)

@@ -1008,8 +1008,6 @@ fn container_root_ids(spec: &Spec) -> Option<(u32, u32)> {
     Some((host(linux.uid_mappings())?, host(linux.gid_mappings())?))
 }
 
-/// The result of a scoped thread; a panic in it becomes an internal error.
-
 /// Refuses what a config asks for that is not built yet, by name.
 fn refuse_unsupported(spec: &Spec) -> Result<(), Error> {
     if let Some(linux) = spec.linux() {
