@@ -13,7 +13,8 @@ if [ ! -x /bin/busybox ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static
 fi
 cargo build --release --workspace --bins
-bin=$PWD/target/release
+# Binaries land under the host triple (.cargo/config.toml builds them static).
+bin=$PWD/target/$(rustc -vV | sed -n 's/^host: //p')/release
 root=$(mktemp -d /tmp/asterism-demo.XXXXXX)
 bundle=$(mktemp -d /tmp/asterism-bundle.XXXXXX)
 cleanup() {

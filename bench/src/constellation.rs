@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Where the workspace's binaries are: $ASTERISM_BIN_DIR, else beside
-/// this benchmark binary (target/release).
+/// this benchmark binary (target/<host triple>/release).
 pub fn bin_dir() -> Result<PathBuf> {
     if let Some(d) = std::env::var_os("ASTERISM_BIN_DIR") {
         return Ok(PathBuf::from(d));
