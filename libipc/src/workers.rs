@@ -5,19 +5,26 @@
 //! creation and exit: those were a third of init's CPU time per container.
 
 use protocol::Error;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// The jobs handed to idle threads, and how many threads wait for one.
+/// A plain mutex and condition variable: a waiting thread sleeps in the
+/// kernel at once. (crossbeam's channels spin and call sched_yield before
+/// they sleep, CPU the servers need while a container is being created.)
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// Threads waiting in `next_job`, less the jobs queued for them: a job
+    /// is queued only when this is above zero, and counts one thread out.
+    idle: usize,
+}
+
 pub struct Workers {
     name: &'static str,
-    tx: crossbeam_channel::Sender<Job>,
-    rx: crossbeam_channel::Receiver<Job>,
-    /// Threads waiting on `rx` that no job has claimed. Changed only under
-    /// this lock, together with the send or the exit it stands for, so
-    /// that no job is ever left in the channel with no thread to take it.
-    idle: Arc<Mutex<usize>>,
+    shared: Arc<(Mutex<Queue>, Condvar)>,
     max_idle: usize,
     idle_for: Duration,
 }
@@ -26,12 +33,13 @@ impl Workers {
     /// Threads named `name`; at most `max_idle` wait at once, each for
     /// `idle_for` before it exits.
     pub fn new(name: &'static str, max_idle: usize, idle_for: Duration) -> Self {
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let queue = Queue {
+            jobs: VecDeque::new(),
+            idle: 0,
+        };
         Workers {
             name,
-            tx,
-            rx,
-            idle: Arc::new(Mutex::new(0)),
+            shared: Arc::new((Mutex::new(queue), Condvar::new())),
             max_idle,
             idle_for,
         }
@@ -40,24 +48,17 @@ impl Workers {
     /// Runs `job` on an idle thread, or on a new one.
     pub fn run(&self, job: impl FnOnce() + Send + 'static) -> Result<(), Error> {
         let job: Job = Box::new(job);
-        let job = {
-            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-            if *idle > 0 {
-                *idle -= 1;
-                match self.tx.send(job) {
-                    Ok(()) => return Ok(()),
-                    Err(e) => e.into_inner(),
-                }
-            } else {
-                job
+        {
+            let (lock, cv) = &*self.shared;
+            let mut q = lock.lock().unwrap_or_else(|p| p.into_inner());
+            if q.idle > 0 {
+                q.idle -= 1;
+                q.jobs.push_back(job);
+                cv.notify_one();
+                return Ok(());
             }
-        };
-        let (rx, idle, max_idle, idle_for) = (
-            self.rx.clone(),
-            self.idle.clone(),
-            self.max_idle,
-            self.idle_for,
-        );
+        }
+        let (shared, max_idle, idle_for) = (self.shared.clone(), self.max_idle, self.idle_for);
         std::thread::Builder::new()
             .name(self.name.to_string())
             .stack_size(256 << 10)
@@ -65,7 +66,7 @@ impl Workers {
                 let mut job = job;
                 loop {
                     job();
-                    match next_job(&rx, &idle, max_idle, idle_for) {
+                    match next_job(&shared, max_idle, idle_for) {
                         Some(j) => job = j,
                         None => return,
                     }
@@ -81,8 +82,9 @@ impl Workers {
         &self,
         f: impl FnOnce() -> Result<T, Error> + Send + 'static,
     ) -> Pending<T> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
+        let slot = Arc::new((Mutex::new(None), Condvar::new()));
         let name = self.name;
+        let answer = slot.clone();
         let started = self.run(move || {
             let r =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
@@ -90,52 +92,58 @@ impl Workers {
                         "a job on a {name} thread panicked"
                     )))
                 });
-            let _ = tx.send(r);
+            let (lock, cv) = &*answer;
+            *lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            cv.notify_one();
         });
-        Pending { rx, started }
+        Pending { slot, started }
     }
 }
 
 /// The answer of a job given to `Workers::call`.
 pub struct Pending<T> {
-    rx: crossbeam_channel::Receiver<Result<T, Error>>,
+    slot: Arc<(Mutex<Option<Result<T, Error>>>, Condvar)>,
     started: Result<(), Error>,
 }
 
 impl<T> Pending<T> {
     pub fn wait(self) -> Result<T, Error> {
         self.started?;
-        self.rx
-            .recv()
-            .unwrap_or_else(|_| Err(Error::internal("a worker thread ended without an answer")))
+        let (lock, cv) = &*self.slot;
+        let mut answer = lock.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(r) = answer.take() {
+                return r;
+            }
+            answer = cv.wait(answer).unwrap_or_else(|p| p.into_inner());
+        }
     }
 }
 
 /// Waits for the next job for a thread that is done; None: exit.
-fn next_job(
-    rx: &crossbeam_channel::Receiver<Job>,
-    idle: &Mutex<usize>,
-    max_idle: usize,
-    idle_for: Duration,
-) -> Option<Job> {
-    {
-        let mut n = idle.lock().unwrap_or_else(|p| p.into_inner());
-        if *n >= max_idle {
+fn next_job(shared: &(Mutex<Queue>, Condvar), max_idle: usize, idle_for: Duration) -> Option<Job> {
+    let (lock, cv) = shared;
+    let mut q = lock.lock().unwrap_or_else(|p| p.into_inner());
+    if q.idle + q.jobs.len() >= max_idle {
+        return None;
+    }
+    q.idle += 1;
+    let until = Instant::now() + idle_for;
+    loop {
+        // A queued job was counted out of `idle` when it was queued.
+        if let Some(j) = q.jobs.pop_front() {
+            return Some(j);
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            q.idle -= 1;
             return None;
         }
-        *n += 1;
+        q = cv
+            .wait_timeout(q, left)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
     }
-    if let Ok(j) = rx.recv_timeout(idle_for) {
-        // `run` counted this thread out when it sent.
-        return Some(j);
-    }
-    let mut n = idle.lock().unwrap_or_else(|p| p.into_inner());
-    // Sent while the wait was timing out: ours, already counted out.
-    if let Ok(j) = rx.try_recv() {
-        return Some(j);
-    }
-    *n -= 1;
-    None
 }
 
 #[cfg(test)]
@@ -159,17 +167,27 @@ mod tests {
     #[test]
     fn blocked_jobs_get_threads_of_their_own_and_panics_answer() {
         let w = Workers::new("test-worker", 2, Duration::from_millis(50));
-        let (tx, rx) = crossbeam_channel::unbounded::<()>();
-        // Five jobs that each wait for a release: all must run at once.
+        // Five jobs that each wait until all five have started: they can
+        // finish only if each got a thread of its own.
+        let met = Arc::new((Mutex::new(0usize), Condvar::new()));
         let waits: Vec<_> = (0..5)
             .map(|_| {
-                let rx = rx.clone();
-                w.call(move || rx.recv().map_err(|_| Error::internal("closed")))
+                let met = met.clone();
+                w.call(move || {
+                    let (lock, cv) = &*met;
+                    let mut n = lock.lock().unwrap();
+                    *n += 1;
+                    cv.notify_all();
+                    let (n, timeout) = cv
+                        .wait_timeout_while(n, Duration::from_secs(5), |n| *n < 5)
+                        .unwrap();
+                    match timeout.timed_out() {
+                        true => Err(Error::internal(format!("only {} jobs ran at once", *n))),
+                        false => Ok(()),
+                    }
+                })
             })
             .collect();
-        for _ in 0..5 {
-            tx.send(()).unwrap();
-        }
         for p in waits {
             p.wait().unwrap();
         }

@@ -121,37 +121,50 @@ fn create_with(
 ) -> Result<(i32, Option<ConsoleListener>)> {
     protocol::validate_id("container id", &a.id)?;
     let bundle = bundle_dir(a)?;
-    let spec = crate::config::load(&bundle).map_err(|e| anyhow!("{e}"))?;
-    let process = spec
-        .process()
-        .clone()
-        .ok_or_else(|| anyhow!("process: missing; a container needs a process to create"))?;
-    let mut console = None;
-    let mut own_args;
-    let mut a = a;
-    if process.terminal().unwrap_or(false) && a.console_socket.is_none() {
-        if !foreground {
-            bail!("process.terminal is true but no --console-socket was given (a pty master has nowhere to go)");
-        }
-        let listener = ConsoleListener::bind(root)?;
-        own_args = a.clone();
-        own_args.console_socket = Some(listener.path().to_path_buf());
-        a = &own_args;
-        console = Some(listener);
-    }
     let bundle_s = bundle.to_string_lossy().into_owned();
+    let bytes = crate::config::read_bytes(&bundle).map_err(|e| anyhow!("{e}"))?;
+    // init prepares from the config's own text while we check it: Prepare
+    // goes first, and is aborted if the config turns out to be bad. (Text
+    // that is not UTF-8 is no JSON: the check below refuses it.)
+    let early = std::str::from_utf8(&bytes)
+        .ok()
+        .map(|text| init.start(prepare_request(a, text.to_string(), &bundle_s), None));
+    let (spec, process, console) = match checked_config(root, a, &bundle, &bytes, foreground) {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(started) = early {
+                abandon(init, started, &a.id, &e);
+            }
+            return Err(e);
+        }
+    };
+    let own_args;
+    let a = match &console {
+        Some(listener) => {
+            let mut args = a.clone();
+            args.console_socket = Some(listener.path().to_path_buf());
+            own_args = args;
+            &own_args
+        }
+        None => a,
+    };
     super::profile::mark("config loaded and checked");
+    let started = match early {
+        Some(s) => s,
+        None => init.start(
+            prepare_request(a, serde_json::to_string(&spec)?, &bundle_s),
+            None,
+        ),
+    };
     let prepared;
     let resources = match late_launch_rootfs(&bundle_s, &spec) {
-        // A late launch: Prepare goes to init first, the process is cloned
-        // and makes its namespaces and first mounts meanwhile, and gets what
-        // init prepared when the answer comes (launcher::LateResources).
-        Some(rootfs) => Resources::Late {
-            started: init.start(prepare_request(a, &spec, &bundle_s)?, None),
-            rootfs,
-        },
+        // A late launch: the process is cloned and makes its namespaces and
+        // first mounts while init prepares, and gets what init prepared
+        // when the answer comes (launcher::LateResources).
+        Some(rootfs) => Resources::Late { started, rootfs },
         None => {
-            prepared = prepare(init, a, &spec, &bundle_s)?;
+            let (answer, fds) = init.finish(started)?;
+            prepared = decode_prepared(answer, fds)?;
             super::profile::mark("prepared by init (record, groups, rootfs, netns)");
             Resources::Prepared(&prepared)
         }
@@ -210,19 +223,52 @@ fn late_launch_rootfs(bundle: &str, spec: &Spec) -> Option<PathBuf> {
     vfs_overlay::resolve::rootfs(bundle, &root_path).ok()
 }
 
-fn prepare_request(a: &CreateArgs, spec: &Spec, bundle: &str) -> Result<InitRequest> {
-    Ok(InitRequest::Prepare {
+fn prepare_request(a: &CreateArgs, config_json: String, bundle: &str) -> InitRequest {
+    InitRequest::Prepare {
         id: a.id.clone(),
         bundle: bundle.to_string(),
-        config_json: serde_json::to_string(spec)?,
+        config_json,
         creator_pid: std::process::id() as i32,
-    })
+    }
 }
 
-/// init records the container and has its resources made.
-fn prepare(init: &mut InitConn, a: &CreateArgs, spec: &Spec, bundle: &str) -> Result<Prepared> {
-    let (answer, fds) = init.call_with_fds(prepare_request(a, spec, bundle)?, None, vec![])?;
-    decode_prepared(answer, fds)
+/// The config, checked, with its process, and our own console socket when
+/// a foreground process has a terminal and no --console-socket was given.
+fn checked_config(
+    root: &Path,
+    a: &CreateArgs,
+    bundle: &Path,
+    bytes: &[u8],
+    foreground: bool,
+) -> Result<(Spec, Process, Option<ConsoleListener>)> {
+    let spec = crate::config::load_bytes(bundle, bytes).map_err(|e| anyhow!("{e}"))?;
+    let process = spec
+        .process()
+        .clone()
+        .ok_or_else(|| anyhow!("process: missing; a container needs a process to create"))?;
+    let mut console = None;
+    if process.terminal().unwrap_or(false) && a.console_socket.is_none() {
+        if !foreground {
+            bail!("process.terminal is true but no --console-socket was given (a pty master has nowhere to go)");
+        }
+        console = Some(ConsoleListener::bind(root)?);
+    }
+    Ok((spec, process, console))
+}
+
+/// A Prepare sent for a create that stops before its launch: undone once
+/// init has answered, if it succeeded. (One that failed undid its own, and
+/// must not undo another create's container of the same id.)
+fn abandon(init: &mut InitConn, started: Started, id: &str, why: &anyhow::Error) {
+    if init.finish(started).is_ok() {
+        let _ = init.call(
+            InitRequest::Abort {
+                id: id.to_string(),
+                reason: format!("{why:#}"),
+            },
+            None,
+        );
+    }
 }
 
 fn decode_prepared(answer: InitResponse, mut fds: Vec<OwnedFd>) -> Result<Prepared> {

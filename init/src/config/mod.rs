@@ -33,7 +33,7 @@ use oci_spec::runtime::{Process, Spec};
 pub use default::{default_spec, default_spec_json};
 pub use error::ConfigError;
 pub use features::{features, features_json, HOOKS, MOUNT_OPTIONS, NAMESPACES};
-pub use parse::{from_value, load_process, read, CONFIG_FILE};
+pub use parse::{from_checked_text, from_value, load_process, read, read_bytes, CONFIG_FILE};
 pub use validate::{rootfs_path, validate, OCI_VERSION_MAX, OCI_VERSION_MIN};
 
 /// Reads, parses and validates `<bundle>/config.json` for `create`/`run`.
@@ -43,7 +43,12 @@ pub use validate::{rootfs_path, validate, OCI_VERSION_MAX, OCI_VERSION_MIN};
 /// time (before touching anything), so this does too. Use `read` +
 /// `validate` to judge a config that is not about to be run.
 pub fn load(bundle: &Path) -> Result<Spec, ConfigError> {
-    let spec = read(bundle)?;
+    load_bytes(bundle, &read_bytes(bundle)?)
+}
+
+/// As `load`, on the config's bytes as `read_bytes` returned them.
+pub fn load_bytes(bundle: &Path, bytes: &[u8]) -> Result<Spec, ConfigError> {
+    let spec = parse::parse_bytes(bundle, bytes)?;
     if spec.process().is_none() {
         return Err(ConfigError::new(
             "process",

@@ -18,12 +18,33 @@ pub const CONFIG_FILE: &str = "config.json";
 /// Reads and parses `<bundle>/config.json` (no semantic validation: see
 /// `load` for that).
 pub fn read(bundle: &Path) -> Result<Spec, ConfigError> {
-    let file = bundle_file(bundle)?;
-    from_value(read_json(&file)?).map_err(|e| match e.path.is_empty() {
+    parse_bytes(bundle, &read_bytes(bundle)?)
+}
+
+/// `<bundle>/config.json` as it is on disk (errors as `read`'s).
+pub fn read_bytes(bundle: &Path) -> Result<Vec<u8>, ConfigError> {
+    read_file(&bundle_file(bundle)?)
+}
+
+/// As `read`, on the bytes `read_bytes` returned: `create` sends init the
+/// very text it checks here.
+pub fn parse_bytes(bundle: &Path, bytes: &[u8]) -> Result<Spec, ConfigError> {
+    let file = bundle.join(CONFIG_FILE);
+    let here = file.display().to_string();
+    let v = serde_json::from_slice(bytes).map_err(|e| ConfigError::new(&here, json_error(&e)))?;
+    from_value(v).map_err(|e| match e.path.is_empty() {
         // A problem with the document as a whole: name the file.
-        true => ConfigError::new(file.display().to_string(), e.reason),
+        true => ConfigError::new(here, e.reason),
         false => e,
     })
+}
+
+/// A config `ipc` has read with `read` (and validated) already, as init
+/// gets it: the file's own text. The same bridging to oci-spec as
+/// `from_value`, without the schema walk, which only refuses.
+pub fn from_checked_text(text: &str) -> Result<Spec, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    Spec::deserialize(&bridged(v)).map_err(|e| e.to_string())
 }
 
 fn bundle_file(bundle: &Path) -> Result<PathBuf, ConfigError> {
@@ -41,16 +62,21 @@ fn bundle_file(bundle: &Path) -> Result<PathBuf, ConfigError> {
 
 /// A JSON file; errors name the file (and line and column for bad JSON).
 pub(crate) fn read_json(file: &Path) -> Result<Value, ConfigError> {
+    let bytes = read_file(file)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ConfigError::new(file.display().to_string(), json_error(&e)))
+}
+
+fn read_file(file: &Path) -> Result<Vec<u8>, ConfigError> {
     let here = file.display().to_string();
-    let bytes = std::fs::read(file).map_err(|e| match e.kind() {
+    std::fs::read(file).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound if file.ends_with(CONFIG_FILE) => ConfigError::new(
             &here,
             "does not exist (a bundle needs one; `ipc spec` writes a default)",
         ),
         std::io::ErrorKind::NotFound => ConfigError::new(&here, "does not exist"),
         _ => ConfigError::new(&here, e.to_string()),
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| ConfigError::new(here, json_error(&e)))
+    })
 }
 
 /// "invalid JSON at line L, column C: what" (serde_json puts the place last).
@@ -67,7 +93,7 @@ fn json_error(e: &serde_json::Error) -> String {
 }
 
 /// Parses a config already read as JSON: schema walk, raw rules, oci-spec.
-pub fn from_value(mut v: Value) -> Result<Spec, ConfigError> {
+pub fn from_value(v: Value) -> Result<Spec, ConfigError> {
     if !v.is_object() {
         return Err(ConfigError::new(
             "",
@@ -76,6 +102,12 @@ pub fn from_value(mut v: Value) -> Result<Spec, ConfigError> {
     }
     schema::check(&v, &tables::CONFIG, "")?;
     device_numbers(&v)?;
+    let v = bridged(v);
+    Spec::deserialize(&v).map_err(|e| localize(&v, e))
+}
+
+/// What oci-spec 0.10 needs done to valid JSON before it deserializes it.
+fn bridged(mut v: Value) -> Value {
     schema::strip_nulls(&mut v);
     if let Some(top) = v.as_object_mut() {
         // Not spec properties (so to be ignored), but oci-spec 0.10 still
@@ -86,7 +118,7 @@ pub fn from_value(mut v: Value) -> Result<Spec, ConfigError> {
     if let Some(p) = v.get_mut("process").and_then(Value::as_object_mut) {
         normalize_process(p);
     }
-    Spec::deserialize(&v).map_err(|e| localize(&v, e))
+    v
 }
 
 /// `linux.devices[].major`/`minor` are REQUIRED unless the type is `p`; once

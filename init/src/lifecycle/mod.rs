@@ -199,7 +199,7 @@ impl Lifecycle {
         validate_id("container id", id)?;
         let l = self.lock(id);
         let _g = l.lock().unwrap();
-        let spec: Spec = serde_json::from_str(config_json)
+        let spec = crate::config::from_checked_text(config_json)
             .map_err(|e| Error::invalid(format!("config for {id:?} does not parse: {e}")))?;
         // Most configs have no linux.seccomp: then skip reading the config
         // a second time as JSON.
@@ -865,7 +865,10 @@ impl Lifecycle {
         if !text.contains("\"hooks\"") {
             return None;
         }
-        serde_json::from_str::<Spec>(&text).ok()?.hooks().clone()
+        crate::config::from_checked_text(&text)
+            .ok()?
+            .hooks()
+            .clone()
     }
 
     /// The record with its status brought up to date with the kernel.
