@@ -65,6 +65,7 @@ impl Service for InitService {
                 })
             }
             InitRequest::MarkCreated { id, pid } => lc.mark_created(&id, pid),
+            InitRequest::MarkRunning { id, pid } => lc.mark_running(&id, pid),
             InitRequest::Abort { id, reason } => lc.abort(&id, &reason),
             InitRequest::Start { id } => lc.start_container(&id),
             InitRequest::State { id } => lc.state(&id),

@@ -263,6 +263,7 @@ fn request<'a>(b: &'a Bundle, spec: &'a Spec, rootfs: &'a Path) -> LaunchRequest
         no_pivot: false,
         no_new_keyring: false,
         exec_fifo: None,
+        start_gate: false,
         join: None,
         state_json: &state_json,
         detach_stdio: true,

@@ -154,6 +154,14 @@ pub enum InitRequest {
         config_json: String,
         creator_pid: i32,
     },
+    /// `run` in the foreground, in place of MarkCreated + Start: the
+    /// process was set up and its creator (`ipc run`, its parent) has
+    /// released it itself, without the exec fifo. The container goes from
+    /// creating to running; poststart hooks run before the answer.
+    MarkRunning {
+        id: String,
+        pid: i32,
+    },
 }
 
 /// The OCI state of a container (runtime.md "State"), plus what runc's

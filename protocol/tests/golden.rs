@@ -422,6 +422,10 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             e(&InitRequest::SeccompListener { id: id() }),
         ),
         (
+            "InitRequest::MarkRunning",
+            e(&InitRequest::MarkRunning { id: id(), pid: 8 }),
+        ),
+        (
             "InitResponse::Registered",
             e(&InitResponse::Registered {
                 rootfs: "/r".into(),

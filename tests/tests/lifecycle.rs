@@ -257,6 +257,41 @@ fn hooks_run_at_their_points_with_the_state_on_stdin() {
     );
 }
 
+/// `run` in the foreground releases its own child (no exec fifo) and tells
+/// init with MarkRunning: the hooks still run in their order, poststart
+/// sees the container running, and the exit code is the container's.
+#[test]
+fn a_foreground_run_starts_its_own_child_with_every_hook_in_order() {
+    let c = Constellation::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hooks.log");
+    let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("read s; echo \"{name} $s\" >> {}", log.display())]});
+    let bundle = Bundle::busybox_with(
+        &["sh", "-c", "echo inside; exit 3"],
+        json!({"hooks": {
+            "prestart": [hook("prestart")],
+            "createRuntime": [hook("createRuntime")],
+            "poststart": [hook("poststart")],
+            "poststop": [hook("poststop")]
+        }}),
+    );
+    let out = c.ipc(&["run", "--bundle", b(&bundle), "hr1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "inside\n");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let order: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(
+        order,
+        ["prestart", "createRuntime", "poststart", "poststop"],
+        "{text}"
+    );
+    let poststart = text.lines().nth(2).unwrap();
+    assert!(poststart.contains("\"status\":\"running\""), "{text}");
+    assert!(!c.ipc_ok(&["list"]).contains("hr1"));
+    assert!(!c.root().join("containers/hr1").exists());
+}
+
 #[test]
 fn a_failing_prestart_hook_aborts_the_create_and_leaves_nothing() {
     let c = Constellation::start();

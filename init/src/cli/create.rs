@@ -108,17 +108,23 @@ fn bundle_dir(a: &CreateArgs) -> Result<PathBuf> {
 
 /// `create`: returns the container's pid.
 pub fn create(root: &Path, a: &CreateArgs) -> Result<i32> {
-    Ok(create_with(root, &mut init_client(root)?, a, false)?.0)
+    Ok(create_with(root, &mut init_client(root)?, a, false)?.pid)
+}
+
+/// A container `create_with` made.
+struct Made {
+    pid: i32,
+    /// Our own console socket (`run` with a terminal and no --console-socket).
+    console: Option<ConsoleListener>,
+    /// `run` in the foreground: the process waits for us, not for the exec
+    /// fifo, and init has not been told it is created (MarkRunning does).
+    gate: Option<launcher::StartGate>,
 }
 
 /// `foreground` (`run` without --detach): with process.terminal and no
-/// --console-socket, ipc takes the pty master itself (foreground.rs).
-fn create_with(
-    root: &Path,
-    init: &mut InitConn,
-    a: &CreateArgs,
-    foreground: bool,
-) -> Result<(i32, Option<ConsoleListener>)> {
+/// --console-socket, ipc takes the pty master itself (foreground.rs), and
+/// the process is released through a `StartGate` rather than the exec fifo.
+fn create_with(root: &Path, init: &mut InitConn, a: &CreateArgs, foreground: bool) -> Result<Made> {
     protocol::validate_id("container id", &a.id)?;
     let bundle = bundle_dir(a)?;
     let bundle_s = bundle.to_string_lossy().into_owned();
@@ -169,7 +175,15 @@ fn create_with(
             Resources::Prepared(&prepared)
         }
     };
-    let (result, made) = launch_create(root, a, init, &spec, &process, &bundle_s, resources);
+    let (result, made) = launch_create(
+        root,
+        a,
+        init,
+        (&spec, &process),
+        &bundle_s,
+        resources,
+        foreground,
+    );
     if let (Err(e), true) = (&result, made) {
         // Undo whatever was made; the error the user sees is the first one.
         // (A Prepare that failed undid its own, and must not undo another
@@ -182,7 +196,7 @@ fn create_with(
             None,
         );
     }
-    result.map(|pid| (pid, console))
+    result.map(|(pid, gate)| Made { pid, console, gate })
 }
 
 /// Where a create's resources come from.
@@ -303,16 +317,17 @@ fn decode_prepared(answer: InitResponse, mut fds: Vec<OwnedFd>) -> Result<Prepar
 }
 
 /// Launches the container process; also says whether init's Prepare
-/// succeeded (then a failure must be aborted).
+/// succeeded (then a failure must be aborted). With `gate`, the process
+/// waits for the returned StartGate and init is not told it is created.
 fn launch_create(
     root: &Path,
     a: &CreateArgs,
     init: &mut InitConn,
-    spec: &Spec,
-    process: &Process,
+    (spec, process): (&Spec, &Process),
     bundle: &str,
     resources: Resources<'_>,
-) -> (Result<i32>, bool) {
+    gate: bool,
+) -> (Result<(i32, Option<launcher::StartGate>)>, bool) {
     let annotations: BTreeMap<String, String> = spec
         .annotations()
         .clone()
@@ -337,6 +352,7 @@ fn launch_create(
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         exec_fifo: prepared.map(|_| fifo.as_path()),
+        start_gate: gate,
         join: None,
         state_json: &state_json,
         detach_stdio: true,
@@ -362,14 +378,19 @@ fn launch_create(
     let launched = launcher::launch(&req, &mut parent);
     let made = parent.prepared;
     let result = launched.and_then(|l| {
-        super::profile::mark("container process set up (waits on the exec fifo)");
+        super::profile::mark("container process set up (waits to be started)");
         created(a, init, l)
     });
     (result, made)
 }
 
-/// After the launch: the seccomp listener to init, MarkCreated, the pid file.
-fn created(a: &CreateArgs, init: &mut InitConn, launched: launcher::Launched) -> Result<i32> {
+/// After the launch: the seccomp listener to init, MarkCreated (unless the
+/// process waits for our start gate), the pid file.
+fn created(
+    a: &CreateArgs,
+    init: &mut InitConn,
+    launched: launcher::Launched,
+) -> Result<(i32, Option<launcher::StartGate>)> {
     if let Some(listener) = launched.seccomp_listener {
         // To listenerPath or seccomp-monitor; init keeps a duplicate.
         init.call_with_fds(
@@ -378,18 +399,20 @@ fn created(a: &CreateArgs, init: &mut InitConn, launched: launcher::Launched) ->
             vec![listener],
         )?;
     }
-    init.call(
-        InitRequest::MarkCreated {
-            id: a.id.clone(),
-            pid: launched.pid,
-        },
-        None,
-    )?;
-    super::profile::mark("marked created");
+    if launched.gate.is_none() {
+        init.call(
+            InitRequest::MarkCreated {
+                id: a.id.clone(),
+                pid: launched.pid,
+            },
+            None,
+        )?;
+        super::profile::mark("marked created");
+    }
     if let Some(pf) = &a.pid_file {
         write_pid_file(pf, launched.pid)?;
     }
-    Ok(launched.pid)
+    Ok((launched.pid, launched.gate))
 }
 
 /// As runc: the pid, no newline, written atomically.
@@ -411,7 +434,7 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
     }
     // The launcher clones the container as our own child: we wait for it.
     let mut init = init_client(root)?;
-    let (pid, console) = create_with(root, &mut init, &a.create, true)?;
+    let Made { pid, console, gate } = create_with(root, &mut init, &a.create, true)?;
     // The signals to forward are blocked before the container starts, so
     // that one sent the moment it runs reaches it rather than killing ipc.
     let ready = console
@@ -419,10 +442,7 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
         .transpose()
         .and_then(|master| Ok((master, super::foreground::Signals::block()?)))
         .and_then(|ready| {
-            let start = InitRequest::Start {
-                id: a.create.id.clone(),
-            };
-            init.call(start, None)?;
+            start_run(&mut init, &a.create.id, pid, gate)?;
             Ok(ready)
         });
     let (master, signals) = match ready {
@@ -450,6 +470,29 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
         super::profile::mark("deleted");
     }
     Ok(code)
+}
+
+/// Starts the container of a foreground `run`: we release our child
+/// ourselves and then tell init it runs (MarkRunning: creating to running,
+/// poststart hooks), the order in which init's Start releases the exec
+/// fifo and then records it. A create that gave no gate is started by init.
+fn start_run(
+    init: &mut InitConn,
+    id: &str,
+    pid: i32,
+    gate: Option<launcher::StartGate>,
+) -> Result<()> {
+    let id = id.to_string();
+    match gate {
+        Some(gate) => {
+            gate.open()?;
+            init.call(InitRequest::MarkRunning { id, pid }, None)?;
+        }
+        None => {
+            init.call(InitRequest::Start { id }, None)?;
+        }
+    }
+    Ok(())
 }
 
 /// init launches and reaps the container; we pass it our stdio.
@@ -550,6 +593,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         no_pivot: false,
         no_new_keyring: false,
         exec_fifo: None,
+        start_gate: false,
         join: Some(state.pid),
         state_json: &state_json,
         detach_stdio: a.detach,

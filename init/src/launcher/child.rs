@@ -98,8 +98,18 @@ fn setup_and_exec(req: &LaunchRequest<'_>, prep: &Prepared, conn: &Conn) -> Resu
         drop(fd);
     }
     sync::send(conn, &Msg::Ready)?;
-    if let Some(fifo) = exec_fifo {
-        wait_for_start(prep, fifo)?;
+    let released = match (prep.gate, exec_fifo) {
+        (true, _) => {
+            wait_for_gate(conn)?;
+            true
+        }
+        (false, Some(fifo)) => {
+            wait_for_start(prep, fifo)?;
+            true
+        }
+        (false, None) => false, // exec: at once
+    };
+    if released {
         let state = (req.state_json)(pid);
         hooks::run_phase(Phase::StartContainer, req.spec.hooks().as_ref(), &state)?;
     }
@@ -381,6 +391,14 @@ fn chdir_checked(cwd: &Path, last_try: bool) -> Result<bool> {
             "process.cwd: {} is outside the container's root",
             cwd.display()
         ),
+    }
+}
+
+/// Blocks until the parent opens the start gate (`ipc run`).
+fn wait_for_gate(conn: &Conn) -> Result<()> {
+    match expect(conn, "the start")? {
+        Msg::Start => Ok(()),
+        other => bail!("expected the start from the runtime, got {other:?}"),
     }
 }
 

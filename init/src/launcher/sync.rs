@@ -34,6 +34,8 @@ pub enum Msg {
         netns: bool,
         seccomp: Option<protocol::seccomp::Program>,
     },
+    /// `LaunchRequest::start_gate` (parent -> child, after Ready): exec now.
+    Start,
     /// A step failed in the child.
     Error { errno: i32, message: String },
 }

@@ -495,7 +495,39 @@ impl Lifecycle {
         if r.status == Status::Created && r.pid == pid {
             return Ok(InitResponse::State(r.oci_state())); // a retry
         }
-        // A prepared container's pid is first given here (no AttachPid).
+        Self::creating_with(&mut r, pid)?;
+        r.status = Status::Created;
+        r.creator_pid = 0;
+        self.put(r.clone())?;
+        self.watch_pid(id, pid);
+        Ok(InitResponse::State(r.oci_state()))
+    }
+
+    /// `MarkRunning` (`ipc run` in the foreground): the creator released
+    /// its process itself, with no exec fifo. Creating becomes running in
+    /// one durable write, then the poststart hooks run, as after `start`.
+    pub fn mark_running(&self, id: &str, pid: i32) -> Res {
+        let l = self.lock(id);
+        let _g = l.lock().unwrap();
+        let mut r = self.get(id)?;
+        let done = matches!(r.status, Status::Running | Status::Stopped);
+        if done && r.pid == pid {
+            return Ok(InitResponse::State(r.oci_state())); // a retry
+        }
+        Self::creating_with(&mut r, pid)?;
+        r.status = Status::Running;
+        r.creator_pid = 0;
+        self.put(r.clone())?;
+        // Made by Prepare for a create; a run released its process without it.
+        let _ = std::fs::remove_file(record::fifo_path(&self.root, id));
+        self.watch_pid(id, pid);
+        self.poststart(&r);
+        Ok(InitResponse::State(r.oci_state()))
+    }
+
+    /// Checks that `r` is being created with process `pid`; a prepared
+    /// container's pid is first given here (no AttachPid came).
+    fn creating_with(r: &mut Record, pid: i32) -> Result<(), Error> {
         if r.status == Status::Creating && r.pid == 0 && r.joins_itself {
             r.pid = pid;
             r.pid_start = record::start_time(pid)
@@ -503,16 +535,13 @@ impl Lifecycle {
         }
         if r.status != Status::Creating || r.pid != pid {
             return Err(Error::conflict(format!(
-                "container {id:?} is {} with pid {}, not creating with pid {pid}",
+                "container {:?} is {} with pid {}, not creating with pid {pid}",
+                r.id,
                 r.status.as_str(),
                 r.pid
             )));
         }
-        r.status = Status::Created;
-        r.creator_pid = 0;
-        self.put(r.clone())?;
-        self.watch_pid(id, pid);
-        Ok(InitResponse::State(r.oci_state()))
+        Ok(())
     }
 
     pub fn abort(&self, id: &str, reason: &str) -> Res {
@@ -600,13 +629,17 @@ impl Lifecycle {
         release_exec_fifo(&record::fifo_path(&self.root, id), r.pid, r.pid_start)?;
         r.status = Status::Running;
         self.put(r.clone())?;
-        if let Some(h) = self.saved_hooks(id) {
+        self.poststart(&r);
+        Ok(InitResponse::State(r.oci_state()))
+    }
+
+    fn poststart(&self, r: &Record) {
+        if let Some(h) = self.saved_hooks(&r.id) {
             if let Err(e) = hooks::run_phase(Phase::Poststart, Some(&h), &r.hook_state_json()) {
                 // runtime.md: a poststart failure is logged; the lifecycle goes on.
-                tracing::warn!("{id}: {e:#}");
+                tracing::warn!("{}: {e:#}", r.id);
             }
         }
-        Ok(InitResponse::State(r.oci_state()))
     }
 
     pub fn state(&self, id: &str) -> Res {
