@@ -71,6 +71,8 @@ impl Service for InitService {
             InitRequest::State { id } => lc.state(&id),
             InitRequest::List => lc.list(),
             InitRequest::Kill { id, signal, all } => lc.kill(&id, signal, all),
+            // A mount namespace fd that came along (see InitRequest::Delete)
+            // stays in ctx.fds_in, which libipc closes after the answer.
             InitRequest::Delete { id, force } => lc.delete(&id, force),
             InitRequest::Pause { id } => lc.pause(&id),
             InitRequest::Resume { id } => lc.resume(&id),

@@ -104,6 +104,9 @@ pub enum InitRequest {
         signal: i32,
         all: bool,
     },
+    /// May carry one fd: the caller's hold on the container's mount
+    /// namespace (`ipc run`), which init closes after it has answered, so
+    /// that the namespace's teardown does not delay the answer.
     Delete {
         id: String,
         force: bool,

@@ -435,6 +435,12 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
     // The launcher clones the container as our own child: we wait for it.
     let mut init = init_client(root)?;
     let Made { pid, console, gate } = create_with(root, &mut init, &a.create, true)?;
+    // Held until init has deleted the container: the mount namespace then
+    // outlives the process, whose exit is not held up by the unmount of
+    // its mounts (an RCU grace period); init closes it after answering.
+    let mount_ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))
+        .map(OwnedFd::from)
+        .ok();
     // The signals to forward are blocked before the container starts, so
     // that one sent the moment it runs reaches it rather than killing ipc.
     let ready = console
@@ -460,13 +466,11 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
     let code = super::foreground::wait_with(pid, master, signals)?;
     super::profile::mark("container exited");
     if !a.keep {
-        init.call(
-            InitRequest::Delete {
-                id: a.create.id.clone(),
-                force: true,
-            },
-            None,
-        )?;
+        let delete = InitRequest::Delete {
+            id: a.create.id.clone(),
+            force: true,
+        };
+        init.call_handing_over(delete, mount_ns.into_iter().collect())?;
         super::profile::mark("deleted");
     }
     Ok(code)

@@ -239,6 +239,24 @@ impl InitConn {
         Started { req, key, sent }
     }
 
+    /// As `call`, handing `fds` over: ours are closed as soon as the
+    /// request is sent, so that init holds the last reference. Should init
+    /// be unavailable, the request goes again the usual way, without them.
+    pub fn call_handing_over(
+        &mut self,
+        req: protocol::init::InitRequest,
+        fds: Vec<std::os::fd::OwnedFd>,
+    ) -> Result<protocol::init::InitResponse, protocol::Error> {
+        let sent = self.client.send_only(req.clone(), None, fds).ok();
+        Ok(self
+            .finish(Started {
+                req,
+                key: None,
+                sent,
+            })?
+            .0)
+    }
+
     /// The answer to a request `start` sent.
     pub fn finish(
         &mut self,

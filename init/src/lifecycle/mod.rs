@@ -495,7 +495,7 @@ impl Lifecycle {
         if r.status == Status::Created && r.pid == pid {
             return Ok(InitResponse::State(r.oci_state())); // a retry
         }
-        Self::creating_with(&mut r, pid)?;
+        Self::creating_with(&mut r, pid, record::start_time)?;
         r.status = Status::Created;
         r.creator_pid = 0;
         self.put(r.clone())?;
@@ -514,7 +514,9 @@ impl Lifecycle {
         if done && r.pid == pid {
             return Ok(InitResponse::State(r.oci_state())); // a retry
         }
-        Self::creating_with(&mut r, pid)?;
+        // Released already: it may have run to its end, but ipc, its
+        // parent, has not reaped it yet.
+        Self::creating_with(&mut r, pid, record::start_time_unreaped)?;
         r.status = Status::Running;
         r.creator_pid = 0;
         self.put(r.clone())?;
@@ -526,11 +528,16 @@ impl Lifecycle {
     }
 
     /// Checks that `r` is being created with process `pid`; a prepared
-    /// container's pid is first given here (no AttachPid came).
-    fn creating_with(r: &mut Record, pid: i32) -> Result<(), Error> {
+    /// container's pid is first given here (no AttachPid came), with its
+    /// start time as `start_time` reads it.
+    fn creating_with(
+        r: &mut Record,
+        pid: i32,
+        start_time: fn(i32) -> Option<u64>,
+    ) -> Result<(), Error> {
         if r.status == Status::Creating && r.pid == 0 && r.joins_itself {
             r.pid = pid;
-            r.pid_start = record::start_time(pid)
+            r.pid_start = start_time(pid)
                 .ok_or_else(|| Error::invalid(format!("container process {pid} is not alive")))?;
         }
         if r.status != Status::Creating || r.pid != pid {

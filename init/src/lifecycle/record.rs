@@ -195,13 +195,25 @@ pub fn remove_temporaries(dir: &Path) {
 
 /// Start time of a process (field 22 of /proc/PID/stat), None if gone.
 pub fn start_time(pid: i32) -> Option<u64> {
+    stat_start_time(pid, false)
+}
+
+/// As `start_time`, a zombie included: for a process that cannot have been
+/// reaped yet (`ipc run`'s child, which ipc reaps only after MarkRunning),
+/// so that its pid is still its own.
+pub fn start_time_unreaped(pid: i32) -> Option<u64> {
+    stat_start_time(pid, true)
+}
+
+fn stat_start_time(pid: i32, zombie_ok: bool) -> Option<u64> {
     if pid <= 0 {
         return None;
     }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
+    let finished = fields.first() == Some(&"Z") || fields.first() == Some(&"X");
+    if finished && !zombie_ok {
         return None; // a zombie has finished
     }
     fields.get(19)?.parse().ok()
@@ -241,6 +253,24 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A process that has exited but is not reaped (ipc run's child when
+    /// MarkRunning comes late) is alive for `start_time_unreaped` only.
+    #[test]
+    fn a_zombie_has_a_start_time_only_until_reaped() {
+        let mut child = std::process::Command::new("/bin/true").spawn().unwrap();
+        let pid = child.id() as i32;
+        let zombie = (0..500).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
+        });
+        assert!(zombie, "/bin/true did not exit");
+        assert_eq!(start_time(pid), None);
+        assert!(start_time_unreaped(pid).is_some_and(|t| t > 0));
+        child.wait().unwrap();
+        assert_eq!(start_time_unreaped(pid), None);
+    }
 
     #[test]
     fn rfc3339_shape() {
