@@ -3,6 +3,7 @@
 
 use asterism_tests::{alive, kill, wait_for, Bundle, Constellation};
 use serde_json::json;
+use std::path::Path;
 use std::time::Duration;
 
 fn state(c: &Constellation, id: &str) -> serde_json::Value {
@@ -222,31 +223,43 @@ fn exec_joins_a_running_container() {
     c.ipc_ok(&["delete", "-f", "ex1"]);
 }
 
-#[test]
-fn hooks_run_at_their_points_with_the_state_on_stdin() {
-    let c = Constellation::start();
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("hooks.log");
+/// A bundle running `args` whose four host hooks each append their name
+/// and the state JSON they read to `log`, a line each.
+fn bundle_logging_hooks(args: &[&str], log: &Path) -> Bundle {
     let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("read s; echo \"{name} $s\" >> {}", log.display())]});
-    let bundle = Bundle::busybox_with(
-        &["sleep", "300"],
+    Bundle::busybox_with(
+        args,
         json!({"hooks": {
             "prestart": [hook("prestart")],
             "createRuntime": [hook("createRuntime")],
             "poststart": [hook("poststart")],
             "poststop": [hook("poststop")]
         }}),
-    );
-    c.ipc_ok(&["create", "--bundle", b(&bundle), "hk1"]);
-    c.ipc_ok(&["start", "hk1"]);
-    c.ipc_ok(&["delete", "--force", "hk1"]);
-    let text = std::fs::read_to_string(&log).unwrap();
+    )
+}
+
+/// The hook log's lines, checked to be the four hooks in their order.
+fn hooks_in_order(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap();
     let order: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
     assert_eq!(
         order,
         ["prestart", "createRuntime", "poststart", "poststop"],
         "{text}"
     );
+    text
+}
+
+#[test]
+fn hooks_run_at_their_points_with_the_state_on_stdin() {
+    let c = Constellation::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hooks.log");
+    let bundle = bundle_logging_hooks(&["sleep", "300"], &log);
+    c.ipc_ok(&["create", "--bundle", b(&bundle), "hk1"]);
+    c.ipc_ok(&["start", "hk1"]);
+    c.ipc_ok(&["delete", "--force", "hk1"]);
+    let text = hooks_in_order(&log);
     assert!(text.lines().all(|l| l.contains("\"id\":\"hk1\"")), "{text}");
     assert!(
         text.lines()
@@ -265,27 +278,12 @@ fn a_foreground_run_starts_its_own_child_with_every_hook_in_order() {
     let c = Constellation::start();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("hooks.log");
-    let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("read s; echo \"{name} $s\" >> {}", log.display())]});
-    let bundle = Bundle::busybox_with(
-        &["sh", "-c", "echo inside; exit 3"],
-        json!({"hooks": {
-            "prestart": [hook("prestart")],
-            "createRuntime": [hook("createRuntime")],
-            "poststart": [hook("poststart")],
-            "poststop": [hook("poststop")]
-        }}),
-    );
+    let bundle = bundle_logging_hooks(&["sh", "-c", "echo inside; exit 3"], &log);
     let out = c.ipc(&["run", "--bundle", b(&bundle), "hr1"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "inside\n");
-    let text = std::fs::read_to_string(&log).unwrap();
-    let order: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
-    assert_eq!(
-        order,
-        ["prestart", "createRuntime", "poststart", "poststop"],
-        "{text}"
-    );
+    let text = hooks_in_order(&log);
     let poststart = text.lines().nth(2).unwrap();
     assert!(poststart.contains("\"status\":\"running\""), "{text}");
     assert!(!c.ipc_ok(&["list"]).contains("hr1"));
