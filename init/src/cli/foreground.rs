@@ -165,8 +165,6 @@ fn reap(pid: i32) -> Result<i32> {
     }
 }
 
-/// The forwarded signals, blocked and read from a signalfd; unblocked
-/// again when dropped.
 /// The signals ipc forwards to the container, blocked and read through a
 /// signalfd; dropping it restores the mask.
 pub struct Signals {
