@@ -320,6 +320,24 @@ fn status_field(status: &str, key: &str) -> String {
         .to_string()
 }
 
+/// With a prestart or a createRuntime hook the child stops once its mounts
+/// are done, and the parent runs them (create_runtime) before it goes on.
+fn runtime_hooks_are_waited_for_after_the_mounts() {
+    let b = Bundle::new();
+    for hooks in [
+        json!({"prestart": [{"path": "/bin/true"}]}),
+        json!({"createRuntime": [{"path": "/bin/true"}]}),
+    ] {
+        let (code, rec) = run_script(&b, "true", json!({ "hooks": hooks }));
+        assert_eq!(code, 0);
+        assert_eq!(
+            rec.calls,
+            vec!["created_process", "create_runtime"],
+            "{hooks}"
+        );
+    }
+}
+
 fn minimal_container_runs_in_its_namespaces() {
     let b = Bundle::new();
     let (code, rec) = run_script(
@@ -328,7 +346,8 @@ fn minimal_container_runs_in_its_namespaces() {
         json!({}),
     );
     assert_eq!(code, 0);
-    assert_eq!(rec.calls, vec!["created_process", "create_runtime"]);
+    // No prestart or createRuntime hooks: the child does not stop for them.
+    assert_eq!(rec.calls, vec!["created_process"]);
     assert_eq!(b.out("hostname"), "runc\n");
     assert_eq!(b.out("pid"), "1\n");
     assert_eq!(b.out("cwd"), "/\n");
@@ -1331,7 +1350,7 @@ fn a_late_launch_joins_what_arrives_after_clone() {
     let mut c = Container::new(launch(&req, &mut p).unwrap_or_else(|e| panic!("{e:#}")));
     assert_eq!(
         p.rec.calls,
-        ["resources", "created_process", "create_runtime"],
+        ["resources", "created_process"],
         "the resources are taken before the process is reported created"
     );
     // It waits on the fifo that came late, in its group already.
@@ -1426,6 +1445,10 @@ const TESTS: &[(&str, fn())] = &[
     (
         "minimal_container_runs_in_its_namespaces",
         minimal_container_runs_in_its_namespaces,
+    ),
+    (
+        "runtime_hooks_are_waited_for_after_the_mounts",
+        runtime_hooks_are_waited_for_after_the_mounts,
     ),
     (
         "user_groups_capabilities_umask_cwd_env",

@@ -253,8 +253,11 @@ fn build_container(
         None => (None, rootfs::DoneEarly::default()),
     };
     late.ensure(prep, conn)?;
-    sync::send(conn, &Msg::MountsDone)?;
-    expect(conn, "the runtime hooks")?;
+    crate::cli::profile::mark("launcher: mounts done");
+    if super::runtime_hooks(req.spec) {
+        sync::send(conn, &Msg::MountsDone)?;
+        expect(conn, "the runtime hooks")?;
+    }
     let state = (req.state_json)(pid);
     // runc runs these with the rootfs as working directory.
     nix::unistd::chdir(req.rootfs).context("chdir to the rootfs")?;

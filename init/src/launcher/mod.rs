@@ -11,8 +11,9 @@
 //! write uid_map/gid_map; Go{pid} ------> join/create namespaces
 //! created_process(pid) <- NamespacesReady
 //! Attached ----------------------------> unshare cgroup ns; mounts, /dev
-//! create_runtime(pid) <---- MountsDone
-//! HooksDone ---------------------------> createContainer hooks, pivot_root,
+//! create_runtime(pid) <---- MountsDone  (only with prestart or
+//! HooksDone --------------------------->  createRuntime hooks)
+//!                                        createContainer hooks, pivot_root,
 //!                                        console, ro root, hostname, sysctl,
 //!                                        readonly/masked paths, rlimits,
 //!                                        caps, user, cwd, PATH lookup,
@@ -116,7 +117,8 @@ pub trait Parent {
     /// uid/gid maps are written; attach `pid` to the cgroups, loopback in its netns.
     fn created_process(&mut self, pid: i32) -> anyhow::Result<()>;
     /// Mounts are done, before pivot_root: prestart and createRuntime hooks.
-    /// Called for create only (exec has no mounts).
+    /// Called for create only (exec has no mounts), and only when the config
+    /// has such hooks: without, the child does not stop for them.
     fn create_runtime(&mut self, pid: i32) -> anyhow::Result<()>;
     /// A late launch: the resources, once the child runs (called before
     /// `created_process`).
@@ -265,9 +267,8 @@ fn drive(
         .as_ref()
         .and_then(|l| l.seccomp.as_ref())
         .or(req.seccomp);
-    if prep.creating {
+    if prep.creating && runtime_hooks(req.spec) {
         expect(conn, "MountsDone")?;
-        crate::cli::profile::mark("launcher: mounts done");
         parent.create_runtime(pid)?;
         sync::send(conn, &Msg::HooksDone).context("sync with the container process")?;
     }
@@ -280,6 +281,15 @@ fn drive(
         }
     }
     Ok(listener)
+}
+
+/// Does the config have hooks the runtime runs once the mounts are done
+/// (prestart, createRuntime)? Only then do parent and child stop for them.
+pub(crate) fn runtime_hooks(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.hooks().as_ref().is_some_and(|h| {
+        let some = |v: &Option<Vec<_>>| v.as_ref().is_some_and(|v| !v.is_empty());
+        some(h.prestart()) || some(h.create_runtime())
+    })
 }
 
 /// A late launch: checks what init prepared against what the child was
