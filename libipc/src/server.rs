@@ -213,12 +213,17 @@ impl tracing::Subscriber for SimpleLogger {
         e.record(&mut v);
         let exe = std::env::args().next().unwrap_or_default();
         let exe = exe.rsplit('/').next().unwrap_or("");
-        eprintln!(
-            "{exe}[{}] {}: {}",
+        // One write per line: stderr is unbuffered, and eprintln! writes
+        // each piece of its format on its own, so the lines of the servers
+        // sharing init's log came out interleaved mid-line.
+        let line = format!(
+            "{exe}[{}] {}: {}\n",
             std::process::id(),
             e.metadata().level(),
             v.0
         );
+        use std::io::Write;
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}

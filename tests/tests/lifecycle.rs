@@ -437,18 +437,44 @@ fn an_oci_command_starts_the_constellation_when_none_runs() {
         .prefix("ast-auto-")
         .tempdir_in("/tmp")
         .unwrap();
-    let out = asterism_tests::run_to_files(
-        std::process::Command::new(asterism_tests::bin("ipc"))
-            .arg("--root")
-            .arg(root.path())
-            .args(["list", "--format", "json"]),
-    );
+    let ipc = |args: &[&str]| {
+        asterism_tests::run_to_files(
+            std::process::Command::new(asterism_tests::bin("ipc"))
+                .env("ASTERISM_LOG", "debug")
+                .arg("--root")
+                .arg(root.path())
+                .args(args),
+        )
+    };
+    let out = ipc(&["list", "--format", "json"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    // The servers log into init's log at once (debug: a line per request):
+    // every line must come out whole, "name[pid] LEVEL: message".
+    let bundle = Bundle::busybox_with(&["true"], json!({}));
+    for i in 0..5 {
+        let out = ipc(&["run", "--bundle", b(&bundle), &format!("auto{i}")]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let log = std::fs::read_to_string(root.path().join("init.log")).unwrap();
+    assert!(log.lines().count() >= 20, "{log}");
+    for line in log.lines() {
+        let (head, _) = line.split_once(": ").unwrap_or_else(|| panic!("{line:?}"));
+        let (name, level) = head.split_once(' ').unwrap_or_else(|| panic!("{line:?}"));
+        assert!(name.ends_with(']') && name.contains('['), "{line:?}");
+        assert!(
+            ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"].contains(&level),
+            "{line:?}"
+        );
+    }
     // Stop what we started: init's pid from its pid file.
     let pid: i32 = std::fs::read_to_string(root.path().join("init.pid"))
         .unwrap()
