@@ -93,7 +93,7 @@ impl Workers {
         &self,
         f: impl FnOnce() -> Result<T, Error> + Send + 'static,
     ) -> Pending<T> {
-        let slot = Arc::new((Mutex::new(None), Condvar::new()));
+        let slot: Slot<T> = Arc::new((Mutex::new(None), Condvar::new()));
         let name = self.name;
         let answer = slot.clone();
         let started = self.run_job(Box::new(move || {
@@ -113,9 +113,12 @@ impl Workers {
     }
 }
 
+/// Where a `call`'s answer is put, and the wait for it.
+type Slot<T> = Arc<(Mutex<Option<Result<T, Error>>>, Condvar)>;
+
 /// The answer of a job given to `Workers::call`.
 pub struct Pending<T> {
-    slot: Arc<(Mutex<Option<Result<T, Error>>>, Condvar)>,
+    slot: Slot<T>,
     started: Result<(), Error>,
 }
 

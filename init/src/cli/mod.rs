@@ -79,8 +79,7 @@ impl Cli {
     /// Parses the process's arguments (exits with clap's message on error).
     pub fn parse_args() -> Cli {
         let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-        let oci =
-            command_word(&args).is_some_and(|w| <oci::OciCmd as Subcommand>::has_subcommand(w));
+        let oci = command_word(&args).is_some_and(<oci::OciCmd as Subcommand>::has_subcommand);
         if oci {
             let o = OciCli::parse_from(args);
             return Cli {
