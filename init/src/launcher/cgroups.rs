@@ -30,10 +30,34 @@ pub struct Hierarchy {
     pub subsystems: Vec<String>,
 }
 
-pub fn mount(cx: &MountCx<'_>, dest: &Path, opts: &Options) -> Result<()> {
+/// The v1 hierarchies, read ahead by `read_hierarchies_ahead`.
+static HIERARCHIES: std::sync::OnceLock<Vec<Hierarchy>> = std::sync::OnceLock::new();
+
+/// Reads the v1 hierarchies now for the `mount`s to come in this process:
+/// a late launch does it while it waits for its resources, and spares its
+/// critical path a read of its mountinfo (the host's mounts and its own,
+/// about 0.15 ms). Only cgroup mounts count, and none is made before the
+/// resources come (a cgroup mount needs the process in its groups), so the
+/// list is the one `mount` would read.
+pub fn read_hierarchies_ahead() -> Result<()> {
+    if HIERARCHIES.get().is_none() {
+        let hierarchies = read_hierarchies()?;
+        let _ = HIERARCHIES.set(hierarchies);
+    }
+    Ok(())
+}
+
+fn read_hierarchies() -> Result<Vec<Hierarchy>> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("read mountinfo")?;
+    Ok(v1_hierarchies(&mountinfo))
+}
+
+pub fn mount(cx: &MountCx<'_>, dest: &Path, opts: &Options) -> Result<()> {
+    let hierarchies = match HIERARCHIES.get() {
+        Some(h) => h.clone(),
+        None => read_hierarchies()?,
+    };
     let own = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
-    let hierarchies = v1_hierarchies(&mountinfo);
     if hierarchies.is_empty() {
         return mount_v2(cx, dest, opts, &own);
     }

@@ -60,7 +60,7 @@ fn setup_and_exec(req: &LaunchRequest<'_>, prep: &Prepared, conn: &Conn) -> Resu
     };
     enter_namespaces(req, prep)?;
     sync::send(conn, &Msg::NamespacesReady)?;
-    let mut late = Late::new(prep.late);
+    let mut late = Late::new(prep.late, req.spec);
     if !prep.late {
         expect(conn, "the cgroup attach")?;
         enter_cgroup_ns(prep)?;
@@ -136,13 +136,21 @@ struct Received {
 /// needs them (a mount that is neither proc, tmpfs, devpts nor mqueue).
 struct Late {
     pending: bool,
+    /// The config has a `cgroup` mount (its hierarchies are read ahead).
+    cgroup_mount: bool,
     got: Option<Received>,
 }
 
 impl Late {
-    fn new(late: bool) -> Self {
+    fn new(late: bool, spec: &oci_spec::runtime::Spec) -> Self {
+        let cgroup_mount = spec
+            .mounts()
+            .iter()
+            .flatten()
+            .any(|m| m.typ().as_deref() == Some("cgroup"));
         Late {
             pending: late,
+            cgroup_mount,
             got: None,
         }
     }
@@ -152,6 +160,9 @@ impl Late {
     fn ensure(&mut self, prep: &Prepared, conn: &Conn) -> Result<()> {
         if !std::mem::take(&mut self.pending) {
             return Ok(());
+        }
+        if self.cgroup_mount {
+            super::cgroups::read_hierarchies_ahead()?;
         }
         let (msg, mut fds) = match sync::recv_with_fds(conn).context("sync with the runtime")? {
             Some(m) => m,
