@@ -90,13 +90,18 @@ fn create_from(
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
         other => return other,
     }
-    // Usually only the last component is missing: start the walk at its
-    // parent when that exists.
+    // Usually only the last component is missing: make it in its parent,
+    // when nothing (not even a dangling symlink) is there, and resolve the
+    // whole path again. Otherwise walk, from the parent when it exists.
     let mut done = PathBuf::from("/");
     let mut start = 0;
-    if comps.len() > 1 {
+    if let Some(name) = comps.last() {
         let parent: PathBuf = whole.parent().unwrap_or(Path::new("/")).to_path_buf();
-        if open_in_root(root, &parent, OFlags::PATH | OFlags::DIRECTORY).is_ok() {
+        if let Ok(dir) = open_in_root(root, &parent, OFlags::PATH | OFlags::DIRECTORY) {
+            if let Err(Errno::NOENT) = statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                create_one(dir.as_fd(), name, kind)?;
+                return open_in_root(root, &whole, OFlags::PATH);
+            }
             done = parent;
             start = comps.len() - 1;
         }
@@ -187,4 +192,55 @@ pub fn proc_fd_path(fd: BorrowedFd<'_>) -> PathBuf {
 pub fn file_type(fd: BorrowedFd<'_>) -> io::Result<FileType> {
     let st = rustix::fs::fstat(fd)?;
     Ok(FileType::from_raw_mode(st.st_mode))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn root_of(dir: &Path) -> OwnedFd {
+        rustix::fs::open(dir, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap()
+    }
+
+    /// Where an O_PATH fd points, as the host sees it.
+    fn host_path(fd: &OwnedFd) -> PathBuf {
+        std::fs::read_link(proc_fd_path(fd.as_fd())).unwrap()
+    }
+
+    #[test]
+    fn a_missing_last_component_is_made_in_its_parent() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("sys/fs")).unwrap();
+        let root = root_of(t.path());
+        let fd = create_in_root(root.as_fd(), Path::new("/sys/fs/cgroup"), Kind::Dir).unwrap();
+        assert_eq!(host_path(&fd), t.path().join("sys/fs/cgroup"));
+        assert!(t.path().join("sys/fs/cgroup").is_dir());
+        let fd = create_in_root(root.as_fd(), Path::new("/dev/null"), Kind::File).unwrap();
+        assert_eq!(host_path(&fd), t.path().join("dev/null"));
+        assert!(t.path().join("dev/null").is_file());
+        // Existing: the same, nothing made.
+        let fd = create_in_root(root.as_fd(), Path::new("/sys/fs/cgroup"), Kind::Dir).unwrap();
+        assert_eq!(host_path(&fd), t.path().join("sys/fs/cgroup"));
+    }
+
+    /// A dangling symlink, last or on the way, is followed inside the root:
+    /// what it names is made there, never on the host.
+    #[test]
+    fn dangling_symlinks_are_made_inside_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let escape = outside.path().join("escaped");
+        symlink(&escape, t.path().join("last")).unwrap();
+        std::fs::create_dir(t.path().join("etc")).unwrap();
+        symlink("../../../../..", t.path().join("etc/up")).unwrap();
+        let root = root_of(t.path());
+        let fd = create_in_root(root.as_fd(), Path::new("/last"), Kind::Dir).unwrap();
+        let inside = t.path().join(escape.strip_prefix("/").unwrap());
+        assert_eq!(host_path(&fd), inside);
+        assert!(!escape.exists(), "made outside the root");
+        let fd = create_in_root(root.as_fd(), Path::new("/etc/up/x"), Kind::File).unwrap();
+        assert_eq!(host_path(&fd), t.path().join("x"));
+        assert!(!outside.path().join("x").exists());
+    }
 }
