@@ -5,6 +5,7 @@
 pub mod autostart;
 pub mod cpu;
 pub mod create;
+mod fast;
 pub mod foreground;
 pub mod inspect;
 pub mod manage;
@@ -38,7 +39,7 @@ pub struct Cli {
 }
 
 /// The flags every command takes (runc's global flags).
-#[derive(clap::Args)]
+#[derive(clap::Args, Debug)]
 pub struct Globals {
     /// Constellation root (sockets, journals, container state).
     #[arg(long, global = true, default_value = libipc::DEFAULT_ROOT)]
@@ -79,6 +80,9 @@ impl Cli {
     /// Parses the process's arguments (exits with clap's message on error).
     pub fn parse_args() -> Cli {
         let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        if let Some(cli) = fast::parse(&args) {
+            return cli;
+        }
         let oci = command_word(&args).is_some_and(<oci::OciCmd as Subcommand>::has_subcommand);
         if oci {
             let o = OciCli::parse_from(args);

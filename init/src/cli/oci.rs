@@ -6,7 +6,7 @@ use super::{create, inspect, manage};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Debug)]
 pub enum OciCmd {
     /// Create a container from a bundle; its process waits for `start`.
     Create(CreateArgs),
@@ -82,7 +82,7 @@ pub enum OciCmd {
     Resume { id: String },
 }
 
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Debug)]
 pub struct CreateArgs {
     pub id: String,
     /// The bundle directory (default: the current one).
@@ -105,7 +105,7 @@ pub struct CreateArgs {
     pub no_new_keyring: bool,
 }
 
-#[derive(Args)]
+#[derive(Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
     pub create: CreateArgs,
@@ -117,7 +117,7 @@ pub struct RunArgs {
     pub keep: bool,
 }
 
-#[derive(Args)]
+#[derive(Args, Debug)]
 pub struct ExecArgs {
     pub id: String,
     /// The command and its arguments (unless --process).
@@ -154,7 +154,7 @@ pub struct ExecArgs {
     pub no_new_privs: bool,
 }
 
-#[derive(Args)]
+#[derive(Args, Debug)]
 pub struct UpdateArgs {
     pub id: String,
     /// A JSON file (or - for stdin) with linux.resources.

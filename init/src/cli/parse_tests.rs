@@ -99,3 +99,151 @@ fn a_parsed_oci_line_keeps_its_globals() {
     assert_eq!(o.globals.log_format, "json");
     assert!(matches!(o.command, super::oci::OciCmd::State { .. }));
 }
+
+/// What the fast parser made of a line, and what clap makes of it, as
+/// text to compare (None: refused, or not taken).
+fn both(line: &[&str]) -> (Option<String>, Result<String, clap::error::ErrorKind>) {
+    let args: Vec<OsString> = std::iter::once("ipc")
+        .chain(line.iter().copied())
+        .map(OsString::from)
+        .collect();
+    let show = |g: &super::Globals, c: &super::oci::OciCmd| format!("{g:?} {c:?}");
+    let fast = super::fast::parse(&args).map(|cli| match &cli.command {
+        super::Command::Oci(c) => show(&cli.globals, c),
+        _ => panic!("the fast parser made a non-OCI command"),
+    });
+    let clap = <OciCli as clap::Parser>::try_parse_from(&args)
+        .map(|o| show(&o.globals, &o.command))
+        .map_err(|e| e.kind());
+    (fast, clap)
+}
+
+#[test]
+fn the_fast_parser_takes_the_engines_lines_as_clap_does() {
+    let taken = [
+        "--root /r --log /l --log-format json create --bundle /b --pid-file /p c1",
+        "create --bundle /b --console-socket /s --preserve-fds 2 --no-pivot --no-new-keyring c1",
+        "create -b /b c1 --root=/r",
+        "--root=/r --log=/l --log-format=json start c1",
+        "state c1",
+        "kill c1 9",
+        "kill --all c1 KILL",
+        "kill -a c1",
+        "delete --force c1",
+        "delete -f c1 --debug --systemd-cgroup",
+        "--debug run --detach --bundle /b c1",
+        "run -b /b -d --keep c1",
+        "run --bundle=/b c1",
+    ];
+    for line in taken {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (fast, clap) = both(&words);
+        assert!(fast.is_some(), "{line}: not taken");
+        assert_eq!(
+            fast.as_ref().ok_or(()),
+            clap.as_ref().map_err(|_| ()),
+            "{line}"
+        );
+    }
+    let left_to_clap = [
+        "run --help",
+        "-h",
+        "--version",
+        "state",
+        "state a b",
+        "kill a 9 x",
+        "delete --force --force a",
+        "--root /a --root /b state a",
+        "create --bundle c1",
+        "create --bundle= c1",
+        "create -b=/b c1",
+        "create -b/b c1",
+        "create --preserve-fds +2 c1",
+        "create --preserve-fds x c1",
+        "kill -9 c1",
+        "run -dk c1",
+        "state -- c1",
+        "delete --all c1",
+        "kill --force c1",
+        "exec c1 true",
+        "list",
+        "memory-controller list",
+    ];
+    for line in left_to_clap {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(both(&words).0, None, "{line}: taken");
+    }
+}
+
+/// Random lines from the words these commands use, right and wrong: every
+/// line the fast parser takes, clap takes too, with the same values.
+#[test]
+fn the_fast_parser_agrees_with_clap_on_random_lines() {
+    let words = [
+        "create",
+        "run",
+        "start",
+        "state",
+        "kill",
+        "delete",
+        "list",
+        "--root",
+        "--root=/r",
+        "/r",
+        "--log",
+        "/l",
+        "--log-format",
+        "json",
+        "--debug",
+        "--systemd-cgroup",
+        "--bundle",
+        "-b",
+        "/b",
+        "--console-socket",
+        "/s",
+        "--pid-file",
+        "/p",
+        "--preserve-fds",
+        "3",
+        "--no-pivot",
+        "--no-new-keyring",
+        "-d",
+        "--detach",
+        "--keep",
+        "-a",
+        "--all",
+        "-f",
+        "--force",
+        "c1",
+        "c2",
+        "9",
+        "KILL",
+        "--",
+        "-",
+        "--bogus",
+        "",
+    ];
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let (mut taken, mut tried) = (0, 0);
+    for _ in 0..6_000 {
+        let len = 1 + next(7);
+        let mut line: Vec<&str> = (0..len).map(|_| words[next(words.len())]).collect();
+        // Most lines start with a command word, as engines write them.
+        if next(2) == 0 {
+            line.insert(next(2), words[next(6)]);
+        }
+        tried += 1;
+        let (fast, clap) = both(&line);
+        if let Some(f) = fast {
+            taken += 1;
+            assert_eq!(Ok(f), clap, "{line:?}");
+        }
+    }
+    assert!(taken > tried / 50, "only {taken} of {tried} lines taken");
+}
