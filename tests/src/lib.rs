@@ -279,6 +279,9 @@ impl Drop for Constellation {
                 kill(*pid, libc::SIGKILL);
             }
         }
+        // An init an OCI command was still starting (no pid file yet) when
+        // the test ended, and whatever it started.
+        stop_processes_naming(self.root());
         unmount_under(self.root());
         remove_cgroups(self.root());
     }
@@ -394,6 +397,35 @@ fn read_pid(path: &Path) -> Option<i32> {
 /// The pid in a server's pid file (what init last started), if any.
 pub fn server_pid_file(root: &Path, name: &str) -> Option<i32> {
     read_pid(&libipc::state_dir(root, name).join("pid"))
+}
+
+/// Stops every process whose command line names `root` (a test's own
+/// temporary root, so ours): SIGTERM, then SIGKILL what is left after 5 s.
+pub fn stop_processes_naming(root: &Path) {
+    let root = root.to_string_lossy().into_owned();
+    let naming = || -> Vec<i32> {
+        let Ok(rd) = std::fs::read_dir("/proc") else {
+            return vec![];
+        };
+        rd.flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| *pid != std::process::id() as i32 && cmdline_mentions(*pid, &root))
+            .collect()
+    };
+    let pids = naming();
+    if pids.is_empty() {
+        return;
+    }
+    for pid in &pids {
+        kill(*pid, libc::SIGTERM);
+    }
+    let until = Instant::now() + Duration::from_secs(5);
+    while pids.iter().any(|p| alive(*p)) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for pid in naming() {
+        kill(pid, libc::SIGKILL);
+    }
 }
 
 fn cmdline_mentions(pid: i32, text: &str) -> bool {

@@ -431,22 +431,43 @@ fn systemd_cgroup_is_refused_and_features_tells_the_truth() {
     assert_eq!(f["linux"]["cgroup"]["systemd"], false);
 }
 
+/// A constellation an `ipc` command started by itself, stopped and cleaned
+/// up when dropped, also when the test fails.
+struct AutoStarted {
+    root: tempfile::TempDir,
+}
+
+impl Drop for AutoStarted {
+    fn drop(&mut self) {
+        asterism_tests::stop_processes_naming(self.root.path());
+        asterism_tests::remove_cgroups(self.root.path());
+    }
+}
+
 #[test]
 fn an_oci_command_starts_the_constellation_when_none_runs() {
-    let root = tempfile::Builder::new()
-        .prefix("ast-auto-")
-        .tempdir_in("/tmp")
-        .unwrap();
+    let auto = AutoStarted {
+        root: tempfile::Builder::new()
+            .prefix("ast-auto-")
+            .tempdir_in("/tmp")
+            .unwrap(),
+    };
+    let root = auto.root.path();
     let ipc = |args: &[&str]| {
         asterism_tests::run_to_files(
             std::process::Command::new(asterism_tests::bin("ipc"))
                 .env("ASTERISM_LOG", "debug")
                 .arg("--root")
-                .arg(root.path())
+                .arg(root)
                 .args(args),
         )
     };
-    let out = ipc(&["list", "--format", "json"]);
+    // Started from an ipc with SIGTERM blocked, as `ipc run` has it while
+    // it waits for its container: the mask goes through exec, and init
+    // must not keep it.
+    let out = with_signals_blocked(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP], || {
+        ipc(&["list", "--format", "json"])
+    });
     assert!(
         out.status.success(),
         "{}",
@@ -464,7 +485,7 @@ fn an_oci_command_starts_the_constellation_when_none_runs() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let log = std::fs::read_to_string(root.path().join("init.log")).unwrap();
+    let log = std::fs::read_to_string(root.join("init.log")).unwrap();
     assert!(log.lines().count() >= 20, "{log}");
     for line in log.lines() {
         let (head, _) = line.split_once(": ").unwrap_or_else(|| panic!("{line:?}"));
@@ -476,7 +497,7 @@ fn an_oci_command_starts_the_constellation_when_none_runs() {
         );
     }
     // Stop what we started: init's pid from its pid file.
-    let pid: i32 = std::fs::read_to_string(root.path().join("init.pid"))
+    let pid: i32 = std::fs::read_to_string(root.join("init.pid"))
         .unwrap()
         .trim()
         .parse()
@@ -484,7 +505,21 @@ fn an_oci_command_starts_the_constellation_when_none_runs() {
     asterism_tests::kill(pid, libc::SIGTERM);
     let gone = wait_for(Duration::from_secs(10), || (!alive(pid)).then_some(()));
     assert!(gone.is_some(), "auto-started init stops on SIGTERM");
-    asterism_tests::remove_cgroups(root.path());
+}
+
+/// Runs `f` with `signals` blocked in this thread (what a child it spawns
+/// inherits), then restores the mask.
+fn with_signals_blocked<T>(signals: &[i32], f: impl FnOnce() -> T) -> T {
+    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
+    let mut set = SigSet::empty();
+    for s in signals {
+        set.add(Signal::try_from(*s).unwrap());
+    }
+    let mut old = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old)).unwrap();
+    let out = f();
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None).unwrap();
+    out
 }
 
 #[test]

@@ -36,6 +36,18 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
+    // A blocked signal mask is inherited through exec: an init started by
+    // `ipc run` (which blocks the signals it forwards to its container)
+    // would never see SIGTERM, and its servers would inherit the mask.
+    // Start from none blocked, before any thread exists.
+    if let Err(e) = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    ) {
+        eprintln!("init: unblock signals: {e}");
+        return std::process::ExitCode::from(1);
+    }
     libipc::server::init_logging("init");
     match run(Args::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
