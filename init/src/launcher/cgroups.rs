@@ -14,10 +14,11 @@
 //! gets them without ro, as runc does.
 
 use super::mounts::{bind_fd, destination_fd, MountCx, Options};
-use super::resolve::{create_parent_in_root, proc_fd_path, Kind};
+use super::resolve::{open_in_root, proc_fd_path, Kind};
 use anyhow::{Context as _, Result};
 use nix::mount::MsFlags;
-use std::os::fd::AsFd;
+use rustix::fs::{Mode, OFlags};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// One v1 hierarchy as /proc/self/mountinfo shows it.
@@ -72,8 +73,13 @@ pub fn mount(cx: &MountCx<'_>, dest: &Path, opts: &Options) -> Result<()> {
         Some("mode=755"),
     )
     .context("mount the tmpfs for the hierarchies")?;
+    // The tmpfs just mounted there, which holds nothing but what we make in
+    // it below: its directories and symlinks are made relative to it, with
+    // no walk from the root each time.
+    let tmpfs = open_in_root(cx.root, dest, OFlags::PATH | OFlags::DIRECTORY)
+        .context("open the tmpfs for the hierarchies")?;
     for h in &hierarchies {
-        mount_hierarchy(cx, dest, opts, h, &own)
+        mount_hierarchy(cx, tmpfs.as_fd(), opts, h, &own)
             .with_context(|| format!("cgroup hierarchy {}", h.subsystems.join(",")))?;
     }
     Ok(())
@@ -81,7 +87,7 @@ pub fn mount(cx: &MountCx<'_>, dest: &Path, opts: &Options) -> Result<()> {
 
 fn mount_hierarchy(
     cx: &MountCx<'_>,
-    dest: &Path,
+    tmpfs: BorrowedFd<'_>,
     opts: &Options,
     h: &Hierarchy,
     own: &str,
@@ -91,8 +97,7 @@ fn mount_hierarchy(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| h.subsystems.join(","));
-    let dir = dest.join(&name);
-    let target = destination_fd(cx.root, &dir, Kind::Dir)?;
+    let target = dir_in(tmpfs, &name)?;
     if cx.cgroup_ns {
         nix::mount::mount(
             Some("cgroup"),
@@ -106,13 +111,31 @@ fn mount_hierarchy(
         bind_fd(&src, target.as_fd(), false, &bind_opts(opts))?;
     }
     for sub in name.split(',').filter(|s| *s != name) {
-        let (parent, link) = create_parent_in_root(cx.root, &dest.join(sub))?;
-        match rustix::fs::symlinkat(name.as_str(), &parent, link.as_os_str()) {
+        match rustix::fs::symlinkat(name.as_str(), tmpfs, sub) {
             Ok(()) | Err(rustix::io::Errno::EXIST) => {}
             Err(e) => return Err(e).context("symlink a co-mounted controller"),
         }
     }
     Ok(())
+}
+
+/// The directory `name` (one component) made in our own tmpfs, as an
+/// O_PATH fd; never a symlink (nothing else writes there).
+fn dir_in(tmpfs: BorrowedFd<'_>, name: &str) -> Result<OwnedFd> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        anyhow::bail!("cgroup hierarchy directory name {name:?} is not one path component");
+    }
+    match rustix::fs::mkdirat(tmpfs, name, Mode::from_raw_mode(0o755)) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+        Err(e) => return Err(e).with_context(|| format!("mkdir {name}")),
+    }
+    rustix::fs::openat(
+        tmpfs,
+        name,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("open {name}"))
 }
 
 /// The options of a bind: the same per-mount flags, nothing else.
