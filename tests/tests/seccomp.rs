@@ -442,6 +442,16 @@ impl Drop for DeleteAt {
     }
 }
 
+/// The line the container's shell writes to /tmp/result. The shell
+/// creates the file before it writes it: wait for the whole line.
+fn result_line(bundle: &Bundle, within: Duration) -> Option<String> {
+    wait_for(within, || {
+        std::fs::read_to_string(bundle.rootfs().join("tmp/result"))
+            .ok()
+            .filter(|s| s.ends_with('\n'))
+    })
+}
+
 /// Deletes the container even when the test fails.
 struct Deleter<'a>(&'a Constellation, &'a str);
 impl Drop for Deleter<'_> {
@@ -481,9 +491,7 @@ fn sigkill_of_seccomp_monitor_mid_notification_completes_the_syscall_after_resta
     kill(old, libc::SIGKILL);
     // Blocked in mkdir, not answered yet.
     assert!(!bundle.rootfs().join("tmp/result").exists());
-    let result = wait_for(Duration::from_secs(15), || {
-        std::fs::read_to_string(bundle.rootfs().join("tmp/result")).ok()
-    });
+    let result = result_line(&bundle, Duration::from_secs(15));
     assert_eq!(result.as_deref().map(str::trim), Some("rc=0"));
     assert!(bundle.rootfs().join("tmp/k").is_dir());
     assert_ne!(monitor_pid(c.root()), old, "seccomp-monitor was restarted");
@@ -543,9 +551,7 @@ fn after_init_and_then_seccomp_monitor_restart_the_agent_still_answers() {
         "the restarted seccomp-monitor never got the listener"
     );
     std::fs::write(bundle.rootfs().join("tmp/go"), "").unwrap();
-    let result = wait_for(Duration::from_secs(10), || {
-        std::fs::read_to_string(bundle.rootfs().join("tmp/result")).ok()
-    });
+    let result = result_line(&bundle, Duration::from_secs(10));
     // Without a listener the kernel fails the syscall with ENOSYS (rc=1).
     assert_eq!(result.as_deref().map(str::trim), Some("rc=0"));
     assert_eq!(stats(&c, id)["continued"], 1);
