@@ -241,6 +241,11 @@ fn state_json(pid: i32) -> String {
 }
 
 /// The mountinfo line of the mount at `dest` (panics naming it if none).
+/// A mountinfo line's per-mount options (its sixth field).
+fn mount_options(line: &str) -> &str {
+    line.split(' ').nth(5).unwrap_or("")
+}
+
 fn mount_line(mountinfo: &str, dest: &str) -> String {
     mountinfo
         .lines()
@@ -361,7 +366,7 @@ fn minimal_container_runs_in_its_namespaces() {
         "{root}"
     );
     assert!(
-        root.split(' ').nth(5).unwrap().starts_with("ro"),
+        mount_options(&root).starts_with("ro"),
         "root.readonly: {root}"
     );
     assert_no_children();
@@ -436,10 +441,7 @@ fn mounts_devices_masked_and_readonly_paths() {
     assert!(find("/proc").contains(" - proc "));
     let sys = find("/sys");
     assert!(
-        sys.split(' ')
-            .nth(5)
-            .unwrap()
-            .starts_with("ro,nosuid,nodev,noexec"),
+        mount_options(&sys).starts_with("ro,nosuid,nodev,noexec"),
         "{sys}"
     );
     assert!(find("/dev").contains(" - tmpfs "));
@@ -449,11 +451,7 @@ fn mounts_devices_masked_and_readonly_paths() {
     assert!(find("/dev/mqueue").contains(" - mqueue "));
     assert!(find("/out").contains(" rw"));
     assert!(
-        find("/proc/sys")
-            .split(' ')
-            .nth(5)
-            .unwrap()
-            .starts_with("ro"),
+        mount_options(&find("/proc/sys")).starts_with("ro"),
         "readonlyPaths"
     );
     assert!(
@@ -466,7 +464,7 @@ fn mounts_devices_masked_and_readonly_paths() {
     );
     let mem = find("/sys/fs/cgroup/memory");
     assert!(
-        mem.contains(" - cgroup ") && mem.split(' ').nth(5).unwrap().starts_with("ro"),
+        mem.contains(" - cgroup ") && mount_options(&mem).starts_with("ro"),
         "{mem}"
     );
     assert!(b.out("cgroups").contains("memory"));
@@ -1377,11 +1375,7 @@ fn a_late_launch_joins_what_arrives_after_clone() {
     let mi = b.out("mountinfo");
     let find = |dest: &str| mount_line(&mi, dest);
     assert!(
-        find("/proc/sys")
-            .split(' ')
-            .nth(5)
-            .unwrap()
-            .starts_with("ro"),
+        mount_options(&find("/proc/sys")).starts_with("ro"),
         "readonlyPaths"
     );
     assert_eq!(

@@ -135,15 +135,17 @@ fn create_with(root: &Path, init: &mut InitConn, a: &CreateArgs, foreground: boo
     let early = std::str::from_utf8(&bytes)
         .ok()
         .map(|text| init.start(prepare_request(a, text.to_string(), &bundle_s), None));
-    let (spec, process, console) = match checked_config(root, a, &bundle, &bytes, foreground) {
-        Ok(c) => c,
-        Err(e) => {
-            if let Some(started) = early {
-                abandon(init, started, &a.id, &e);
+    let (started, (spec, process, console)) =
+        match (early, checked_config(root, a, &bundle, &bytes, foreground)) {
+            (Some(started), Ok(checked)) => (started, checked),
+            (early, Err(e)) => {
+                if let Some(started) = early {
+                    abandon(init, started, &a.id, &e);
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
-    };
+            (None, Ok(_)) => bail!("{}: not UTF-8", bundle.join("config.json").display()),
+        };
     let own_args;
     let a = match &console {
         Some(listener) => {
@@ -155,13 +157,6 @@ fn create_with(root: &Path, init: &mut InitConn, a: &CreateArgs, foreground: boo
         None => a,
     };
     super::profile::mark("config loaded and checked");
-    let started = match early {
-        Some(s) => s,
-        None => init.start(
-            prepare_request(a, serde_json::to_string(&spec)?, &bundle_s),
-            None,
-        ),
-    };
     let prepared;
     let resources = match late_launch_rootfs(&bundle_s, &spec) {
         // A late launch: the process is cloned and makes its namespaces and
@@ -188,13 +183,7 @@ fn create_with(root: &Path, init: &mut InitConn, a: &CreateArgs, foreground: boo
         // Undo whatever was made; the error the user sees is the first one.
         // (A Prepare that failed undid its own, and must not undo another
         // create's container of the same id.)
-        let _ = init.call(
-            InitRequest::Abort {
-                id: a.id.clone(),
-                reason: format!("{e:#}"),
-            },
-            None,
-        );
+        abort(init, &a.id, e);
     }
     result.map(|(pid, gate)| Made { pid, console, gate })
 }
@@ -275,14 +264,20 @@ fn checked_config(
 /// must not undo another create's container of the same id.)
 fn abandon(init: &mut InitConn, started: Started, id: &str, why: &anyhow::Error) {
     if init.finish(started).is_ok() {
-        let _ = init.call(
-            InitRequest::Abort {
-                id: id.to_string(),
-                reason: format!("{why:#}"),
-            },
-            None,
-        );
+        abort(init, id, why);
     }
+}
+
+/// Has init undo a create it prepared; the caller reports `why` itself.
+fn abort(init: &mut InitConn, id: &str, why: &anyhow::Error) {
+    let reason = format!("{why:#}");
+    let _ = init.call(
+        InitRequest::Abort {
+            id: id.to_string(),
+            reason,
+        },
+        None,
+    );
 }
 
 fn decode_prepared(answer: InitResponse, mut fds: Vec<OwnedFd>) -> Result<Prepared> {

@@ -86,7 +86,7 @@ fn setup_and_exec(req: &LaunchRequest<'_>, prep: &Prepared, conn: &Conn) -> Resu
     let exec_fifo = prep
         .exec_fifo
         .as_ref()
-        .or(late.got.as_ref().map(|r| &r.exec_fifo));
+        .or(late.got.as_ref().and_then(|r| r.exec_fifo.as_ref()));
     if !req.no_new_keyring {
         process::new_session_keyring(req.id)?;
     }
@@ -129,7 +129,8 @@ fn enter_cgroup_ns(prep: &Prepared) -> Result<()> {
 /// What a late launch receives from the runtime (`Msg::Resources`).
 struct Received {
     seccomp: Option<protocol::seccomp::Program>,
-    exec_fifo: OwnedFd,
+    /// None behind a start gate.
+    exec_fifo: Option<OwnedFd>,
 }
 
 /// A late launch's resources: waited for once, before the first step that
@@ -176,15 +177,17 @@ impl Late {
         else {
             bail!("expected the runtime's resources, got {msg:?}");
         };
-        if fds.len() != joins.len() + usize::from(netns) + 1 {
+        let fifo = !prep.gate;
+        if fds.len() != joins.len() + usize::from(netns) + usize::from(fifo) {
             bail!(
-                "the runtime's resources came with {} fds for {} joins{} and the exec fifo",
+                "the runtime's resources came with {} fds for {} joins{}{}",
                 fds.len(),
                 joins.len(),
-                if netns { ", a network namespace" } else { "" }
+                if netns { ", a network namespace" } else { "" },
+                if fifo { " and the exec fifo" } else { "" }
             );
         }
-        let exec_fifo = fds.pop().expect("counted");
+        let exec_fifo = fifo.then(|| fds.pop()).flatten();
         let net = netns.then(|| fds.pop()).flatten();
         let joins: Vec<_> = joins.into_iter().zip(fds).collect();
         super::join::join_v1(&joins)?;

@@ -73,9 +73,9 @@ pub struct LaunchRequest<'a> {
     /// Some: wait on it before exec (create); None: exec at once (exec).
     pub exec_fifo: Option<&'a Path>,
     /// `run` in the foreground: the process waits for the parent's
-    /// `Launched::gate` instead of the exec fifo (which a late launch
-    /// still receives, unused). The parent releases its own child without
-    /// init opening the fifo: one round trip to init fewer.
+    /// `Launched::gate` instead of the exec fifo (a late launch is then
+    /// sent no fifo). The parent releases its own child without init
+    /// opening the fifo: one round trip to init fewer.
     pub start_gate: bool,
     /// exec: join every namespace of this pid; None: create per linux.namespaces.
     pub join: Option<i32>,
@@ -330,18 +330,22 @@ fn send_resources(
         // Not ours to use (the process has its own or joins one by path).
         (false, _) => None,
     };
-    let fifo = lift(
-        rustix::fs::open(
-            &late.exec_fifo,
-            OFlags::PATH | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .with_context(|| format!("open the exec fifo {}", late.exec_fifo.display()))?,
-        prep.min_fd,
-    )?;
+    // A process behind a start gate waits for no fifo.
+    let fifo = match prep.gate {
+        true => None,
+        false => Some(lift(
+            rustix::fs::open(
+                &late.exec_fifo,
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .with_context(|| format!("open the exec fifo {}", late.exec_fifo.display()))?,
+            prep.min_fd,
+        )?),
+    };
     let mut fds: Vec<_> = late.cgroups.iter().map(|(_, fd)| fd.as_fd()).collect();
     fds.extend(netns.map(|fd| fd.as_fd()));
-    fds.push(fifo.as_fd());
+    fds.extend(fifo.as_ref().map(|fd| fd.as_fd()));
     let msg = Msg::Resources {
         joins: late.cgroups.iter().map(|(e, _)| e.clone()).collect(),
         netns: netns.is_some(),

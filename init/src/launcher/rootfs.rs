@@ -330,7 +330,6 @@ pub fn make_root_readonly() -> Result<()> {
     sys::mount_setattr(&fd, attr, false).context("root.readonly: remount / read-only")
 }
 
-/// Opens a container path for masking; None when it does not exist.
 /// Where masked and read-only paths are looked up: the container's own
 /// root after pivot_root, or inside the rootfs before it.
 #[derive(Clone, Copy)]
@@ -339,6 +338,7 @@ enum Base<'a> {
     InRoot(BorrowedFd<'a>),
 }
 
+/// Opens a container path for masking; None when it does not exist.
 fn open_existing(base: Base<'_>, path: &str) -> Result<Option<OwnedFd>> {
     let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let opened = match base {

@@ -28,7 +28,7 @@ pub enum Msg {
     /// A late launch (parent -> child, in place of `Attached`): what init
     /// prepared while the child made its namespaces and first mounts. The
     /// fds attached: one per join, then the network namespace when `netns`,
-    /// then the exec fifo (O_PATH).
+    /// then the exec fifo (O_PATH) unless the launch has a start gate.
     Resources {
         joins: Vec<protocol::cgroup::CgroupJoin>,
         netns: bool,
@@ -41,8 +41,7 @@ pub enum Msg {
 }
 
 pub fn send(conn: &Conn, msg: &Msg) -> std::io::Result<()> {
-    let bytes = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
-    conn.send(&bytes, &[])
+    send_with_fds(conn, msg, &[])
 }
 
 /// `msg` with `fd` attached.
@@ -51,8 +50,7 @@ pub fn send_with_fd(
     msg: &Msg,
     fd: std::os::fd::BorrowedFd<'_>,
 ) -> std::io::Result<()> {
-    let bytes = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
-    conn.send(&bytes, &[fd])
+    send_with_fds(conn, msg, &[fd])
 }
 
 /// `msg` with several fds attached.

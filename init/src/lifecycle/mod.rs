@@ -523,7 +523,7 @@ impl Lifecycle {
         // Made by Prepare for a create; a run released its process without it.
         let _ = std::fs::remove_file(record::fifo_path(&self.root, id));
         self.watch_pid(id, pid);
-        self.poststart(&r);
+        self.run_saved_hooks(Phase::Poststart, &r);
         Ok(InitResponse::State(r.oci_state()))
     }
 
@@ -636,14 +636,15 @@ impl Lifecycle {
         release_exec_fifo(&record::fifo_path(&self.root, id), r.pid, r.pid_start)?;
         r.status = Status::Running;
         self.put(r.clone())?;
-        self.poststart(&r);
+        self.run_saved_hooks(Phase::Poststart, &r);
         Ok(InitResponse::State(r.oci_state()))
     }
 
-    fn poststart(&self, r: &Record) {
+    /// The saved config's poststart or poststop hooks. runtime.md: their
+    /// failure is logged, and the lifecycle goes on.
+    fn run_saved_hooks(&self, phase: Phase, r: &Record) {
         if let Some(h) = self.saved_hooks(&r.id) {
-            if let Err(e) = hooks::run_phase(Phase::Poststart, Some(&h), &r.hook_state_json()) {
-                // runtime.md: a poststart failure is logged; the lifecycle goes on.
+            if let Err(e) = hooks::run_phase(phase, Some(&h), &r.hook_state_json()) {
                 tracing::warn!("{}: {e:#}", r.id);
             }
         }
@@ -742,11 +743,7 @@ impl Lifecycle {
             let _ = self.put(r.clone());
         })?;
         if was_started {
-            if let Some(h) = self.saved_hooks(id) {
-                if let Err(e) = hooks::run_phase(Phase::Poststop, Some(&h), &r.hook_state_json()) {
-                    tracing::warn!("{id}: {e:#}");
-                }
-            }
+            self.run_saved_hooks(Phase::Poststop, &r);
         }
         self.forget(id);
         Ok(InitResponse::Done)
