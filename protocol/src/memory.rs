@@ -67,6 +67,15 @@ pub enum MemoryRequest {
     JoinFds {
         id: String,
     },
+    /// `Create` for a container's process that joins the group by itself
+    /// (init's Prepare): no parent, the limits are not read back, and the
+    /// answer is what a `JoinFds` right after would give, fds included.
+    /// One round trip instead of two, journaled under its key like
+    /// `Create` (a retry answered from the journal opens fresh fds).
+    CreateJoinable {
+        id: String,
+        limits: MemoryLimits,
+    },
 }
 
 /// A registered group as the server knows it.

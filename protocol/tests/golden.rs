@@ -635,6 +635,21 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
                 netns: true,
             }),
         ),
+        // --- Create and JoinFds in one round trip (init's Prepare) ---
+        (
+            "MemoryRequest::CreateJoinable",
+            e(&MemoryRequest::CreateJoinable {
+                id: id(),
+                limits: lim.clone(),
+            }),
+        ),
+        (
+            "CpuRequest::CreateJoinable",
+            e(&CpuRequest::CreateJoinable {
+                id: id(),
+                limits: cl.clone(),
+            }),
+        ),
     ]
 }
 

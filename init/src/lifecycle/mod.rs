@@ -398,22 +398,16 @@ impl Lifecycle {
         // The servers do not depend on each other: ask them at once.
         let memory = self.on_servers(id.clone(), {
             let limits = resources::memory(res);
-            move |sv, id| {
-                sv.memory_create(id, limits)?;
-                match joins_itself {
-                    true => sv.memory_join_fds(id),
-                    false => Ok(vec![]),
-                }
+            move |sv, id| match joins_itself {
+                true => sv.memory_create_joinable(id, limits),
+                false => sv.memory_create(id, limits).map(|()| vec![]),
             }
         });
         let cpu = self.on_servers(id.clone(), {
             let limits = resources::cpu(res);
-            move |sv, id| {
-                sv.cpu_create(id, limits)?;
-                match joins_itself {
-                    true => sv.cpu_join_fds(id),
-                    false => Ok(vec![]),
-                }
+            move |sv, id| match joins_itself {
+                true => sv.cpu_create_joinable(id, limits),
+                false => sv.cpu_create(id, limits).map(|()| vec![]),
             }
         });
         let netns = self.on_servers(id.clone(), move |sv, id| {

@@ -120,6 +120,49 @@ impl Servers {
         }
     }
 
+    /// Creates `id`'s memory group for a process that joins it by itself,
+    /// and returns the fds it joins with (one round trip).
+    pub fn memory_create_joinable(
+        &self,
+        id: &str,
+        limits: MemoryLimits,
+    ) -> Result<Vec<(CgroupJoin, OwnedFd)>, Error> {
+        let req = MemoryRequest::CreateJoinable {
+            id: id.into(),
+            limits,
+        };
+        match self
+            .memory
+            .call_with_fds(req, Some(new_key("create", id)), vec![])?
+        {
+            (MemoryResponse::JoinFds(entries), fds) => joins("memory-controller", entries, fds),
+            (other, _) => Err(Error::internal(format!(
+                "memory-controller answered CreateJoinable with {other:?}"
+            ))),
+        }
+    }
+
+    /// As `memory_create_joinable`, for `id`'s cpu groups.
+    pub fn cpu_create_joinable(
+        &self,
+        id: &str,
+        limits: CpuLimits,
+    ) -> Result<Vec<(CgroupJoin, OwnedFd)>, Error> {
+        let req = CpuRequest::CreateJoinable {
+            id: id.into(),
+            limits,
+        };
+        match self
+            .cpu
+            .call_with_fds(req, Some(new_key("create", id)), vec![])?
+        {
+            (CpuResponse::JoinFds(entries), fds) => joins("cpu-controller", entries, fds),
+            (other, _) => Err(Error::internal(format!(
+                "cpu-controller answered CreateJoinable with {other:?}"
+            ))),
+        }
+    }
+
     /// The fds a new process uses to join `id`'s memory group by itself.
     pub fn memory_join_fds(&self, id: &str) -> Result<Vec<(CgroupJoin, OwnedFd)>, Error> {
         match self

@@ -143,6 +143,19 @@ impl Service for CpuService {
                 ctx.fds_out = fds;
                 Ok(CpuResponse::JoinFds(entries))
             }
+            // Journaled like Create; the fds are opened fresh after it,
+            // also when the answer came from the journal (a retry).
+            CpuRequest::CreateJoinable { id, limits } => {
+                join::refuse_fds_in(&ctx.fds_in, "cpu-controller CreateJoinable")?;
+                let req = CpuRequest::CreateJoinable {
+                    id: id.clone(),
+                    limits,
+                };
+                self.request(ctx.key.as_deref(), req)?;
+                let (entries, fds) = self.join_fds(&id)?;
+                ctx.fds_out = fds;
+                Ok(CpuResponse::JoinFds(entries))
+            }
             req => self.request(ctx.key.as_deref(), req),
         }
     }
@@ -209,7 +222,7 @@ impl Inner {
         let outcome = match req {
             // The dirs it made were adopted by reconcile; give them back to
             // the create, and take them away again if it fails this time.
-            CpuRequest::Create { id, .. } => {
+            CpuRequest::Create { id, .. } | CpuRequest::CreateJoinable { id, .. } => {
                 let adopted = self.table().groups.get(id).is_some_and(|r| r.adopted);
                 let rel = self.table().rel(id).ok();
                 if adopted {
@@ -248,6 +261,7 @@ impl Inner {
     fn check(&self, req: &CpuRequest) -> Result<(), Error> {
         match req {
             CpuRequest::Create { id, parent, limits } => self.check_create(id, parent, limits),
+            CpuRequest::CreateJoinable { id, limits } => self.check_create(id, &None, limits),
             CpuRequest::Set { id, limits } => {
                 validate_id("group id", id)?;
                 let rec = self.table().get(id)?;
@@ -321,6 +335,11 @@ impl Inner {
     fn perform(&mut self, req: &CpuRequest, peer: PeerHas) -> Result<(CpuResponse, Change), Error> {
         match req {
             CpuRequest::Create { id, parent, limits } => self.create(id, parent, limits),
+            CpuRequest::CreateJoinable { id, limits } => {
+                let change = self.make(id, &None, limits, false)?.1;
+                // `handle` fills in the entries and their fds.
+                Ok((CpuResponse::JoinFds(vec![]), change))
+            }
             CpuRequest::Set { id, limits } => {
                 let rel = self.table().rel(id)?;
                 group::apply(&self.layout, &rel, limits)?;
@@ -369,10 +388,25 @@ impl Inner {
         parent: &Option<String>,
         limits: &CpuLimits,
     ) -> Result<(CpuResponse, Change), Error> {
+        let (g, change) = self.make(id, parent, limits, true)?;
+        let g = g.expect("described when asked");
+        Ok((CpuResponse::Created(g), change))
+    }
+
+    /// Makes the group (nothing when check() found it made with the same
+    /// spec already) and, with `describe`, reads it back from the kernel
+    /// for the answer to `Create`.
+    fn make(
+        &mut self,
+        id: &str,
+        parent: &Option<String>,
+        limits: &CpuLimits,
+        describe: bool,
+    ) -> Result<(Option<CpuGroup>, Change), Error> {
         if let Some(rec) = self.table().groups.get(id) {
             // check() let it through: the same spec again, nothing to do.
-            let g = self.describe(id, rec)?;
-            return Ok((CpuResponse::Created(g), Change::None));
+            let g = describe.then(|| self.describe(id, rec)).transpose()?;
+            return Ok((g, Change::None));
         }
         let rel = match parent {
             Some(p) => self.table().rel(p)?.join(id),
@@ -384,7 +418,10 @@ impl Inner {
             requested: limits.clone(),
             adopted: false,
         };
-        let g = match self.describe_at(id, &rec, &rel) {
+        let g = match describe
+            .then(|| self.describe_at(id, &rec, &rel))
+            .transpose()
+        {
             Ok(g) => g,
             Err(e) => {
                 // Created but unreadable: do not keep what we cannot report.
@@ -392,7 +429,7 @@ impl Inner {
                 return Err(e);
             }
         };
-        Ok((CpuResponse::Created(g), Change::Put(id.to_string(), rec)))
+        Ok((g, Change::Put(id.to_string(), rec)))
     }
 
     fn describe(&self, id: &str, rec: &Record) -> Result<CpuGroup, Error> {

@@ -629,3 +629,93 @@ fn join_fds_of_a_nested_group_and_refusals() {
     assert!(e.message.contains("takes no file descriptors"), "{e}");
     assert!(c.fds_out.is_empty());
 }
+
+#[test]
+fn create_joinable_makes_the_group_and_answers_with_its_join_fds() {
+    use cgroupfs::join_testing::{assert_joined, ctx, join};
+    use libipc::server::Service;
+    let Some(rig) = Rig::new() else { return };
+    let svc = rig.service();
+    let req = || CpuRequest::CreateJoinable {
+        id: "web".into(),
+        limits: limits(),
+    };
+    let mut c = ctx(Some("k1"), vec![]);
+    let CpuResponse::JoinFds(entries) = svc.handle(&mut c, req()).unwrap() else {
+        panic!()
+    };
+    // One entry and fd per hierarchy, as JoinFds gives them.
+    let mut j = ctx(None, vec![]);
+    let CpuResponse::JoinFds(want) = svc
+        .handle(&mut j, CpuRequest::JoinFds { id: "web".into() })
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(entries, want);
+    assert_eq!(c.fds_out.len(), 5);
+    // The limits are applied (not read back into the answer, but there).
+    assert_eq!(rig.read(Ctl::Cpu, "web", "cpu.shares"), "512");
+    assert_eq!(rig.read(Ctl::Pids, "web", "pids.max"), "5");
+    assert_eq!(rig.read(Ctl::Cpuset, "web", "cpuset.cpus"), "0");
+    let joiner = join(&c.fds_out);
+    assert_joined(joiner.pid(), &entries);
+
+    // A retry under the same key is answered from the journal, with
+    // fresh fds; a new key with the same spec finds the group made.
+    for key in ["k1", "k2"] {
+        let mut again = ctx(Some(key), vec![]);
+        let CpuResponse::JoinFds(e2) = svc.handle(&mut again, req()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(e2, entries, "{key}");
+        assert_eq!(again.fds_out.len(), 5, "{key}");
+    }
+    let CpuResponse::List(groups) = svc.request(None, CpuRequest::List).unwrap() else {
+        panic!()
+    };
+    assert_eq!(groups.len(), 1, "{groups:?}");
+}
+
+#[test]
+fn create_joinable_refusals_leave_nothing() {
+    use cgroupfs::join_testing::ctx;
+    use libipc::server::Service;
+    let Some(rig) = Rig::new() else { return };
+    let svc = rig.service();
+    let bad = |id: &str, limits: CpuLimits| CpuRequest::CreateJoinable {
+        id: id.into(),
+        limits,
+    };
+    // A bad id, a bad limit, fds sent along: refused, nothing made.
+    let mut c = ctx(Some("b1"), vec![]);
+    let e = svc.handle(&mut c, bad("../up", limits())).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidArgument, "{e}");
+    let mut c = ctx(Some("b2"), vec![]);
+    let zero_period = CpuLimits {
+        period_us: Some(0),
+        ..limits()
+    };
+    let e = svc.handle(&mut c, bad("web", zero_period)).unwrap_err();
+    assert!(e.message.contains("period"), "{e}");
+    assert!(c.fds_out.is_empty());
+    let devnull = std::fs::File::open("/dev/null").unwrap();
+    let mut c = ctx(Some("b3"), vec![devnull.into()]);
+    let e = svc.handle(&mut c, bad("web", limits())).unwrap_err();
+    assert!(e.message.contains("takes no file descriptors"), "{e}");
+    assert!(!rig.dir(Ctl::Cpu, "web").exists());
+    assert!(!rig.dir(Ctl::Pids, "web").exists());
+
+    // Made with one spec, asked again with another: exists, unchanged.
+    svc.handle(&mut ctx(Some("c1"), vec![]), bad("web", limits()))
+        .unwrap();
+    let other = CpuLimits {
+        shares: Some(1024),
+        ..limits()
+    };
+    let mut c = ctx(Some("c2"), vec![]);
+    let e = svc.handle(&mut c, bad("web", other)).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::AlreadyExists, "{e}");
+    assert!(c.fds_out.is_empty());
+    assert_eq!(rig.read(Ctl::Cpu, "web", "cpu.shares"), "512");
+}

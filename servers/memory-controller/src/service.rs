@@ -206,6 +206,19 @@ impl Service for MemoryService {
                 ctx.fds_out = fds;
                 Ok(MemoryResponse::JoinFds(entries))
             }
+            // Journaled like Create; the fds are opened fresh after it,
+            // also when the answer came from the journal (a retry).
+            MemoryRequest::CreateJoinable { id, limits } => {
+                join::refuse_fds_in(&ctx.fds_in, "memory-controller CreateJoinable")?;
+                let req = MemoryRequest::CreateJoinable {
+                    id: id.clone(),
+                    limits,
+                };
+                self.request(ctx.key.as_deref(), req)?;
+                let (entries, fds) = self.join_fds(&id)?;
+                ctx.fds_out = fds;
+                Ok(MemoryResponse::JoinFds(entries))
+            }
             req => self.request(ctx.key.as_deref(), req),
         }
     }
@@ -310,6 +323,14 @@ impl Shared {
         match req {
             MemoryRequest::Create { id, parent, limits } => {
                 self.pre_create(t, id, parent.as_deref(), limits)
+            }
+            // Made already with the same spec: nothing to do (`handle`
+            // fills in the entries and their fds).
+            MemoryRequest::CreateJoinable { id, limits } => {
+                match self.pre_create(t, id, None, limits)? {
+                    Pre::Done(_) => Ok(Pre::Done(MemoryResponse::JoinFds(vec![]))),
+                    Pre::Go => Ok(Pre::Go),
+                }
             }
             MemoryRequest::Set {
                 id,
@@ -441,9 +462,16 @@ impl Shared {
         peer: PeerHas,
     ) -> (Result<MemoryResponse, Error>, Change) {
         let r = match req {
-            MemoryRequest::Create { id, parent, limits } => {
-                self.create(t, id, parent.as_deref(), limits)
-            }
+            MemoryRequest::Create { id, parent, limits } => self
+                .make(t, id, parent.as_deref(), limits, true)
+                .map(|(g, rec)| {
+                    let g = g.expect("read back when asked");
+                    (MemoryResponse::Created(g), rec)
+                }),
+            // `handle` fills in the entries and their fds.
+            MemoryRequest::CreateJoinable { id, limits } => self
+                .make(t, id, None, limits, false)
+                .map(|(_, change)| (MemoryResponse::JoinFds(vec![]), change)),
             MemoryRequest::Set { id, limits, .. } => self.set(t, id, limits),
             MemoryRequest::Attach { id, pid } => t
                 .dir(self.base(), id)
@@ -460,13 +488,17 @@ impl Shared {
         }
     }
 
-    fn create(
+    /// Makes the group, applies its limits and watches it for OOMs; with
+    /// `read_back`, also reads its limits back from the kernel (the answer
+    /// to `Create`). A failure leaves nothing behind.
+    fn make(
         &self,
         t: &Table,
         id: &str,
         parent: Option<&str>,
         limits: &MemoryLimits,
-    ) -> Result<(MemoryResponse, Change), Error> {
+        read_back: bool,
+    ) -> Result<(Option<MemoryGroup>, Change), Error> {
         let parent_dir = match parent {
             Some(p) => t.dir(self.base(), p)?,
             None => self.base().clone(),
@@ -481,7 +513,11 @@ impl Shared {
             .backend
             .apply(id, &dir, limits)
             .and_then(|_| self.watcher().watch(id, &dir))
-            .and_then(|_| self.backend.read_limits(&dir));
+            .and_then(|_| {
+                read_back
+                    .then(|| self.backend.read_limits(&dir))
+                    .transpose()
+            });
         let read_back = match done {
             Ok(l) => l,
             Err(e) => {
@@ -504,11 +540,8 @@ impl Shared {
             oom_events: 0,
             adopted: false,
         };
-        let group = self.group(id, rec.parent.clone(), read_back, &dir);
-        Ok((
-            MemoryResponse::Created(group),
-            Change::Put(id.to_string(), rec),
-        ))
+        let group = read_back.map(|l| self.group(id, rec.parent.clone(), l, &dir));
+        Ok((group, Change::Put(id.to_string(), rec)))
     }
 
     fn set(

@@ -420,3 +420,72 @@ fn v1_join_fds_lets_a_process_move_itself_into_the_group() {
         .recorded("j1")
         .is_none());
 }
+
+#[test]
+fn v1_create_joinable_makes_the_group_and_answers_with_its_join_fds() {
+    use cgroupfs::join_testing::{assert_joined, ctx, join};
+    use libipc::server::Service;
+    use protocol::cgroup::CgroupJoin;
+    let g = Guard::new();
+    let state = tempfile::tempdir().unwrap();
+    let svc = MemoryService::with_backend(
+        Arc::new(V1::new(g.base.clone())),
+        state.path(),
+        Box::new(|_| {}),
+    )
+    .unwrap();
+    let req = |mib_limit: u64| Req::CreateJoinable {
+        id: "web".into(),
+        limits: MemoryLimits {
+            limit: Some(Limit::Value(mib(mib_limit))),
+            ..Default::default()
+        },
+    };
+    let dir = g.base.child("web");
+    let want = vec![CgroupJoin::V1Tasks {
+        hierarchy: "memory".into(),
+        path: dir.path().display().to_string(),
+    }];
+    // Made, limited, answered with its join fd; a retry under the same
+    // key (from the journal) and a new key with the same spec get fresh fds.
+    for key in ["k1", "k1", "k2"] {
+        let mut c = ctx(Some(key), vec![]);
+        let Resp::JoinFds(entries) = svc.handle(&mut c, req(64)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(entries, want, "{key}");
+        assert_eq!(c.fds_out.len(), 1, "{key}");
+        assert_eq!(
+            dir.read_string("memory.limit_in_bytes").unwrap().trim(),
+            mib(64).to_string()
+        );
+        if key == "k2" {
+            let joiner = join(&c.fds_out);
+            assert_joined(joiner.pid(), &entries);
+        }
+    }
+    // Another spec for the same id: exists, nothing changed, no fd.
+    let mut c = ctx(Some("k3"), vec![]);
+    let e = svc.handle(&mut c, req(32)).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::AlreadyExists, "{e}");
+    assert!(c.fds_out.is_empty());
+    // A bad id or fds sent along: refused, nothing made.
+    let mut c = ctx(Some("k4"), vec![]);
+    let bad = Req::CreateJoinable {
+        id: "../up".into(),
+        limits: MemoryLimits::default(),
+    };
+    assert_eq!(
+        svc.handle(&mut c, bad).unwrap_err().kind,
+        ErrorKind::InvalidArgument
+    );
+    let devnull = std::fs::File::open("/dev/null").unwrap();
+    let mut c = ctx(Some("k5"), vec![devnull.into()]);
+    let other = Req::CreateJoinable {
+        id: "db".into(),
+        limits: MemoryLimits::default(),
+    };
+    let e = svc.handle(&mut c, other).unwrap_err();
+    assert!(e.message.contains("takes no file descriptors"), "{e}");
+    assert!(!g.base.child("db").exists());
+}
