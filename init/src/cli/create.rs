@@ -212,7 +212,11 @@ fn late_launch_rootfs(bundle: &str, spec: &Spec) -> Option<PathBuf> {
     if userns {
         return None;
     }
-    let hier = cgroupfs::Hierarchies::discover().ok()?;
+    // Read once, for this check and for the launcher's cgroup mount.
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let hier = cgroupfs::Hierarchies::from_mountinfo(&mountinfo, |mount| {
+        std::fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default()
+    });
     let v1_only = ["memory", "cpu", "cpuacct", "cpuset", "pids", "freezer"]
         .iter()
         .all(|c| {
@@ -222,6 +226,7 @@ fn late_launch_rootfs(bundle: &str, spec: &Spec) -> Option<PathBuf> {
     if !v1_only {
         return None;
     }
+    launcher::remember_hierarchies(&mountinfo);
     let root_path = spec.root().as_ref()?.path().to_string_lossy().into_owned();
     vfs_overlay::resolve::rootfs(bundle, &root_path).ok()
 }

@@ -48,6 +48,14 @@ pub fn read_hierarchies_ahead() -> Result<()> {
     Ok(())
 }
 
+/// As `read_hierarchies_ahead`, from mountinfo text the parent read before
+/// clone3 (for its own checks): the child inherits the list and reads no
+/// mountinfo of its own. The child's mount namespace is a copy of the
+/// parent's, and it makes no cgroup mount before it needs the list.
+pub fn remember_hierarchies(mountinfo: &str) {
+    let _ = HIERARCHIES.set(v1_hierarchies(mountinfo));
+}
+
 fn read_hierarchies() -> Result<Vec<Hierarchy>> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("read mountinfo")?;
     Ok(v1_hierarchies(&mountinfo))

@@ -30,6 +30,7 @@
 //! after clone3 the child is killed and reaped: nothing is left behind.
 
 mod cgroups;
+pub use cgroups::remember_hierarchies;
 mod child;
 mod console;
 mod copy;

@@ -139,7 +139,8 @@ fn namespace_file(p: &Path, t: LinuxNamespaceType, at: &str) -> Check {
 
 fn kernel_has(t: LinuxNamespaceType, at: &str) -> Check {
     let file = format!("/proc/self/ns/{}", proc_ns_file(t));
-    if Path::new("/proc/self/ns").exists() && !Path::new(&file).exists() {
+    let missing = ns_files().is_some_and(|have| !have.iter().any(|f| f == proc_ns_file(t)));
+    if missing {
         return err(
             at,
             format!(
@@ -149,6 +150,22 @@ fn kernel_has(t: LinuxNamespaceType, at: &str) -> Check {
         );
     }
     Ok(())
+}
+
+/// The names in /proc/self/ns, read once (a directory read, where a
+/// check per namespace cost two statx of /proc); None without /proc.
+fn ns_files() -> Option<&'static [String]> {
+    static FILES: std::sync::OnceLock<Option<Vec<String>>> = std::sync::OnceLock::new();
+    FILES
+        .get_or_init(|| {
+            let rd = std::fs::read_dir("/proc/self/ns").ok()?;
+            Some(
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect(),
+            )
+        })
+        .as_deref()
 }
 
 /// runc's rules: a new user namespace needs uid and gid mappings; mappings
