@@ -151,16 +151,16 @@ impl Conn {
         }
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut control = SendAncillaryBuffer::new(&mut space);
-        if !fds.is_empty() {
-            if fds.len() > MAX_FDS || !control.push(SendAncillaryMessage::ScmRights(fds)) {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!(
-                        "{} file descriptors is over the {MAX_FDS} a message may carry",
-                        fds.len()
-                    ),
-                ));
-            }
+        if !fds.is_empty()
+            && (fds.len() > MAX_FDS || !control.push(SendAncillaryMessage::ScmRights(fds)))
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "{} file descriptors is over the {MAX_FDS} a message may carry",
+                    fds.len()
+                ),
+            ));
         }
         let iov = [IoSlice::new(bytes)];
         loop {

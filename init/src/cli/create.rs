@@ -188,7 +188,9 @@ fn create_with(root: &Path, init: &mut InitConn, a: &CreateArgs, foreground: boo
     result.map(|(pid, gate)| Made { pid, console, gate })
 }
 
-/// Where a create's resources come from.
+/// Where a create's resources come from. One lives on the stack for one
+/// create: the size of the Late variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Resources<'a> {
     /// init prepared them before the launch.
     Prepared(&'a Prepared),

@@ -54,8 +54,8 @@ pub fn list(root: &Path, format: &str, quiet: bool) -> Result<()> {
         }
         "table" => {
             println!(
-                "{:<12}{:<12}{:<12}{:<40}{:<32}{}",
-                "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"
+                "{:<12}{:<12}{:<12}{:<40}{:<32}OWNER",
+                "ID", "PID", "STATUS", "BUNDLE", "CREATED"
             );
             for s in &list {
                 println!(

@@ -394,27 +394,16 @@ impl Lifecycle {
             .as_ref()
             .ok_or_else(|| Error::invalid("root: missing"))?;
         let path = root.path().to_string_lossy();
-        let id = r.id.clone();
-        // The servers do not depend on each other: ask them at once.
-        let memory = self.on_servers(id.clone(), {
-            let limits = resources::memory(res);
-            move |sv, id| match joins_itself {
-                true => sv.memory_create_joinable(id, limits),
-                false => sv.memory_create(id, limits).map(|()| vec![]),
-            }
-        });
-        let cpu = self.on_servers(id.clone(), {
-            let limits = resources::cpu(res);
-            move |sv, id| match joins_itself {
-                true => sv.cpu_create_joinable(id, limits),
-                false => sv.cpu_create(id, limits).map(|()| vec![]),
-            }
-        });
-        let netns = self.on_servers(id.clone(), move |sv, id| {
-            pooled_netns.then(|| sv.netns_claim(id)).transpose()
-        });
-        let rootfs = self.servers.vfs_prepare(&id, &r.bundle, &path, false);
-        let (memory, cpu, netns) = (memory.wait(), cpu.wait(), netns.wait());
+        let id = &r.id;
+        // The servers do not depend on each other: every request is sent
+        // first, from this thread, then every reply is read.
+        let sv = &self.servers;
+        let memory = sv.send_memory_create(id, resources::memory(res), joins_itself);
+        let cpu = sv.send_cpu_create(id, resources::cpu(res), joins_itself);
+        let netns = pooled_netns.then(|| sv.send_netns_claim(id));
+        let rootfs = sv.send_vfs_prepare(id, &r.bundle, &path, false);
+        let (memory, cpu, rootfs) = (memory.wait(), cpu.wait(), rootfs.wait());
+        let netns = netns.map(|n| n.wait()).transpose();
         let mut joins = memory?;
         joins.extend(cpu?);
         let netns = netns?;
@@ -581,25 +570,16 @@ impl Lifecycle {
     fn release(&self, r: &mut Record) -> Result<(), Error> {
         // Independent of each other: released at once. Each success is
         // recorded, so that a retry releases only what is left.
-        let id = r.id.clone();
-        let made = r.made.clone();
-        let net = self.on_servers(id.clone(), move |sv, id| match made.loopback {
-            true => sv.loopback_release(id),
-            false => Ok(()),
-        });
-        let vfs = self.on_servers(id.clone(), move |sv, id| match made.rootfs {
-            true => sv.vfs_release(id),
-            false => Ok(()),
-        });
-        let cpu = self.on_servers(id.clone(), move |sv, id| match made.cpu_group {
-            true => sv.cpu_delete(id),
-            false => Ok(()),
-        });
-        let memory = match made.memory_group {
-            true => self.servers.memory_delete(&id),
-            false => Ok(()),
-        };
-        let (net, vfs, cpu) = (net.wait(), vfs.wait(), cpu.wait());
+        // Sent at once, from this thread; then the replies are read.
+        let (id, made, sv) = (&r.id, &r.made, &self.servers);
+        let net = made.loopback.then(|| sv.send_loopback_release(id));
+        let vfs = made.rootfs.then(|| sv.send_vfs_release(id));
+        let cpu = made.cpu_group.then(|| sv.send_cpu_delete(id));
+        let memory = made.memory_group.then(|| sv.send_memory_delete(id));
+        let net = net.map_or(Ok(()), |s| s.wait());
+        let vfs = vfs.map_or(Ok(()), |s| s.wait());
+        let cpu = cpu.map_or(Ok(()), |s| s.wait());
+        let memory = memory.map_or(Ok(()), |s| s.wait());
         r.made.loopback &= net.is_err();
         r.made.rootfs &= vfs.is_err();
         r.made.cpu_group &= cpu.is_err();
