@@ -47,7 +47,7 @@ fn list_ids(svc: &NetService) -> Vec<String> {
 }
 
 fn journal(dir: &Path) -> Vec<u8> {
-    std::fs::read(dir.join("journal.json")).unwrap()
+    libipc::journal::on_disk(dir)
 }
 
 /// Checks a claimed namespace: not the host's, named as the answer says,

@@ -124,7 +124,7 @@ fn loopback_comes_up_in_the_containers_namespace_only() {
 fn anything_but_one_container_netns_fd_is_refused_and_not_journaled() {
     let dir = tempfile::tempdir().unwrap();
     let svc = NetService::start(dir.path()).unwrap();
-    let journal = || std::fs::read(dir.path().join("journal.json")).unwrap();
+    let journal = || libipc::journal::on_disk(dir.path());
     let before = journal();
     let file: OwnedFd = std::fs::File::open("/proc/version").unwrap().into();
     let e = loopback(&svc, Some("k"), "c1", vec![file]).unwrap_err();

@@ -159,7 +159,7 @@ fn bad_input_leaves_no_mount_no_dir_and_no_journal_entry() {
     let outside = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(outside.path(), f.bundle.path().join("escape")).unwrap();
     std::fs::write(f.bundle.path().join("file"), "x").unwrap();
-    let journal_before = std::fs::read(f.state_dir().join("journal.json")).unwrap();
+    let journal_before = libipc::journal::on_disk(&f.state_dir());
     for (id, root_path, want) in [
         ("c1", "missing", ErrorKind::NotFound),
         ("c1", "escape", ErrorKind::InvalidArgument),
@@ -191,7 +191,7 @@ fn bad_input_leaves_no_mount_no_dir_and_no_journal_entry() {
         .iter()
         .all(|m| !m.mount_point.starts_with(f.containers())));
     assert!(svc.table().rootfs.is_empty());
-    let journal_after = std::fs::read(f.state_dir().join("journal.json")).unwrap();
+    let journal_after = libipc::journal::on_disk(&f.state_dir());
     assert_eq!(
         journal_before, journal_after,
         "bad input reached the journal"
