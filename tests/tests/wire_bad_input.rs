@@ -219,3 +219,28 @@ fn a_peer_that_is_not_root_is_refused() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("accepted by memory-controller"));
     assert_eq!(c.server_pid(SERVER), pid);
 }
+
+/// A client pointed at another server's socket gets a clear error at once
+/// (not a retry until its deadline), and its request is not served there.
+#[test]
+fn a_client_at_another_servers_socket_is_refused_at_once() {
+    let c = Constellation::start();
+    let opts = libipc::ClientOptions {
+        deadline: Duration::from_secs(20),
+        ..Default::default()
+    };
+    let mut client =
+        libipc::Client::<memory::Memory>::at(libipc::socket_path(c.root(), "netstack"), opts);
+    let started = std::time::Instant::now();
+    let e = client.call(MemoryRequest::List, None).unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refused at once, not retried: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(e.kind, ErrorKind::InvalidArgument, "{e}");
+    assert!(
+        e.message.contains(SERVER) && e.message.contains("netstack"),
+        "{e}"
+    );
+}
