@@ -400,6 +400,17 @@ mod tests {
 
     type J = Journal<Vec<String>, String, u32>;
 
+    /// A journal in `dir` with "a" committed under k1 and "b" begun under
+    /// k2 (the process dies, or goes on, from there).
+    fn a_done_b_begun(dir: &Path) -> J {
+        let mut j = J::open(dir).unwrap();
+        j.begin(Some("k1"), &"a".into()).unwrap();
+        j.commit(Some("k1"), &Ok(1), |s| s.push("a".into()))
+            .unwrap();
+        j.begin(Some("k2"), &"b".into()).unwrap();
+        j
+    }
+
     #[test]
     fn exactly_once_across_a_crash() {
         let dir = tempfile::tempdir().unwrap();
@@ -467,13 +478,7 @@ mod tests {
     #[test]
     fn a_line_torn_by_a_crash_is_skipped_and_the_request_redone() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let mut j = J::open(dir.path()).unwrap();
-            j.begin(Some("k1"), &"a".into()).unwrap();
-            j.commit(Some("k1"), &Ok(1), |s| s.push("a".into()))
-                .unwrap();
-            j.begin(Some("k2"), &"b".into()).unwrap();
-        }
+        drop(a_done_b_begun(dir.path()));
         // k2's result was being appended when the process died.
         let mut f = std::fs::OpenOptions::new()
             .append(true)
@@ -565,13 +570,7 @@ mod tests {
     #[test]
     fn a_torn_last_line_of_journal_log_is_skipped_and_never_glued_to() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let mut j = J::open(dir.path()).unwrap();
-            j.begin(Some("k1"), &"a".into()).unwrap();
-            j.commit(Some("k1"), &Ok(1), |s| s.push("a".into()))
-                .unwrap();
-            j.begin(Some("k2"), &"b".into()).unwrap();
-        }
+        drop(a_done_b_begun(dir.path()));
         // k2's commit was being written when the process died.
         append_by_hand(dir.path(), br#"{"s":{"state":["a","b"],"pend"#);
         let mut j = J::open(dir.path()).unwrap();
@@ -718,11 +717,7 @@ mod tests {
     #[test]
     fn without_journal_json_the_table_in_journal_log_is_forgotten() {
         let dir = tempfile::tempdir().unwrap();
-        let mut j = J::open(dir.path()).unwrap();
-        j.begin(Some("k1"), &"a".into()).unwrap();
-        j.commit(Some("k1"), &Ok(1), |s| s.push("a".into()))
-            .unwrap();
-        j.begin(Some("k2"), &"b".into()).unwrap();
+        let _running = a_done_b_begun(dir.path());
         // Moved aside to start with an empty table (while still running).
         std::fs::remove_file(dir.path().join("journal.json")).unwrap();
         let mut j = J::open(dir.path()).unwrap();

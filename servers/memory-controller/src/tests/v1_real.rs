@@ -25,6 +25,16 @@ struct Guard {
 }
 
 impl Guard {
+    /// A service on the v1 backend in this guard's base, its journal in `state`.
+    fn service(&self, state: &std::path::Path) -> MemoryService {
+        MemoryService::with_backend(
+            Arc::new(V1::new(self.base.clone())),
+            state,
+            Box::new(|_| {}),
+        )
+        .unwrap()
+    }
+
     fn new() -> Guard {
         let hier = Hierarchies::discover().unwrap();
         let h = hier.get("memory").unwrap();
@@ -189,12 +199,7 @@ fn v1_limits_are_written_in_an_order_the_kernel_accepts() {
 fn v1_service_attach_stat_hierarchy_and_delete() {
     let g = Guard::new();
     let state = tempfile::tempdir().unwrap();
-    let svc = MemoryService::with_backend(
-        Arc::new(V1::new(g.base.clone())),
-        state.path(),
-        Box::new(|_| {}),
-    )
-    .unwrap();
+    let svc = g.service(state.path());
     let limits = |m| MemoryLimits {
         limit: Some(Limit::Value(mib(m))),
         ..Default::default()
@@ -373,12 +378,7 @@ fn v1_join_fds_lets_a_process_move_itself_into_the_group() {
     use protocol::cgroup::CgroupJoin;
     let g = Guard::new();
     let state = tempfile::tempdir().unwrap();
-    let svc = MemoryService::with_backend(
-        Arc::new(V1::new(g.base.clone())),
-        state.path(),
-        Box::new(|_| {}),
-    )
-    .unwrap();
+    let svc = g.service(state.path());
     svc.request(
         Some("c1"),
         Req::Create {
@@ -428,12 +428,7 @@ fn v1_create_joinable_makes_the_group_and_answers_with_its_join_fds() {
     use protocol::cgroup::CgroupJoin;
     let g = Guard::new();
     let state = tempfile::tempdir().unwrap();
-    let svc = MemoryService::with_backend(
-        Arc::new(V1::new(g.base.clone())),
-        state.path(),
-        Box::new(|_| {}),
-    )
-    .unwrap();
+    let svc = g.service(state.path());
     let req = |mib_limit: u64| Req::CreateJoinable {
         id: "web".into(),
         limits: MemoryLimits {
