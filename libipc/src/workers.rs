@@ -1,8 +1,10 @@
 //! Threads that are kept: a job goes to a thread that is idle, or to a new
 //! one when none is. A thread whose job is done waits a while for the next
 //! instead of exiting, so a burst of short jobs (one connection per `ipc`
-//! command, init's calls to several servers at once) pays for no thread
-//! creation and exit: those were a third of init's CPU time per container.
+//! command) pays for no thread creation and exit: those were a third of
+//! init's CPU time per container. (`call`, a job with an answer, served
+//! init's calls to several servers at once; init now sends those from one
+//! thread, see init's lifecycle/servers.rs.)
 
 use protocol::Error;
 use std::collections::VecDeque;

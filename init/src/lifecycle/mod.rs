@@ -41,9 +41,6 @@ pub struct Lifecycle {
     /// watcher.
     pidfds: Mutex<HashMap<String, (i32, OwnedFd)>>,
     servers: Arc<Servers>,
-    /// Threads that call the servers side by side (kept: a thread spawned
-    /// per call cost more than the call).
-    fanout: libipc::workers::Workers,
     /// Listeners seccomp-monitor watches (see seccomp.rs).
     seccomp_fds: seccomp::FdStore,
 }
@@ -89,7 +86,6 @@ impl Lifecycle {
             locks: Mutex::new(HashMap::new()),
             pidfds: Mutex::new(HashMap::new()),
             servers: Arc::new(Servers::new(root)),
-            fanout: libipc::workers::Workers::new("fanout", 16, std::time::Duration::from_secs(30)),
             seccomp_fds: seccomp::FdStore::default(),
         });
         let _ = std::fs::create_dir_all(record::containers_dir(root));
@@ -109,17 +105,6 @@ impl Lifecycle {
             .entry(id.to_string())
             .or_default()
             .clone()
-    }
-
-    /// Calls a server for container `id` on a kept thread; the caller
-    /// goes on and waits for the answer when it needs it.
-    fn on_servers<T: Send + 'static>(
-        &self,
-        id: String,
-        f: impl FnOnce(&Servers, &str) -> Result<T, Error> + Send + 'static,
-    ) -> libipc::workers::Pending<T> {
-        let servers = self.servers.clone();
-        self.fanout.call(move || f(&servers, &id))
     }
 
     fn get(&self, id: &str) -> Result<Record, Error> {
@@ -454,19 +439,18 @@ impl Lifecycle {
         let r_joins_itself = r.joins_itself;
         self.put(r)?;
         // Attach to both groups and bring loopback up at once (a process
-        // that joined its groups by itself needs only loopback).
+        // that joined its groups by itself needs only loopback): the
+        // attaches are sent first, loopback asked meanwhile.
         let attach = !r_joins_itself;
-        let memory = self.on_servers(id.to_string(), move |sv, id| {
-            attach.then(|| sv.memory_attach(id, pid)).transpose()
-        });
-        let cpu = self.on_servers(id.to_string(), move |sv, id| {
-            attach.then(|| sv.cpu_attach(id, pid)).transpose()
-        });
+        let sv = &self.servers;
+        let memory = attach.then(|| sv.send_memory_attach(id, pid));
+        let cpu = attach.then(|| sv.send_cpu_attach(id, pid));
         let net = match netns {
-            Some(fd) => self.servers.loopback(id, fd),
+            Some(fd) => sv.loopback(id, fd),
             None => Ok(()),
         };
-        let (memory, cpu) = (memory.wait(), cpu.wait());
+        let memory = memory.map_or(Ok(()), |s| s.wait());
+        let cpu = cpu.map_or(Ok(()), |s| s.wait());
         memory.and(cpu).and(net)?;
         Ok(InitResponse::Done)
     }
@@ -566,11 +550,10 @@ impl Lifecycle {
         }
     }
 
-    /// Gives back everything recorded in `made`, in reverse order.
+    /// Gives back everything recorded in `made`. The servers are asked at
+    /// once (every request sent from this thread, then the replies read);
+    /// each success is recorded, so that a retry releases only what is left.
     fn release(&self, r: &mut Record) -> Result<(), Error> {
-        // Independent of each other: released at once. Each success is
-        // recorded, so that a retry releases only what is left.
-        // Sent at once, from this thread; then the replies are read.
         let (id, made, sv) = (&r.id, &r.made, &self.servers);
         let net = made.loopback.then(|| sv.send_loopback_release(id));
         let vfs = made.rootfs.then(|| sv.send_vfs_release(id));

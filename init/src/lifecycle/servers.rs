@@ -353,13 +353,11 @@ impl Servers {
         }
     }
 
-    pub fn memory_attach(&self, id: &str, pid: i32) -> Result<(), Error> {
+    /// Moves `pid` into `id`'s memory group.
+    pub fn send_memory_attach(&self, id: &str, pid: i32) -> Sent<'_, Memory, ()> {
+        let req = MemoryRequest::Attach { id: id.into(), pid };
         self.memory
-            .call(
-                MemoryRequest::Attach { id: id.into(), pid },
-                Some(new_key("attach", id)),
-            )
-            .map(|_| ())
+            .send(req, Some(new_key("attach", id)), |r| r.map(|_| ()))
     }
 
     pub fn memory_set(&self, id: &str, limits: MemoryLimits) -> Result<(), Error> {
@@ -383,13 +381,11 @@ impl Servers {
         }
     }
 
-    pub fn cpu_attach(&self, id: &str, pid: i32) -> Result<(), Error> {
+    /// Moves `pid` into `id`'s cpu groups.
+    pub fn send_cpu_attach(&self, id: &str, pid: i32) -> Sent<'_, Cpu, ()> {
+        let req = CpuRequest::Attach { id: id.into(), pid };
         self.cpu
-            .call(
-                CpuRequest::Attach { id: id.into(), pid },
-                Some(new_key("attach", id)),
-            )
-            .map(|_| ())
+            .send(req, Some(new_key("attach", id)), |r| r.map(|_| ()))
     }
 
     pub fn cpu_set(&self, id: &str, limits: CpuLimits) -> Result<(), Error> {
