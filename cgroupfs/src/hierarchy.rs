@@ -55,9 +55,15 @@ impl Hierarchies {
     pub fn discover() -> Result<Self, Error> {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| Error::io("read /proc/self/mountinfo", &e))?;
-        Ok(Self::from_mountinfo(&mountinfo, |mount| {
+        Ok(Self::from_host_mountinfo(&mountinfo))
+    }
+
+    /// As `discover`, from mountinfo text the caller read already (and may
+    /// use for more than the hierarchies).
+    pub fn from_host_mountinfo(mountinfo: &str) -> Self {
+        Self::from_mountinfo(mountinfo, |mount| {
             std::fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default()
-        }))
+        })
     }
 
     /// Parses mountinfo text; `controllers_of` returns the contents of a

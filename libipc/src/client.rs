@@ -63,6 +63,9 @@ pub fn new_key(op: &str, id: &str) -> String {
     )
 }
 
+/// A server's answer: its response and the fds that came with it.
+pub type Answer<P> = Result<(<P as Protocol>::Response, Vec<OwnedFd>), Error>;
+
 /// A request `Client::send_only` sent, whose answer `Client::finish` reads.
 #[must_use = "the answer is read by Client::finish"]
 pub struct Sent {
@@ -217,6 +220,17 @@ impl<P: Protocol> Client<P> {
                 self.conn = None;
                 Err(e)
             }
+        }
+    }
+
+    /// The answer to a request `send_only` sent (`None`: it could not be
+    /// sent), or `None` when it must be sent again: it never left, or the
+    /// connection broke before its answer came (the server restarting).
+    /// The caller sends it again with the same key, so it is applied once.
+    pub fn finish_or_resend(&mut self, sent: Option<Sent>) -> Option<Answer<P>> {
+        match self.finish(sent?) {
+            Err(e) if e.kind == ErrorKind::Unavailable => None,
+            answer => Some(answer),
         }
     }
 

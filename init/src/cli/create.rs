@@ -216,9 +216,7 @@ fn late_launch_rootfs(bundle: &str, spec: &Spec) -> Option<PathBuf> {
     }
     // Read once, for this check and for the launcher's cgroup mount.
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let hier = cgroupfs::Hierarchies::from_mountinfo(&mountinfo, |mount| {
-        std::fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default()
-    });
+    let hier = cgroupfs::Hierarchies::from_host_mountinfo(&mountinfo);
     let v1_only = ["memory", "cpu", "cpuacct", "cpuset", "pids", "freezer"]
         .iter()
         .all(|c| {

@@ -262,13 +262,10 @@ impl InitConn {
         &mut self,
         s: Started,
     ) -> Result<(protocol::init::InitResponse, Vec<std::os::fd::OwnedFd>), protocol::Error> {
-        if let Some(sent) = s.sent {
-            match self.client.finish(sent) {
-                Err(e) if e.kind == protocol::ErrorKind::Unavailable => {}
-                other => return other,
-            }
+        match self.client.finish_or_resend(s.sent) {
+            Some(answer) => answer,
+            None => self.call_with_fds(s.req, s.key, vec![]),
         }
-        self.call_with_fds(s.req, s.key, vec![])
     }
 
     pub fn call(

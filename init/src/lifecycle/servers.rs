@@ -90,7 +90,12 @@ impl<P: Protocol> Pool<P> {
 
     /// Sends `req` on a pooled connection and returns at once; `answer`
     /// makes the caller's value of the reply when `Sent::wait` reads it.
-    fn send<T>(&self, req: P::Request, key: Option<String>, answer: Answer<P, T>) -> Sent<'_, P, T>
+    fn send<T>(
+        &self,
+        req: P::Request,
+        key: Option<String>,
+        answer: FromReply<P, T>,
+    ) -> Sent<'_, P, T>
     where
         P::Request: Clone,
     {
@@ -112,8 +117,7 @@ impl<P: Protocol> Pool<P> {
 }
 
 /// Makes the caller's value of a server's reply (or of its failure).
-type Answer<P, T> =
-    fn(Result<(<P as Protocol>::Response, Vec<OwnedFd>), Error>) -> Result<T, Error>;
+type FromReply<P, T> = fn(libipc::client::Answer<P>) -> Result<T, Error>;
 
 /// A request sent to a server whose reply is not read yet: init sends the
 /// requests of one step to every server it needs from one thread, back to
@@ -127,7 +131,7 @@ pub struct Sent<'a, P: Protocol, T> {
     sent: Option<libipc::client::Sent>,
     req: P::Request,
     key: Option<String>,
-    answer: Answer<P, T>,
+    answer: FromReply<P, T>,
 }
 
 impl<P: Protocol, T> Sent<'_, P, T>
@@ -145,11 +149,7 @@ where
             key,
             answer,
         } = self;
-        let first = match sent.map(|s| client.finish(s)) {
-            Some(Err(e)) if e.kind == ErrorKind::Unavailable => None,
-            other => other,
-        };
-        let reply = match first {
+        let reply = match client.finish_or_resend(sent) {
             Some(reply) => reply,
             None => client.call_with_fds(req, key, vec![]),
         };
