@@ -7,6 +7,7 @@
 //!   files with errors that name the file, procs, mkdir/rmdir, killing.
 //! - [`base`]: the per-constellation parent directory under the starting
 //!   process's own cgroup, remembered across restarts.
+//! - [`place`]: where a group named by `linux.cgroupsPath` goes.
 //! - [`join`]: the fds a new process uses to join a group by itself
 //!   (JoinFds of both controllers).
 
@@ -17,7 +18,9 @@ pub mod join;
 #[cfg(feature = "testing")]
 pub mod join_testing;
 pub mod peer;
+pub mod place;
 
 pub use base::Base;
 pub use dir::CgroupDir;
 pub use hierarchy::{Hierarchies, Hierarchy, Version};
+pub use place::Places;

@@ -76,6 +76,16 @@ pub enum MemoryRequest {
         id: String,
         limits: MemoryLimits,
     },
+    /// `CreateJoinable` with the group at the config's `linux.cgroupsPath`
+    /// instead of `<base>/<id>`: relative to the cgroup of the process that
+    /// started the constellation, or from the hierarchy's root when
+    /// absolute (see [`crate::cgroup::cgroups_path_parts`]). Missing
+    /// parents are made; the server removes them at its stop once empty.
+    CreateJoinableAt {
+        id: String,
+        cgroups_path: String,
+        limits: MemoryLimits,
+    },
 }
 
 /// A registered group as the server knows it.

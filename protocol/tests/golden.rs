@@ -650,6 +650,23 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
                 limits: cl.clone(),
             }),
         ),
+        // --- the same at a config's linux.cgroupsPath ---
+        (
+            "MemoryRequest::CreateJoinableAt",
+            e(&MemoryRequest::CreateJoinableAt {
+                id: id(),
+                cgroups_path: "pods/c1".into(),
+                limits: lim.clone(),
+            }),
+        ),
+        (
+            "CpuRequest::CreateJoinableAt",
+            e(&CpuRequest::CreateJoinableAt {
+                id: id(),
+                cgroups_path: "/default/c1".into(),
+                limits: cl.clone(),
+            }),
+        ),
     ]
 }
 

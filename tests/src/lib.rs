@@ -743,3 +743,40 @@ pub fn default_config() -> Value {
         }
     })
 }
+
+/// A directory name under this test process's own cgroup, in every
+/// hierarchy, for containers' relative `linux.cgroupsPath`s; whatever is
+/// left below it (and it) is removed on drop.
+pub struct CgroupsPathPrefix {
+    pub name: String,
+}
+
+impl CgroupsPathPrefix {
+    pub fn new(tag: &str) -> CgroupsPathPrefix {
+        CgroupsPathPrefix {
+            name: format!("asterism-test-{tag}-{}", std::process::id()),
+        }
+    }
+
+    /// `<own cgroup for controller>/<name>/<rel>` on the host, if the
+    /// controller is mounted here.
+    pub fn host_dir(&self, controller: &str, rel: &str) -> Option<PathBuf> {
+        let hier = cgroupfs::Hierarchies::discover().ok()?;
+        let h = hier.get(controller).ok()?;
+        let own = cgroupfs::hierarchy::own_cgroup(h).ok()?;
+        Some(h.host_path(&own).join(&self.name).join(rel))
+    }
+}
+
+impl Drop for CgroupsPathPrefix {
+    fn drop(&mut self) {
+        let Ok(hier) = cgroupfs::Hierarchies::discover() else {
+            return;
+        };
+        for h in hier.by_controller.values() {
+            if let Some(dir) = self.host_dir(&h.controller, "") {
+                remove_tree(&dir);
+            }
+        }
+    }
+}

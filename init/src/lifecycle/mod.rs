@@ -383,8 +383,14 @@ impl Lifecycle {
         // The servers do not depend on each other: every request is sent
         // first, from this thread, then every reply is read.
         let sv = &self.servers;
-        let memory = sv.send_memory_create(id, resources::memory(res), joins_itself);
-        let cpu = sv.send_cpu_create(id, resources::cpu(res), joins_itself);
+        let at = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_ref())
+            .map(|p| p.to_string_lossy().into_owned());
+        let at = at.as_deref();
+        let memory = sv.send_memory_create(id, resources::memory(res), at, joins_itself);
+        let cpu = sv.send_cpu_create(id, resources::cpu(res), at, joins_itself);
         let netns = pooled_netns.then(|| sv.send_netns_claim(id));
         let rootfs = sv.send_vfs_prepare(id, &r.bundle, &path, false);
         let (memory, cpu, rootfs) = (memory.wait(), cpu.wait(), rootfs.wait());

@@ -199,34 +199,54 @@ impl Servers {
         }
     }
 
-    /// Creates `id`'s memory group. `joinable`: for a process that joins
-    /// it by itself; the reply then holds the fds it joins with (one round
-    /// trip, CreateJoinable). Otherwise a plain Create, and no fds.
+    /// Creates `id`'s memory group, at `cgroups_path` when the config
+    /// names one. `joinable`: for a process that joins it by itself; the
+    /// reply then holds the fds it joins with (one round trip,
+    /// CreateJoinable). Otherwise no fds (a plain Create, or the
+    /// cgroupsPath variant with its fds closed).
     pub fn send_memory_create(
         &self,
         id: &str,
         limits: MemoryLimits,
+        cgroups_path: Option<&str>,
         joinable: bool,
     ) -> Sent<'_, Memory, Vec<(CgroupJoin, OwnedFd)>> {
         let key = Some(new_key("create", id));
-        if !joinable {
-            let req = MemoryRequest::Create {
+        let req = match (cgroups_path, joinable) {
+            (Some(p), _) => MemoryRequest::CreateJoinableAt {
                 id: id.into(),
-                parent: None,
+                cgroups_path: p.into(),
                 limits,
-            };
-            return self.memory.send(req, key, |r| r.map(|_| vec![]));
-        }
-        let req = MemoryRequest::CreateJoinable {
-            id: id.into(),
-            limits,
+            },
+            (None, true) => MemoryRequest::CreateJoinable {
+                id: id.into(),
+                limits,
+            },
+            (None, false) => {
+                let req = MemoryRequest::Create {
+                    id: id.into(),
+                    parent: None,
+                    limits,
+                };
+                return self.memory.send(req, key, |r| r.map(|_| vec![]));
+            }
         };
-        self.memory.send(req, key, |r| match r? {
-            (MemoryResponse::JoinFds(entries), fds) => joins("memory-controller", entries, fds),
-            (other, _) => Err(Error::internal(format!(
-                "memory-controller answered CreateJoinable with {other:?}"
-            ))),
-        })
+        let answer: FromReply<Memory, _> = match joinable {
+            true => |r| match r? {
+                (MemoryResponse::JoinFds(entries), fds) => joins("memory-controller", entries, fds),
+                (other, _) => Err(Error::internal(format!(
+                    "memory-controller answered its create with {other:?}"
+                ))),
+            },
+            // The fds close here: the process is attached by pid later.
+            false => |r| match r? {
+                (MemoryResponse::JoinFds(_), _) => Ok(vec![]),
+                (other, _) => Err(Error::internal(format!(
+                    "memory-controller answered its create with {other:?}"
+                ))),
+            },
+        };
+        self.memory.send(req, key, answer)
     }
 
     /// As `send_memory_create`, for `id`'s cpu groups.
@@ -234,27 +254,45 @@ impl Servers {
         &self,
         id: &str,
         limits: CpuLimits,
+        cgroups_path: Option<&str>,
         joinable: bool,
     ) -> Sent<'_, Cpu, Vec<(CgroupJoin, OwnedFd)>> {
         let key = Some(new_key("create", id));
-        if !joinable {
-            let req = CpuRequest::Create {
+        let req = match (cgroups_path, joinable) {
+            (Some(p), _) => CpuRequest::CreateJoinableAt {
                 id: id.into(),
-                parent: None,
+                cgroups_path: p.into(),
                 limits,
-            };
-            return self.cpu.send(req, key, |r| r.map(|_| vec![]));
-        }
-        let req = CpuRequest::CreateJoinable {
-            id: id.into(),
-            limits,
+            },
+            (None, true) => CpuRequest::CreateJoinable {
+                id: id.into(),
+                limits,
+            },
+            (None, false) => {
+                let req = CpuRequest::Create {
+                    id: id.into(),
+                    parent: None,
+                    limits,
+                };
+                return self.cpu.send(req, key, |r| r.map(|_| vec![]));
+            }
         };
-        self.cpu.send(req, key, |r| match r? {
-            (CpuResponse::JoinFds(entries), fds) => joins("cpu-controller", entries, fds),
-            (other, _) => Err(Error::internal(format!(
-                "cpu-controller answered CreateJoinable with {other:?}"
-            ))),
-        })
+        let answer: FromReply<Cpu, _> = match joinable {
+            true => |r| match r? {
+                (CpuResponse::JoinFds(entries), fds) => joins("cpu-controller", entries, fds),
+                (other, _) => Err(Error::internal(format!(
+                    "cpu-controller answered its create with {other:?}"
+                ))),
+            },
+            // The fds close here: the process is attached by pid later.
+            false => |r| match r? {
+                (CpuResponse::JoinFds(_), _) => Ok(vec![]),
+                (other, _) => Err(Error::internal(format!(
+                    "cpu-controller answered its create with {other:?}"
+                ))),
+            },
+        };
+        self.cpu.send(req, key, answer)
     }
 
     /// A fresh network namespace with loopback up, from netstack's pool.

@@ -17,10 +17,11 @@ pub const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long killing a group's processes may take.
 const KILL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Creates the group `rel` in every hierarchy and applies `limits`. On any
-/// failure every directory this call made (the group's and the bases') is
-/// removed again, so a refused create leaves nothing behind.
-pub fn create(layout: &Layout, rel: &Path, limits: &CpuLimits) -> Result<(), Error> {
+/// Creates the group `rel` in every hierarchy and applies `limits`; returns
+/// the directories it made, parents first. On any failure every directory
+/// this call made (the group's, its parents', the bases') is removed again,
+/// so a refused create leaves nothing behind.
+pub fn create(layout: &Layout, rel: &Path, limits: &CpuLimits) -> Result<Vec<CgroupDir>, Error> {
     let mut made: Vec<CgroupDir> = vec![];
     let result = make_dirs(layout, rel, &mut made).and_then(|()| apply(layout, rel, limits));
     if let Err(e) = result {
@@ -31,22 +32,18 @@ pub fn create(layout: &Layout, rel: &Path, limits: &CpuLimits) -> Result<(), Err
         }
         return Err(e);
     }
-    Ok(())
+    Ok(made)
 }
 
-/// Makes whatever of base and group is missing in each hierarchy, parents
-/// first. Re-running it on existing directories changes nothing: mkdir says
+/// Makes whatever is missing of the group's directory and its parents (the
+/// base, or a cgroupsPath's parents) in each hierarchy, parents first.
+/// Re-running it on existing directories changes nothing: mkdir says
 /// "already there", controllers are already enabled, cpusets already filled.
 fn make_dirs(layout: &Layout, rel: &Path, made: &mut Vec<CgroupDir>) -> Result<(), Error> {
     for m in layout.mounts() {
-        if !m.base.exists() {
-            make_one(layout, m, &parent_of(&m.base)?, &m.base, made)?;
-        }
-        let mut parent = m.base.clone();
-        for part in rel.iter() {
-            let dir = parent.child(&part.to_string_lossy());
-            make_one(layout, m, &parent, &dir, made)?;
-            parent = dir;
+        let dir = m.dir(rel);
+        for d in m.places().missing_parents(&dir).iter().chain([&dir]) {
+            make_one(layout, m, &parent_of(d)?, d, made)?;
         }
     }
     Ok(())

@@ -7,9 +7,9 @@
 //! its own at start, and the group gets `<base>/<rel>` in each distinct
 //! hierarchy, where `<base>` is the per-constellation [`cgroupfs::Base`].
 
-use cgroupfs::{Base, CgroupDir, Hierarchies, Hierarchy, Version};
+use cgroupfs::{Base, CgroupDir, Hierarchies, Hierarchy, Places, Version};
 use protocol::Error;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 /// A controller this server manages.
@@ -90,6 +90,8 @@ impl DirOps for Kernel {
 #[derive(Debug, Clone)]
 pub struct Mount {
     pub version: Version,
+    /// The hierarchy's root as mounted here.
+    pub root: PathBuf,
     pub base: CgroupDir,
     pub controllers: Vec<Ctl>,
 }
@@ -99,9 +101,30 @@ impl Mount {
         self.controllers.contains(&ctl)
     }
 
-    /// The group directory `rel` (like "web" or "pod/web") in this hierarchy.
+    /// The group directory `rel` in this hierarchy: "web" or "pod/web"
+    /// below the base; for a group at a cgroupsPath (see
+    /// [`crate::table::Table::rel`]) "../pods/c1" (`..` is the base's
+    /// parent, the starter's cgroup) or "/default/c1" (from the root).
     pub fn dir(&self, rel: &Path) -> CgroupDir {
-        CgroupDir::new(self.base.path().join(rel))
+        let mut p = match rel.has_root() {
+            true => self.root.clone(),
+            false => self.base.path().to_path_buf(),
+        };
+        for c in rel.components() {
+            match c {
+                Component::ParentDir => {
+                    p.pop();
+                }
+                Component::Normal(n) => p.push(n),
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
+        CgroupDir::new(p)
+    }
+
+    /// This hierarchy's anchors, for placing and checking cgroupsPaths.
+    pub fn places(&self) -> Places {
+        Places::new(self.root.clone(), self.base.clone())
     }
 
     /// The controllers to enable for children here (v2 only).
@@ -150,6 +173,7 @@ impl Layout {
                 Some(m) => m.controllers.push(ctl),
                 None => mounts.push(Mount {
                     version: h.version,
+                    root: h.mount.clone(),
                     base: CgroupDir::new(dir.clone()),
                     controllers: vec![ctl],
                 }),
@@ -273,6 +297,15 @@ mod tests {
             PathBuf::from("/c/cpuacct/asterism-x/a/b")
         );
         assert_eq!(l.describe(), "cpu=v1 cpuacct=v1 pids=v1");
+        let m = l.mount_of(Ctl::Pids).unwrap();
+        assert_eq!(
+            m.dir(Path::new("../pods/c1")).path(),
+            Path::new("/c/pids/pods/c1")
+        );
+        assert_eq!(
+            m.dir(Path::new("/default/c1")).path(),
+            Path::new("/c/pids/default/c1")
+        );
         assert!(l
             .need(Ctl::Cpuset, "--cpus")
             .unwrap_err()

@@ -57,6 +57,7 @@ fn drop_or_repair(layout: &Layout, journal: &mut CpuJournal) {
     }
     // A child whose parent was dropped above has lost its directories too
     // (they lived inside the parent's), so the loop dropped it as well.
+    journal.state_mut().made.retain(|p| p.is_dir());
 }
 
 /// Adopts every directory below the bases that the table does not know,
@@ -107,6 +108,7 @@ fn adopt(layout: &Layout, journal: &mut CpuJournal, theirs: &BTreeSet<String>) {
                         parent,
                         requested,
                         adopted: true,
+                        cgroups_path: None,
                     },
                 );
             }

@@ -13,6 +13,7 @@ use crate::limits;
 use crate::peer::{Peer, PeerHas};
 use crate::recovery;
 use crate::table::{Change, Record, Table};
+use cgroupfs::CgroupDir;
 use libipc::journal::Journal;
 use libipc::server::{Ctx, Service};
 use protocol::cgroup::CgroupJoin;
@@ -127,9 +128,13 @@ impl CpuService {
 impl Service for CpuService {
     type P = Cpu;
 
-    /// Empty bases go when the server stops (they stay while it runs).
+    /// Empty bases, and the empty parents that cgroupsPath creates made,
+    /// go when the server stops (they stay while it runs, so that
+    /// containers made one after another under one parent do not each pay
+    /// for its mkdir and rmdir in every hierarchy).
     fn shutdown(&self) {
-        let inner = self.lock();
+        let mut inner = self.lock();
+        inner.prune_made();
         group::remove_empty_bases(&inner.layout);
     }
 
@@ -149,6 +154,22 @@ impl Service for CpuService {
                 join::refuse_fds_in(&ctx.fds_in, "cpu-controller CreateJoinable")?;
                 let req = CpuRequest::CreateJoinable {
                     id: id.clone(),
+                    limits,
+                };
+                self.request(ctx.key.as_deref(), req)?;
+                let (entries, fds) = self.join_fds(&id)?;
+                ctx.fds_out = fds;
+                Ok(CpuResponse::JoinFds(entries))
+            }
+            CpuRequest::CreateJoinableAt {
+                id,
+                cgroups_path,
+                limits,
+            } => {
+                join::refuse_fds_in(&ctx.fds_in, "cpu-controller CreateJoinableAt")?;
+                let req = CpuRequest::CreateJoinableAt {
+                    id: id.clone(),
+                    cgroups_path,
                     limits,
                 };
                 self.request(ctx.key.as_deref(), req)?;
@@ -196,6 +217,21 @@ impl Inner {
         self.journal.state()
     }
 
+    fn prune_made(&mut self) {
+        if self.table().made.is_empty() {
+            return;
+        }
+        let ops = self.layout.ops();
+        let gone = cgroupfs::place::prune(&self.table().made, &|d| ops.try_rmdir(d));
+        let made = &mut self.journal.state_mut().made;
+        for p in gone {
+            made.remove(&p);
+        }
+        if let Err(e) = self.journal.save() {
+            tracing::warn!("cannot save the journal at stop: {e}");
+        }
+    }
+
     fn mutate(
         &mut self,
         key: Option<&str>,
@@ -206,6 +242,13 @@ impl Inner {
             return done.map(|r| (r, false));
         }
         self.check(req)?;
+        if let CpuRequest::CreateJoinableAt {
+            id, cgroups_path, ..
+        } = req
+        {
+            // Not on a redo: what an interrupted create made is found then.
+            self.check_unused_at(id, cgroups_path)?;
+        }
         self.journal.begin(key, req)?;
         let (result, change) = match self.perform(req, peer) {
             Ok((resp, change)) => (Ok(resp), change),
@@ -222,7 +265,9 @@ impl Inner {
         let outcome = match req {
             // The dirs it made were adopted by reconcile; give them back to
             // the create, and take them away again if it fails this time.
-            CpuRequest::Create { id, .. } | CpuRequest::CreateJoinable { id, .. } => {
+            CpuRequest::Create { id, .. }
+            | CpuRequest::CreateJoinable { id, .. }
+            | CpuRequest::CreateJoinableAt { id, .. } => {
                 let adopted = self.table().groups.get(id).is_some_and(|r| r.adopted);
                 let rel = self.table().rel(id).ok();
                 if adopted {
@@ -262,6 +307,11 @@ impl Inner {
         match req {
             CpuRequest::Create { id, parent, limits } => self.check_create(id, parent, limits),
             CpuRequest::CreateJoinable { id, limits } => self.check_create(id, &None, limits),
+            CpuRequest::CreateJoinableAt {
+                id,
+                cgroups_path,
+                limits,
+            } => self.check_create_at(id, cgroups_path, limits),
             CpuRequest::Set { id, limits } => {
                 validate_id("group id", id)?;
                 let rec = self.table().get(id)?;
@@ -311,6 +361,46 @@ impl Inner {
         }
     }
 
+    /// CreateJoinableAt: a create's checks, then the cgroupsPath's: well
+    /// formed, outside the base in every hierarchy, not another group's.
+    fn check_create_at(&self, id: &str, cgroups_path: &str, l: &CpuLimits) -> Result<(), Error> {
+        validate_id("group id", id)?;
+        for m in self.layout.mounts() {
+            m.places().resolve(cgroups_path)?;
+        }
+        limits::validate(l)?;
+        if let Some(rec) = self.table().groups.get(id) {
+            if rec.cgroups_path.as_deref() == Some(cgroups_path) && rec.requested == *l {
+                return Ok(());
+            }
+            return Err(Error::exists(format!(
+                "cpu group {id:?} already exists with other settings (cgroupsPath {:?}, limits {:?}); delete it first",
+                rec.cgroups_path, rec.requested
+            )));
+        }
+        let rel = crate::table::at_rel(cgroups_path)?;
+        for other in self.table().groups.keys() {
+            if self.table().rel(other).is_ok_and(|r| r == rel) {
+                return Err(Error::exists(format!(
+                    "linux.cgroupsPath {cgroups_path:?} is already the cpu group of {other:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// A new cgroupsPath group needs directories nobody uses yet (no
+    /// processes, no child groups), in every hierarchy.
+    fn check_unused_at(&self, id: &str, cgroups_path: &str) -> Result<(), Error> {
+        if self.table().groups.contains_key(id) {
+            return Ok(()); // the same create again: it is ours
+        }
+        for m in self.layout.mounts() {
+            cgroupfs::place::check_unused(&m.places().resolve(cgroups_path)?, cgroups_path)?;
+        }
+        Ok(())
+    }
+
     fn check_delete(&self, id: &str, force: bool) -> Result<(), Error> {
         validate_id("group id", id)?;
         self.table().get(id)?;
@@ -340,13 +430,24 @@ impl Inner {
                 // `handle` fills in the entries and their fds.
                 Ok((CpuResponse::JoinFds(vec![]), change))
             }
+            CpuRequest::CreateJoinableAt {
+                id,
+                cgroups_path,
+                limits,
+            } => {
+                let change = self.make_at(id, cgroups_path, limits)?;
+                Ok((CpuResponse::JoinFds(vec![]), change))
+            }
             CpuRequest::Set { id, limits } => {
                 let rel = self.table().rel(id)?;
                 group::apply(&self.layout, &rel, limits)?;
                 let mut rec = self.table().get(id)?.clone();
                 rec.requested = limits::merge(&rec.requested, limits);
                 let g = self.describe(id, &rec)?;
-                Ok((CpuResponse::Updated(g), Change::Put(id.clone(), rec)))
+                Ok((
+                    CpuResponse::Updated(g),
+                    Change::Put(id.clone(), rec, vec![]),
+                ))
             }
             CpuRequest::Attach { id, pid } => {
                 group::attach(&self.layout, &self.table().rel(id)?, *pid)?;
@@ -417,6 +518,7 @@ impl Inner {
             parent: parent.clone(),
             requested: limits.clone(),
             adopted: false,
+            cgroups_path: None,
         };
         let g = match describe
             .then(|| self.describe_at(id, &rec, &rel))
@@ -429,13 +531,44 @@ impl Inner {
                 return Err(e);
             }
         };
-        Ok((g, Change::Put(id.to_string(), rec)))
+        Ok((g, Change::Put(id.to_string(), rec, vec![])))
+    }
+
+    /// Makes the group at its cgroupsPath in every hierarchy, with the
+    /// parents missing on the way (remembered, so that the server's stop
+    /// removes them once empty). Nothing when check() found it made
+    /// with the same spec already.
+    fn make_at(
+        &mut self,
+        id: &str,
+        cgroups_path: &str,
+        limits: &CpuLimits,
+    ) -> Result<Change, Error> {
+        if self.table().groups.contains_key(id) {
+            return Ok(Change::None);
+        }
+        let rel = crate::table::at_rel(cgroups_path)?;
+        let made = group::create(&self.layout, &rel, limits)?;
+        let leaves: Vec<CgroupDir> = self.layout.mounts().iter().map(|m| m.dir(&rel)).collect();
+        let parents = made
+            .into_iter()
+            .filter(|d| !leaves.contains(d))
+            .map(|d| d.path().to_path_buf())
+            .collect();
+        let rec = Record {
+            parent: None,
+            requested: limits.clone(),
+            adopted: false,
+            cgroups_path: Some(cgroups_path.to_string()),
+        };
+        Ok(Change::Put(id.to_string(), rec, parents))
     }
 
     fn describe(&self, id: &str, rec: &Record) -> Result<CpuGroup, Error> {
-        let rel = match &rec.parent {
-            Some(p) => self.table().rel(p)?.join(id),
-            None => id.into(),
+        let rel = match (&rec.cgroups_path, &rec.parent) {
+            (Some(path), _) => crate::table::at_rel(path)?,
+            (None, Some(p)) => self.table().rel(p)?.join(id),
+            (None, None) => id.into(),
         };
         self.describe_at(id, rec, &rel)
     }

@@ -3,12 +3,16 @@
 use protocol::cpu::CpuLimits;
 use protocol::Error;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Table {
     pub groups: BTreeMap<String, Record>,
+    /// Parent directories (in every hierarchy) that cgroupsPath creates
+    /// made, removed at the server's stop once empty.
+    #[serde(default)]
+    pub made: BTreeSet<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +24,9 @@ pub struct Record {
     /// Found on cgroupfs at start rather than created through a request.
     #[serde(default)]
     pub adopted: bool,
+    /// The config's `linux.cgroupsPath`, when the group was made there.
+    #[serde(default)]
+    pub cgroups_path: Option<String>,
 }
 
 /// Deepest nesting accepted; also stops a loop in a hand-edited journal.
@@ -34,11 +41,17 @@ impl Table {
         })
     }
 
-    /// The group's path below the base: "web", or "pod/web" under parent "pod".
+    /// The group's path from the base: "web", or "pod/web" under parent
+    /// "pod"; for a group at a cgroupsPath, see [`at_rel`].
     pub fn rel(&self, id: &str) -> Result<PathBuf, Error> {
         let mut chain = vec![id.to_string()];
         let mut cur = self.get(id)?;
-        while let Some(p) = &cur.parent {
+        loop {
+            if let Some(path) = &cur.cgroups_path {
+                let below = chain.iter().rev().skip(1);
+                return Ok(below.fold(at_rel(path)?, |r, c| r.join(c)));
+            }
+            let Some(p) = &cur.parent else { break };
             if chain.len() >= MAX_DEPTH {
                 return Err(Error::internal(format!(
                     "cpu group {id:?} is nested more than {MAX_DEPTH} deep (or its parents form a loop)"
@@ -60,11 +73,26 @@ impl Table {
     }
 }
 
+/// A cgroupsPath as a path from the base that [`crate::layout::Mount::dir`]
+/// resolves in each hierarchy: "/default/c1" from the hierarchy's root, or
+/// "../pods/c1" from the base's parent (the cgroup of the process that
+/// started the constellation). Checked again here: `..` can only be the
+/// first component, the one this function adds.
+pub fn at_rel(cgroups_path: &str) -> Result<PathBuf, Error> {
+    let parts = protocol::cgroup::cgroups_path_parts(cgroups_path)?;
+    let start = match cgroups_path.starts_with('/') {
+        true => "/",
+        false => "..",
+    };
+    Ok(parts.iter().fold(PathBuf::from(start), |r, p| r.join(p)))
+}
+
 /// How a request changes the table once the kernel has done it.
 #[derive(Debug)]
 pub enum Change {
     None,
-    Put(String, Record),
+    /// The group, and the cgroupsPath parents its create made.
+    Put(String, Record, Vec<PathBuf>),
     Remove(String),
 }
 
@@ -72,8 +100,9 @@ impl Change {
     pub fn apply(self, t: &mut Table) {
         match self {
             Change::None => {}
-            Change::Put(id, r) => {
+            Change::Put(id, r, made) => {
                 t.groups.insert(id, r);
+                t.made.extend(made);
             }
             Change::Remove(id) => {
                 t.groups.remove(&id);
@@ -91,6 +120,7 @@ mod tests {
             parent: parent.map(Into::into),
             requested: CpuLimits::default(),
             adopted: false,
+            cgroups_path: None,
         }
     }
 
@@ -101,6 +131,17 @@ mod tests {
         t.groups.insert("web".into(), rec(Some("pod")));
         assert_eq!(t.rel("web").unwrap(), PathBuf::from("pod/web"));
         assert_eq!(t.children("pod"), vec!["web".to_string()]);
+        let at = |p: &str| Record {
+            cgroups_path: Some(p.into()),
+            ..rec(None)
+        };
+        t.groups.insert("c1".into(), at("pods//c1"));
+        t.groups.insert("c2".into(), at("/default/c2"));
+        t.groups.insert("in-c1".into(), rec(Some("c1")));
+        assert_eq!(t.rel("c1").unwrap(), PathBuf::from("../pods/c1"));
+        assert_eq!(t.rel("c2").unwrap(), PathBuf::from("/default/c2"));
+        assert_eq!(t.rel("in-c1").unwrap(), PathBuf::from("../pods/c1/in-c1"));
+        assert!(at_rel("a/../b").is_err());
         t.groups.insert("a".into(), rec(Some("b")));
         t.groups.insert("b".into(), rec(Some("a")));
         assert!(t.rel("a").is_err());

@@ -42,8 +42,18 @@ impl Rig {
         for c in ["cpu", "cpuacct", "cpuset", "pids", "freezer"] {
             let h = hier.get(c).unwrap().clone();
             assert_eq!(h.version, Version::V1, "{c} is expected on v1 on this host");
-            let dir = h.host_path(&own_cgroup(&h).unwrap()).join(&name);
-            entries.push((h, dir));
+            // The base one level down, so that relative cgroupsPaths (from
+            // the base's parent) stay inside this test's directory too.
+            let top = h.host_path(&own_cgroup(&h).unwrap()).join(&name);
+            std::fs::create_dir_all(&top).unwrap();
+            if c == "cpuset" {
+                // A new v1 cpuset starts empty; the base copies from `top`.
+                for f in ["cpuset.cpus", "cpuset.mems"] {
+                    let v = std::fs::read_to_string(top.parent().unwrap().join(f)).unwrap();
+                    std::fs::write(top.join(f), v.trim()).unwrap();
+                }
+            }
+            entries.push((h, top.join("base")));
         }
         let layout = Layout::from_base(&Base::fixed(entries), Arc::new(Kernel));
         Some(Rig {
@@ -88,7 +98,7 @@ impl Drop for Rig {
             let _ = c.wait();
         }
         for m in self.layout.mounts() {
-            remove_tree(&m.base);
+            remove_tree(&CgroupDir::new(m.base.path().parent().unwrap()));
         }
     }
 }
@@ -718,4 +728,159 @@ fn create_joinable_refusals_leave_nothing() {
     assert_eq!(e.kind, ErrorKind::AlreadyExists, "{e}");
     assert!(c.fds_out.is_empty());
     assert_eq!(rig.read(Ctl::Cpu, "web", "cpu.shares"), "512");
+}
+
+#[test]
+fn create_joinable_at_a_cgroups_path_in_every_hierarchy() {
+    use cgroupfs::join_testing::{assert_joined, ctx, join};
+    use libipc::server::Service;
+    let Some(rig) = Rig::new() else { return };
+    let svc = rig.service();
+    let at = |id: &str, path: &str| CpuRequest::CreateJoinableAt {
+        id: id.into(),
+        cgroups_path: path.into(),
+        limits: limits(),
+    };
+    // Relative: from the base's parent, in each hierarchy.
+    let mut c = ctx(Some("k1"), vec![]);
+    let CpuResponse::JoinFds(entries) = svc.handle(&mut c, at("c1", "pods/a/c1")).unwrap() else {
+        panic!()
+    };
+    assert_eq!(c.fds_out.len(), 5);
+    for ctl in [Ctl::Cpu, Ctl::Cpuacct, Ctl::Cpuset, Ctl::Pids, Ctl::Freezer] {
+        assert!(rig.dir(ctl, "../pods/a/c1").exists(), "{ctl:?}");
+    }
+    assert_eq!(rig.read(Ctl::Cpu, "../pods/a/c1", "cpu.shares"), "512");
+    assert_eq!(rig.read(Ctl::Pids, "../pods/a/c1", "pids.max"), "5");
+    // The made cpuset parents got cpus and mems, or nothing could join.
+    assert_eq!(rig.read(Ctl::Cpuset, "../pods/a/c1", "cpuset.cpus"), "0");
+    assert_ne!(rig.read(Ctl::Cpuset, "../pods", "cpuset.mems"), "");
+    assert_joined(join(&c.fds_out).pid(), &entries);
+    // Absolute: from the hierarchy's root, to a sibling under `pods`.
+    let cpu = rig.layout.mount_of(Ctl::Cpu).unwrap();
+    let top = cpu
+        .base
+        .path()
+        .parent()
+        .unwrap()
+        .strip_prefix(&cpu.root)
+        .unwrap();
+    let abs = format!("/{}/pods/c2", top.display());
+    svc.handle(&mut ctx(Some("k2"), vec![]), at("c2", &abs))
+        .unwrap();
+    assert!(rig.dir(Ctl::Cpu, "../pods/c2").exists());
+    let CpuResponse::List(groups) = svc.request(None, CpuRequest::List).unwrap() else {
+        panic!()
+    };
+    let c2 = groups.iter().find(|g| g.id == "c2").unwrap();
+    assert!(
+        c2.paths.iter().all(|p| p.ends_with("/pods/c2")),
+        "{:?}",
+        c2.paths
+    );
+    // Refused, nothing made: the same path for another id, into the base,
+    // `..`, a directory that already holds a process.
+    let e = svc
+        .handle(&mut ctx(Some("k3"), vec![]), at("c3", "pods/a/c1"))
+        .unwrap_err();
+    assert!(e.message.contains("already the cpu group of \"c1\""), "{e}");
+    let e = svc
+        .handle(&mut ctx(Some("k4"), vec![]), at("c4", "base/x"))
+        .unwrap_err();
+    assert!(e.message.contains("own cgroup"), "{e}");
+    let e = svc
+        .handle(&mut ctx(Some("k5"), vec![]), at("c5", "a/../b"))
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidArgument, "{e}");
+    let busy_dir = rig.dir(Ctl::Pids, "../busy");
+    busy_dir.create().unwrap();
+    let mut rig = rig;
+    let pid = rig.spawn_busy();
+    busy_dir.add_pid(pid).unwrap();
+    let e = svc
+        .handle(&mut ctx(Some("k6"), vec![]), at("c6", "busy"))
+        .unwrap_err();
+    assert!(e.message.contains("already holds processes"), "{e}");
+    assert!(
+        !rig.dir(Ctl::Cpu, "../busy").exists(),
+        "a refused create made a directory"
+    );
+    // A restarted server finds them; deleting c1 removes the emptied `a`
+    // in every hierarchy, and `pods` goes with the last group in it.
+    drop(svc);
+    let svc = rig.service();
+    let del = |id: &str| CpuRequest::Delete {
+        id: id.into(),
+        force: true,
+    };
+    svc.request(Some("d1"), del("c1")).unwrap();
+    for m in rig.layout.mounts() {
+        assert!(!m.dir(Path::new("../pods/a/c1")).exists());
+        assert!(
+            m.dir(Path::new("../pods/a")).exists(),
+            "removed before the stop"
+        );
+    }
+    svc.shutdown();
+    for m in rig.layout.mounts() {
+        assert!(!m.dir(Path::new("../pods/a")).exists());
+        assert!(m.dir(Path::new("../pods")).exists());
+    }
+    drop(svc);
+    let svc = rig.service();
+    svc.request(Some("d2"), del("c2")).unwrap();
+    svc.shutdown();
+    for m in rig.layout.mounts() {
+        assert!(
+            !m.dir(Path::new("../pods")).exists(),
+            "{}",
+            m.root.display()
+        );
+    }
+}
+
+/// A server killed between its mkdirs and its commit of a cgroupsPath
+/// create: the directories it made are found at restart and the create
+/// finished, once.
+#[test]
+fn a_cgroups_path_create_cut_by_a_crash_is_finished_at_restart() {
+    use cgroupfs::join_testing::ctx;
+    use libipc::server::Service;
+    let Some(rig) = Rig::new() else { return };
+    drop(rig.service());
+    let req = CpuRequest::CreateJoinableAt {
+        id: "c1".into(),
+        cgroups_path: "pods/c1".into(),
+        limits: limits(),
+    };
+    {
+        let mut j = crate::service::CpuJournal::open(rig.state.path()).unwrap();
+        j.begin(Some("k1"), &req).unwrap();
+    }
+    // What the interrupted create had made: the cpu directories only.
+    let cpu_dir = rig.dir(Ctl::Cpu, "../pods/c1");
+    std::fs::create_dir_all(cpu_dir.path()).unwrap();
+    let svc = rig.service();
+    for ctl in [Ctl::Cpu, Ctl::Cpuacct, Ctl::Cpuset, Ctl::Pids, Ctl::Freezer] {
+        assert!(rig.dir(ctl, "../pods/c1").exists(), "{ctl:?}");
+    }
+    assert_eq!(rig.read(Ctl::Cpu, "../pods/c1", "cpu.shares"), "512");
+    assert_eq!(rig.read(Ctl::Pids, "../pods/c1", "pids.max"), "5");
+    let mut c = ctx(Some("k1"), vec![]);
+    let CpuResponse::JoinFds(entries) = svc.handle(&mut c, req).unwrap() else {
+        panic!()
+    };
+    assert_eq!(entries.len(), 5);
+    assert_eq!(c.fds_out.len(), 5);
+    svc.request(
+        Some("d1"),
+        CpuRequest::Delete {
+            id: "c1".into(),
+            force: true,
+        },
+    )
+    .unwrap();
+    for ctl in [Ctl::Cpu, Ctl::Pids] {
+        assert!(!rig.dir(ctl, "../pods/c1").exists(), "{ctl:?}");
+    }
 }

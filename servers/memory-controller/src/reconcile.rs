@@ -6,22 +6,24 @@
 //! ever deleted here: "never destroy what you cannot account for".
 
 use crate::state::{GroupRecord, Table};
-use cgroupfs::CgroupDir;
+use cgroupfs::{CgroupDir, Places};
 use protocol::memory::MemoryLimits;
 use protocol::Error;
 use std::collections::BTreeSet;
 
-/// Drops the groups whose directory no longer exists; returns their ids.
-pub fn drop_missing(table: &mut Table, base: &CgroupDir) -> Vec<String> {
+/// Drops the groups whose directory no longer exists (and the made
+/// parents that are gone); returns the groups' ids.
+pub fn drop_missing(table: &mut Table, places: &Places) -> Vec<String> {
     let gone: Vec<String> = table
         .groups
         .keys()
-        .filter(|id| !table.dir(base, id).map(|d| d.exists()).unwrap_or(false))
+        .filter(|id| !table.dir(places, id).map(|d| d.exists()).unwrap_or(false))
         .cloned()
         .collect();
     for id in &gone {
         table.groups.remove(id);
     }
+    table.made.retain(|p| p.is_dir());
     gone
 }
 
@@ -31,10 +33,10 @@ pub fn drop_missing(table: &mut Table, base: &CgroupDir) -> Vec<String> {
 /// left alone (with a warning) together with everything below them.
 pub fn adopt_unknown(
     table: &mut Table,
-    base: &CgroupDir,
+    places: &Places,
     read: &dyn Fn(&CgroupDir) -> Result<MemoryLimits, Error>,
 ) -> Result<Vec<String>, Error> {
-    adopt_unknown_except(table, base, read, &BTreeSet::new())
+    adopt_unknown_except(table, places, read, &BTreeSet::new())
 }
 
 /// [`adopt_unknown`], leaving alone (with everything below them) the
@@ -42,19 +44,23 @@ pub fn adopt_unknown(
 /// groups live under the same base, and are not ours to adopt.
 pub fn adopt_unknown_except(
     table: &mut Table,
-    base: &CgroupDir,
+    places: &Places,
     read: &dyn Fn(&CgroupDir) -> Result<MemoryLimits, Error>,
     theirs: &BTreeSet<String>,
 ) -> Result<Vec<String>, Error> {
     let mut adopted = vec![];
-    let ctx = Walk { base, read, theirs };
-    walk(table, &ctx, base, None, &mut adopted)?;
+    let ctx = Walk {
+        places,
+        read,
+        theirs,
+    };
+    walk(table, &ctx, &places.base, None, &mut adopted)?;
     Ok(adopted)
 }
 
 /// What stays the same all the way down the walk.
 struct Walk<'a> {
-    base: &'a CgroupDir,
+    places: &'a Places,
     read: &'a dyn Fn(&CgroupDir) -> Result<MemoryLimits, Error>,
     theirs: &'a BTreeSet<String>,
 }
@@ -66,7 +72,7 @@ fn walk(
     parent: Option<&str>,
     adopted: &mut Vec<String>,
 ) -> Result<(), Error> {
-    let (base, read) = (w.base, w.read);
+    let (places, read) = (w.places, w.read);
     for child in dir.children()? {
         let name = child
             .path()
@@ -85,11 +91,11 @@ fn walk(
             continue;
         }
         if table.groups.contains_key(&name) {
-            if table.dir(base, &name)? != child {
+            if table.dir(places, &name)? != child {
                 tracing::warn!(
                     "leaving {} alone: group {name} already lives at {}",
                     child.path().display(),
-                    table.dir(base, &name)?.path().display()
+                    table.dir(places, &name)?.path().display()
                 );
                 continue;
             }
@@ -109,6 +115,7 @@ fn walk(
                 requested: limits,
                 oom_events: 0,
                 adopted: true,
+                cgroups_path: None,
             };
             table.groups.insert(name.clone(), rec);
             tracing::info!(
@@ -136,6 +143,7 @@ mod tests {
             },
             oom_events: 3,
             adopted: false,
+            cgroups_path: None,
         }
     }
 
@@ -149,7 +157,7 @@ mod tests {
     #[test]
     fn journal_and_cgroupfs_are_reconciled() {
         let t = tempfile::tempdir().unwrap();
-        let base = CgroupDir::new(t.path());
+        let base = Places::new(t.path(), CgroupDir::new(t.path()));
         let mk = |rel: &str, limit: u64| {
             std::fs::create_dir_all(t.path().join(rel)).unwrap();
             std::fs::write(t.path().join(rel).join("limit"), limit.to_string()).unwrap();
@@ -193,8 +201,12 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir(t.path().join("nolimit")).unwrap();
         let mut table = Table::default();
-        let adopted =
-            adopt_unknown(&mut table, &CgroupDir::new(t.path()), &read_limit_file).unwrap();
+        let adopted = adopt_unknown(
+            &mut table,
+            &Places::new(t.path(), CgroupDir::new(t.path())),
+            &read_limit_file,
+        )
+        .unwrap();
         assert!(adopted.is_empty());
         assert!(t.path().join("nolimit").is_dir());
     }

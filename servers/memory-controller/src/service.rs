@@ -12,7 +12,7 @@ use crate::oom::{OomNotice, Watcher};
 use crate::peer::{CpuPeer, Peer, PeerHas};
 use crate::reconcile;
 use crate::state::{GroupRecord, Table};
-use cgroupfs::{Base, CgroupDir, Hierarchies, Version};
+use cgroupfs::{Base, CgroupDir, Hierarchies, Places, Version};
 use libipc::journal::Journal;
 use libipc::server::{Ctx, Service};
 use protocol::cgroup::CgroupJoin;
@@ -21,7 +21,7 @@ use protocol::memory::{
 };
 use protocol::{validate_id, Error};
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 // A handler that panics (libipc turns that into an error reply) must not
 // leave the table locked for good: poisoned locks are taken over.
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
@@ -36,6 +36,8 @@ pub struct MemoryService {
 
 struct Shared {
     backend: Arc<dyn Backend>,
+    /// Where groups go: the base, or a container's cgroupsPath.
+    places: Places,
     journal: Mutex<MemJournal>,
     watcher: OnceLock<Watcher>,
     publish: Publish,
@@ -46,7 +48,8 @@ struct Shared {
 /// What a request changes in the table once it is done.
 enum Change {
     None,
-    Put(String, GroupRecord),
+    /// The group, and the cgroupsPath parents its create made.
+    Put(String, GroupRecord, Vec<PathBuf>),
     Remove(String),
 }
 
@@ -54,8 +57,9 @@ impl Change {
     fn apply(self, t: &mut Table) {
         match self {
             Change::None => {}
-            Change::Put(id, r) => {
+            Change::Put(id, r, made) => {
                 t.groups.insert(id, r);
+                t.made.extend(made);
             }
             Change::Remove(id) => {
                 t.groups.remove(&id);
@@ -109,6 +113,7 @@ impl MemoryService {
         backend.prepare_base()?;
         let journal = Journal::open(state_dir)?;
         let shared = Arc::new(Shared {
+            places: Places::new(backend.root(), backend.base().clone()),
             backend: backend.clone(),
             journal: Mutex::new(journal),
             watcher: OnceLock::new(),
@@ -148,7 +153,7 @@ impl MemoryService {
         let s = &self.shared;
         let j = s.journal.lock().unwrap_or_else(PoisonError::into_inner);
         j.state().get(id)?;
-        let dir = j.state().dir(s.base(), id)?;
+        let dir = j.state().dir(&s.places, id)?;
         let (entry, fd) = join::open(s.backend.version(), "memory", &dir)?;
         Ok((vec![entry], vec![fd]))
     }
@@ -174,6 +179,24 @@ impl MemoryService {
     }
 }
 
+/// Removes the parents that cgroupsPath creates made and that hold no
+/// group now. At stop, like the base: while the server runs they stay, so
+/// that containers made one after another under one parent (an engine's
+/// `/default/<id>`) do not each pay for its mkdir and rmdir.
+fn prune_made(j: &mut MemJournal) {
+    if j.state().made.is_empty() {
+        return;
+    }
+    let gone = cgroupfs::place::prune(&j.state().made, &|d| d.try_remove());
+    let made = &mut j.state_mut().made;
+    for p in gone {
+        made.remove(&p);
+    }
+    if let Err(e) = j.save() {
+        tracing::warn!("cannot save the journal at stop: {e}");
+    }
+}
+
 /// Does cpu-controller keep groups in the unified hierarchy, in the same
 /// directories as ours? Only when memory is on v2 too.
 fn shares_v2_with_cpu(hier: &Hierarchies) -> bool {
@@ -192,7 +215,8 @@ impl Service for MemoryService {
 
     fn shutdown(&self) {
         let s = &self.shared;
-        let _table = s.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut j = s.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        prune_made(&mut j);
         s.remove_empty_base();
     }
 
@@ -212,6 +236,22 @@ impl Service for MemoryService {
                 join::refuse_fds_in(&ctx.fds_in, "memory-controller CreateJoinable")?;
                 let req = MemoryRequest::CreateJoinable {
                     id: id.clone(),
+                    limits,
+                };
+                self.request(ctx.key.as_deref(), req)?;
+                let (entries, fds) = self.join_fds(&id)?;
+                ctx.fds_out = fds;
+                Ok(MemoryResponse::JoinFds(entries))
+            }
+            MemoryRequest::CreateJoinableAt {
+                id,
+                cgroups_path,
+                limits,
+            } => {
+                join::refuse_fds_in(&ctx.fds_in, "memory-controller CreateJoinableAt")?;
+                let req = MemoryRequest::CreateJoinableAt {
+                    id: id.clone(),
+                    cgroups_path,
                     limits,
                 };
                 self.request(ctx.key.as_deref(), req)?;
@@ -269,16 +309,18 @@ impl Shared {
         if let Some((key, req)) = j.take_pending() {
             tracing::info!("re-applying {req:?} (key {key}) begun before the last stop");
             let peer = self.peer_has(&req);
-            let (result, change) = match self.precheck(j.state(), &req, peer) {
+            // Resumed: a cgroupsPath directory found now is the one this
+            // request made before the stop.
+            let (result, change) = match self.precheck(j.state(), &req, peer, true) {
                 Err(e) => (Err(e), Change::None),
                 Ok(Pre::Done(r)) => (Ok(r), Change::None),
                 Ok(Pre::Go) => self.apply(j.state(), &req, peer),
             };
             j.commit(Some(&key), &result, |t| change.apply(t))?;
         }
-        let base = self.base().clone();
+        let places = self.places.clone();
         let t = j.state_mut();
-        for id in reconcile::drop_missing(t, &base) {
+        for id in reconcile::drop_missing(t, &places) {
             tracing::warn!("memory group {id} is in the journal but its cgroup is gone; dropped");
         }
         let backend = self.backend.clone();
@@ -288,10 +330,10 @@ impl Shared {
             .as_ref()
             .and_then(|p| p.groups())
             .unwrap_or_default();
-        reconcile::adopt_unknown_except(t, &base, &move |d| backend.read_limits(d), &theirs)?;
+        reconcile::adopt_unknown_except(t, &places, &move |d| backend.read_limits(d), &theirs)?;
         j.save()?;
         for id in j.state().groups.keys() {
-            let dir = j.state().dir(&base, id)?;
+            let dir = j.state().dir(&places, id)?;
             if let Err(e) = self.watcher().watch(id, &dir) {
                 tracing::warn!("cannot watch group {id} for OOM events: {e}");
             }
@@ -309,7 +351,7 @@ impl Shared {
         if let Some(r) = key.and_then(|k| j.recorded(k)) {
             return r;
         }
-        if let Pre::Done(r) = self.precheck(j.state(), &req, peer)? {
+        if let Pre::Done(r) = self.precheck(j.state(), &req, peer, false)? {
             return Ok(r);
         }
         j.begin(key, &req)?;
@@ -318,8 +360,15 @@ impl Shared {
         result
     }
 
-    /// Every check that changes nothing.
-    fn precheck(&self, t: &Table, req: &MemoryRequest, peer: PeerHas) -> Result<Pre, Error> {
+    /// Every check that changes nothing. `resuming`: the request was begun
+    /// before a stop, and what it made then is found now.
+    fn precheck(
+        &self,
+        t: &Table,
+        req: &MemoryRequest,
+        peer: PeerHas,
+        resuming: bool,
+    ) -> Result<Pre, Error> {
         match req {
             MemoryRequest::Create { id, parent, limits } => {
                 self.pre_create(t, id, parent.as_deref(), limits)
@@ -332,6 +381,11 @@ impl Shared {
                     Pre::Go => Ok(Pre::Go),
                 }
             }
+            MemoryRequest::CreateJoinableAt {
+                id,
+                cgroups_path,
+                limits,
+            } => self.pre_create_at(t, id, cgroups_path, limits, resuming),
             MemoryRequest::Set {
                 id,
                 limits,
@@ -378,6 +432,43 @@ impl Shared {
         Ok(Pre::Go)
     }
 
+    /// CreateJoinableAt: the checks of a create, then the cgroupsPath's:
+    /// well formed, outside the base, not another group's, and not a
+    /// directory someone else already uses.
+    fn pre_create_at(
+        &self,
+        t: &Table,
+        id: &str,
+        cgroups_path: &str,
+        limits: &MemoryLimits,
+        resuming: bool,
+    ) -> Result<Pre, Error> {
+        validate_id("group id", id)?;
+        let dir = self.places.resolve(cgroups_path)?;
+        self.backend.check(id, limits)?;
+        if let Some(rec) = t.groups.get(id) {
+            if rec.cgroups_path.as_deref() == Some(cgroups_path) && &rec.requested == limits {
+                return Ok(Pre::Done(MemoryResponse::JoinFds(vec![])));
+            }
+            return Err(Error::exists(format!(
+                "memory group {id:?} already exists with {}; delete it first",
+                describe(rec)
+            )));
+        }
+        for other in t.groups.keys() {
+            if t.dir(&self.places, other).is_ok_and(|d| d == dir) {
+                return Err(Error::exists(format!(
+                    "linux.cgroupsPath {cgroups_path:?}: {} is already the memory group of {other:?}",
+                    dir.path().display()
+                )));
+            }
+        }
+        if !resuming {
+            cgroupfs::place::check_unused(&dir, cgroups_path)?;
+        }
+        Ok(Pre::Go)
+    }
+
     fn pre_set(
         &self,
         t: &Table,
@@ -394,7 +485,7 @@ impl Shared {
         }
         self.backend.check(id, limits)?;
         if let (true, Some(Limit::Value(new))) = (check, limits.limit) {
-            let usage = self.backend.usage(&t.dir(self.base(), id)?)?;
+            let usage = self.backend.usage(&t.dir(&self.places, id)?)?;
             if new < usage {
                 return Err(Error::conflict(format!(
                     "memory limit {new} bytes for group {id:?} is below its current usage of {usage} bytes (--check-before-update)"
@@ -430,7 +521,7 @@ impl Shared {
                 children.join(", ")
             )));
         }
-        let dir = t.dir(self.base(), id)?;
+        let dir = t.dir(&self.places, id)?;
         if !dir.exists() {
             return Ok(());
         }
@@ -472,9 +563,16 @@ impl Shared {
             MemoryRequest::CreateJoinable { id, limits } => self
                 .make(t, id, None, limits, false)
                 .map(|(_, change)| (MemoryResponse::JoinFds(vec![]), change)),
+            MemoryRequest::CreateJoinableAt {
+                id,
+                cgroups_path,
+                limits,
+            } => self
+                .make_at(id, cgroups_path, limits)
+                .map(|change| (MemoryResponse::JoinFds(vec![]), change)),
             MemoryRequest::Set { id, limits, .. } => self.set(t, id, limits),
             MemoryRequest::Attach { id, pid } => t
-                .dir(self.base(), id)
+                .dir(&self.places, id)
                 .and_then(|d| d.add_pid(*pid))
                 .map(|_| (MemoryResponse::Attached, Change::None)),
             MemoryRequest::Delete { id, force } => self.delete(t, id, *force, peer),
@@ -500,7 +598,7 @@ impl Shared {
         read_back: bool,
     ) -> Result<(Option<MemoryGroup>, Change), Error> {
         let parent_dir = match parent {
-            Some(p) => t.dir(self.base(), p)?,
+            Some(p) => t.dir(&self.places, p)?,
             None => self.base().clone(),
         };
         if !self.base().exists() {
@@ -539,9 +637,72 @@ impl Shared {
             requested: limits.clone(),
             oom_events: 0,
             adopted: false,
+            cgroups_path: None,
         };
         let group = read_back.map(|l| self.group(id, rec.parent.clone(), l, &dir));
-        Ok((group, Change::Put(id.to_string(), rec)))
+        Ok((group, Change::Put(id.to_string(), rec, vec![])))
+    }
+
+    /// Makes the group at its cgroupsPath, with the parents missing on
+    /// the way (remembered, so that the server's stop removes them once
+    /// empty), applies its limits and watches it. A failure removes what this
+    /// call made.
+    fn make_at(
+        &self,
+        id: &str,
+        cgroups_path: &str,
+        limits: &MemoryLimits,
+    ) -> Result<Change, Error> {
+        let dir = self.places.resolve(cgroups_path)?;
+        let mut made: Vec<CgroupDir> = vec![];
+        let done = self.make_chain(id, &dir, &mut made).and_then(|()| {
+            self.backend
+                .apply(id, &dir, limits)
+                .and_then(|_| self.watcher().watch(id, &dir))
+        });
+        if let Err(e) = done {
+            self.watcher().unwatch(id);
+            for d in made.iter().rev() {
+                if let Err(r) = self.backend.remove(d) {
+                    tracing::warn!(
+                        "cannot remove {} after a failed create: {r}",
+                        d.path().display()
+                    );
+                }
+            }
+            return Err(e);
+        }
+        let rec = GroupRecord {
+            parent: None,
+            requested: limits.clone(),
+            oom_events: 0,
+            adopted: false,
+            cgroups_path: Some(cgroups_path.to_string()),
+        };
+        // The leaf is the group's own; only the parents are kept in `made`.
+        let parents = made
+            .into_iter()
+            .filter(|d| *d != dir)
+            .map(|d| d.path().to_path_buf())
+            .collect();
+        Ok(Change::Put(id.to_string(), rec, parents))
+    }
+
+    /// mkdir the missing parents of `dir`, top first, then `dir`; each one
+    /// this call made is pushed to `made`.
+    fn make_chain(
+        &self,
+        id: &str,
+        dir: &CgroupDir,
+        made: &mut Vec<CgroupDir>,
+    ) -> Result<(), Error> {
+        for d in self.places.missing_parents(dir).iter().chain([dir]) {
+            let parent = CgroupDir::new(d.path().parent().unwrap_or(d.path()));
+            if self.backend.create(id, &parent, d)? {
+                made.push(d.clone());
+            }
+        }
+        Ok(())
     }
 
     fn set(
@@ -551,7 +712,7 @@ impl Shared {
         limits: &MemoryLimits,
     ) -> Result<(MemoryResponse, Change), Error> {
         let rec = t.get(id)?;
-        let dir = t.dir(self.base(), id)?;
+        let dir = t.dir(&self.places, id)?;
         self.backend.apply(id, &dir, limits)?;
         let new = GroupRecord {
             requested: merge(&rec.requested, limits),
@@ -565,7 +726,7 @@ impl Shared {
         );
         Ok((
             MemoryResponse::Updated(group),
-            Change::Put(id.to_string(), new),
+            Change::Put(id.to_string(), new, vec![]),
         ))
     }
 
@@ -576,7 +737,7 @@ impl Shared {
         force: bool,
         peer: PeerHas,
     ) -> Result<(MemoryResponse, Change), Error> {
-        let dir = t.dir(self.base(), id)?;
+        let dir = t.dir(&self.places, id)?;
         self.watcher().unwatch(id);
         if dir.exists() {
             let r = match (peer.may_rmdir(), force) {
@@ -622,7 +783,7 @@ impl Shared {
         validate_id("group id", id)?;
         let j = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
         let rec = j.state().get(id)?;
-        let mut st = self.backend.stat(&j.state().dir(self.base(), id)?)?;
+        let mut st = self.backend.stat(&j.state().dir(&self.places, id)?)?;
         st.id = id.to_string();
         if !self.backend.kernel_counts_oom_events() {
             st.oom_events = rec.oom_events;
@@ -646,7 +807,7 @@ impl Shared {
     /// The group as the kernel holds it now.
     fn view(&self, t: &Table, id: &str) -> Result<MemoryGroup, Error> {
         let rec = t.get(id)?;
-        let dir = t.dir(self.base(), id)?;
+        let dir = t.dir(&self.places, id)?;
         Ok(self.group(
             id,
             rec.parent.clone(),
@@ -707,5 +868,10 @@ fn describe(rec: &GroupRecord) -> String {
         .as_deref()
         .map(|p| format!("parent {p:?}, "))
         .unwrap_or_default();
-    format!("{parent}limits {:?}", rec.requested)
+    let at = rec
+        .cgroups_path
+        .as_deref()
+        .map(|p| format!("cgroupsPath {p:?}, "))
+        .unwrap_or_default();
+    format!("{parent}{at}limits {:?}", rec.requested)
 }

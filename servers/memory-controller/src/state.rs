@@ -3,18 +3,24 @@
 //!
 //! Group ids are unique per constellation; a group with a parent lives in
 //! its parent's directory, so the host path is `<base>/<ancestors>/<id>`,
-//! computed from validated ids only.
+//! computed from validated ids only. A container's group made at its
+//! config's `linux.cgroupsPath` lives where that path leads instead (see
+//! [`cgroupfs::place`]), checked again each time it is resolved.
 
-use cgroupfs::CgroupDir;
+use cgroupfs::{CgroupDir, Places};
 use protocol::memory::MemoryLimits;
 use protocol::Error;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Table {
     pub groups: BTreeMap<String, GroupRecord>,
+    /// Parent directories that cgroupsPath creates made, removed at the
+    /// server's stop once empty.
+    #[serde(default)]
+    pub made: BTreeSet<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,28 +34,37 @@ pub struct GroupRecord {
     pub oom_events: u64,
     /// Found in cgroupfs without a journal entry and taken over.
     pub adopted: bool,
+    /// The config's `linux.cgroupsPath`, when the group was made there.
+    #[serde(default)]
+    pub cgroups_path: Option<String>,
 }
 
 impl Table {
-    /// The group's path relative to the base: its ancestors' ids, then its own.
-    pub fn rel_path(&self, id: &str) -> Result<PathBuf, Error> {
-        let mut parts = vec![id.to_string()];
+    /// The group's directory: at its cgroupsPath, or in its parent's
+    /// directory (the base for a group without one), named by its id.
+    pub fn dir(&self, places: &Places, id: &str) -> Result<CgroupDir, Error> {
+        let mut chain = vec![id];
         let mut cur = id;
-        while let Some(p) = self.groups.get(cur).and_then(|r| r.parent.as_deref()) {
-            if parts.len() > self.groups.len() {
+        loop {
+            let rec = self.get(cur)?;
+            if let Some(p) = &rec.cgroups_path {
+                let top = places.resolve(p)?;
+                return Ok(chain.iter().rev().skip(1).fold(top, |d, c| d.child(c)));
+            }
+            let Some(parent) = rec.parent.as_deref() else {
+                return Ok(chain
+                    .iter()
+                    .rev()
+                    .fold(places.base.clone(), |d, c| d.child(c)));
+            };
+            if chain.len() > self.groups.len() {
                 return Err(Error::internal(format!(
                     "the parents of group {id} form a cycle"
                 )));
             }
-            parts.push(p.to_string());
-            cur = p;
+            chain.push(parent);
+            cur = parent;
         }
-        parts.reverse();
-        Ok(parts.iter().collect())
-    }
-
-    pub fn dir(&self, base: &CgroupDir, id: &str) -> Result<CgroupDir, Error> {
-        Ok(CgroupDir::new(base.path().join(self.rel_path(id)?)))
     }
 
     /// Ids of the groups whose parent is `id`.
@@ -78,6 +93,7 @@ mod tests {
             requested: MemoryLimits::default(),
             oom_events: 0,
             adopted: false,
+            cgroups_path: None,
         }
     }
 
@@ -87,17 +103,21 @@ mod tests {
         t.groups.insert("pod".into(), rec(None));
         t.groups.insert("web".into(), rec(Some("pod")));
         t.groups.insert("sidecar".into(), rec(Some("web")));
-        assert_eq!(t.rel_path("pod").unwrap(), PathBuf::from("pod"));
-        assert_eq!(
-            t.rel_path("sidecar").unwrap(),
-            PathBuf::from("pod/web/sidecar")
+        t.groups.insert(
+            "c1".into(),
+            GroupRecord {
+                cgroups_path: Some("pods/c1".into()),
+                ..rec(None)
+            },
         );
+        t.groups.insert("in-c1".into(), rec(Some("c1")));
         assert_eq!(t.children_of("pod"), vec!["web".to_string()]);
-        let base = CgroupDir::new("/b");
-        assert_eq!(
-            t.dir(&base, "web").unwrap().path(),
-            std::path::Path::new("/b/pod/web")
-        );
+        let places = Places::new("/r", CgroupDir::new("/r/me/b"));
+        let at = |id: &str| t.dir(&places, id).unwrap().path().to_path_buf();
+        assert_eq!(at("pod"), PathBuf::from("/r/me/b/pod"));
+        assert_eq!(at("sidecar"), PathBuf::from("/r/me/b/pod/web/sidecar"));
+        assert_eq!(at("c1"), PathBuf::from("/r/me/pods/c1"));
+        assert_eq!(at("in-c1"), PathBuf::from("/r/me/pods/c1/in-c1"));
         assert!(t.get("nope").unwrap_err().message.contains("nope"));
     }
 }

@@ -99,7 +99,27 @@ pub(super) fn linux(spec: &Spec, ns: &Namespaces) -> Check {
     net_devices(l)?;
     intel_rdt(l)?;
     memory_policy(l)?;
+    cgroups_path(l)?;
     personality(l)
+}
+
+/// `cgroupsPath`: the form the controllers accept (see
+/// `protocol::cgroup::cgroups_path_parts`); where it leads is theirs to check.
+fn cgroups_path(l: &Linux) -> Check {
+    let Some(p) = l.cgroups_path() else {
+        return Ok(());
+    };
+    let p = p.to_string_lossy();
+    match protocol::cgroup::cgroups_path_parts(&p) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let reason = e
+                .message
+                .strip_prefix("linux.cgroupsPath ")
+                .unwrap_or(&e.message);
+            err("linux.cgroupsPath", reason)
+        }
+    }
 }
 
 /// No type twice (MUST); a `path` MUST be absolute and name a namespace file;

@@ -17,6 +17,10 @@ pub trait Backend: Send + Sync {
     /// The constellation's base directory for memory groups.
     fn base(&self) -> &CgroupDir;
 
+    /// The hierarchy's root as mounted here: where an absolute
+    /// `linux.cgroupsPath` starts.
+    fn root(&self) -> &std::path::Path;
+
     /// Creates the base directory and makes it able to hold memory groups
     /// (on v2: +memory in cgroup.subtree_control down to it).
     fn prepare_base(&self) -> Result<(), Error>;
@@ -85,7 +89,7 @@ pub fn select(hier: &Hierarchies, base: &Base) -> Result<Box<dyn Backend>, Error
     let h = hier.get("memory")?;
     let dir = base.dir("memory")?;
     Ok(match h.version {
-        Version::V1 => Box::new(v1::V1::new(dir)),
+        Version::V1 => Box::new(v1::V1::new(h.mount.clone(), dir)),
         Version::V2 => Box::new(v2::V2::new(h.mount.clone(), dir)),
     })
 }

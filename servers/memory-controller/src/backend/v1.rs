@@ -14,12 +14,14 @@ const SWAPPINESS: &str = "memory.swappiness";
 const OOM_CONTROL: &str = "memory.oom_control";
 
 pub struct V1 {
+    /// The memory hierarchy's mount.
+    root: std::path::PathBuf,
     base: CgroupDir,
 }
 
 impl V1 {
-    pub fn new(base: CgroupDir) -> Self {
-        V1 { base }
+    pub fn new(root: std::path::PathBuf, base: CgroupDir) -> Self {
+        V1 { root, base }
     }
 
     /// Swap accounting is on when the kernel shows the memsw files.
@@ -109,6 +111,10 @@ impl Backend for V1 {
 
     fn base(&self) -> &CgroupDir {
         &self.base
+    }
+
+    fn root(&self) -> &std::path::Path {
+        &self.root
     }
 
     fn prepare_base(&self) -> Result<(), Error> {

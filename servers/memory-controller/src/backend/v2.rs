@@ -122,6 +122,10 @@ impl Backend for V2 {
         &self.base
     }
 
+    fn root(&self) -> &std::path::Path {
+        &self.mount
+    }
+
     fn prepare_base(&self) -> Result<(), Error> {
         for d in self.ancestors_of_base() {
             self.enable_memory(&d, "cgroup")?;

@@ -19,8 +19,11 @@ use std::time::{Duration, Instant};
 
 static N: AtomicU32 = AtomicU32::new(0);
 
-/// A fresh base directory under our own memory cgroup; removed on drop.
+/// A fresh directory `top` under our own memory cgroup, with the base in
+/// it (so that relative cgroupsPaths land in `top` too); removed on drop.
 struct Guard {
+    root: std::path::PathBuf,
+    top: CgroupDir,
     base: CgroupDir,
 }
 
@@ -28,7 +31,7 @@ impl Guard {
     /// A service on the v1 backend in this guard's base, its journal in `state`.
     fn service(&self, state: &std::path::Path) -> MemoryService {
         MemoryService::with_backend(
-            Arc::new(V1::new(self.base.clone())),
+            Arc::new(V1::new(self.root.clone(), self.base.clone())),
             state,
             Box::new(|_| {}),
         )
@@ -45,11 +48,16 @@ impl Guard {
         );
         let own = own_cgroup(h).unwrap();
         let n = N.fetch_add(1, Ordering::SeqCst);
-        let base = CgroupDir::new(
+        let top = CgroupDir::new(
             h.host_path(&own)
                 .join(format!("mc-unit-{}-{n}", std::process::id())),
         );
-        Guard { base }
+        top.create().unwrap();
+        Guard {
+            root: h.mount.clone(),
+            base: top.child("base"),
+            top,
+        }
     }
 }
 
@@ -63,7 +71,7 @@ fn remove_tree(d: &CgroupDir) {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        remove_tree(&self.base);
+        remove_tree(&self.top);
     }
 }
 
@@ -105,7 +113,7 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 #[test]
 fn v1_limits_are_written_in_an_order_the_kernel_accepts() {
     let g = Guard::new();
-    let b = V1::new(g.base.clone());
+    let b = V1::new(g.root.clone(), g.base.clone());
     b.prepare_base().unwrap();
     let d = g.base.child("g");
     assert!(b.create("g", &g.base, &d).unwrap());
@@ -310,7 +318,7 @@ fn v1_oom_is_seen_through_the_eventfd_and_counted() {
     let state = tempfile::tempdir().unwrap();
     let (tx, rx) = crossbeam_channel::unbounded();
     let svc = MemoryService::with_backend(
-        Arc::new(V1::new(g.base.clone())),
+        Arc::new(V1::new(g.root.clone(), g.base.clone())),
         state.path(),
         Box::new(move |e| {
             let _ = tx.send(e);
@@ -483,4 +491,149 @@ fn v1_create_joinable_makes_the_group_and_answers_with_its_join_fds() {
     let e = svc.handle(&mut c, other).unwrap_err();
     assert!(e.message.contains("takes no file descriptors"), "{e}");
     assert!(!g.base.child("db").exists());
+}
+
+#[test]
+fn v1_create_joinable_at_a_cgroups_path_makes_parents_and_removes_them_at_stop() {
+    use cgroupfs::join_testing::{assert_joined, ctx, join};
+    use libipc::server::Service;
+    let g = Guard::new();
+    let state = tempfile::tempdir().unwrap();
+    let svc = g.service(state.path());
+    let at = |id: &str, path: &str, mib_limit: u64| Req::CreateJoinableAt {
+        id: id.into(),
+        cgroups_path: path.into(),
+        limits: MemoryLimits {
+            limit: Some(Limit::Value(mib(mib_limit))),
+            ..Default::default()
+        },
+    };
+    // Relative: below the base's parent (the starter's cgroup, here `top`).
+    let dir = g.top.child("pods").child("a").child("c1");
+    let mut c = ctx(Some("k1"), vec![]);
+    let Resp::JoinFds(entries) = svc.handle(&mut c, at("c1", "pods/a/c1", 64)).unwrap() else {
+        panic!()
+    };
+    assert_eq!(read(&dir, "memory.limit_in_bytes"), mib(64));
+    assert_joined(join(&c.fds_out).pid(), &entries);
+    // Absolute, from the hierarchy's root, to a sibling under `pods`.
+    let top_rel = g.top.path().strip_prefix(&g.root).unwrap();
+    let abs = format!("/{}/pods/c2", top_rel.display());
+    svc.handle(&mut ctx(Some("k2"), vec![]), at("c2", &abs, 32))
+        .unwrap();
+    assert_eq!(
+        read(&g.top.child("pods").child("c2"), "memory.limit_in_bytes"),
+        mib(32)
+    );
+    let made: Vec<_> = svc.table().made.into_iter().collect();
+    assert_eq!(
+        made,
+        vec![
+            g.top.child("pods").path().to_path_buf(),
+            g.top.child("pods").child("a").path().to_path_buf()
+        ]
+    );
+    // Refused, nothing made: the same path for another id; a path into the
+    // base; `..`; a directory that already holds processes.
+    let e = svc
+        .handle(&mut ctx(Some("k3"), vec![]), at("c3", "pods/a/c1", 64))
+        .unwrap_err();
+    assert!(
+        e.message.contains("already the memory group of \"c1\""),
+        "{e}"
+    );
+    let e = svc
+        .handle(&mut ctx(Some("k4"), vec![]), at("c4", "base/x", 64))
+        .unwrap_err();
+    assert!(e.message.contains("own cgroup"), "{e}");
+    let e = svc
+        .handle(&mut ctx(Some("k5"), vec![]), at("c5", "../x", 64))
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidArgument, "{e}");
+    let busy = g.top.child("busy");
+    busy.create().unwrap();
+    let mut h = holder(0);
+    busy.add_pid(h.id() as i32).unwrap();
+    let e = svc
+        .handle(&mut ctx(Some("k6"), vec![]), at("c6", "busy", 64))
+        .unwrap_err();
+    assert!(e.message.contains("already holds processes"), "{e}");
+    let _ = h.kill();
+    let _ = h.wait();
+    for id in ["c3", "c4", "c5", "c6"] {
+        assert!(svc.table().groups.get(id).is_none(), "{id}");
+    }
+    // A restarted server finds the groups where they were made.
+    drop(svc);
+    let svc = g.service(state.path());
+    assert_eq!(
+        svc.table().groups["c1"].cgroups_path.as_deref(),
+        Some("pods/a/c1")
+    );
+    // Deleting c1 removes its group; the parents stay while the server
+    // runs, and go at its stop once empty: `a` then, `pods` after c2.
+    let del = |id: &str| Req::Delete {
+        id: id.into(),
+        force: true,
+    };
+    svc.request(Some("d1"), del("c1")).unwrap();
+    assert!(!dir.exists());
+    assert!(g.top.child("pods").child("a").exists());
+    svc.shutdown();
+    assert!(!g.top.child("pods").child("a").exists());
+    assert!(g.top.child("pods").exists());
+    drop(svc);
+    let svc = g.service(state.path());
+    svc.request(Some("d2"), del("c2")).unwrap();
+    svc.shutdown();
+    assert!(!g.top.child("pods").exists());
+    assert!(svc.table().made.is_empty());
+}
+
+/// A server killed between its mkdirs and its commit of a cgroupsPath
+/// create: the directory it made is found at restart and the create
+/// finished (not refused as "already holds" or "taken"), once.
+#[test]
+fn v1_a_cgroups_path_create_cut_by_a_crash_is_finished_at_restart() {
+    use cgroupfs::join_testing::ctx;
+    use libipc::server::Service;
+    let g = Guard::new();
+    let state = tempfile::tempdir().unwrap();
+    drop(g.service(state.path()));
+    let req = Req::CreateJoinableAt {
+        id: "c1".into(),
+        cgroups_path: "pods/c1".into(),
+        limits: MemoryLimits {
+            limit: Some(Limit::Value(mib(64))),
+            ..Default::default()
+        },
+    };
+    {
+        let mut j = MemJournal::open(state.path()).unwrap();
+        j.begin(Some("k1"), &req).unwrap();
+    }
+    let dir = g.top.child("pods").child("c1");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let svc = g.service(state.path());
+    assert_eq!(
+        svc.table().groups["c1"].cgroups_path.as_deref(),
+        Some("pods/c1")
+    );
+    assert_eq!(read(&dir, "memory.limit_in_bytes"), mib(64));
+    // The client's retry gets the recorded answer, with a fresh fd.
+    let mut c = ctx(Some("k1"), vec![]);
+    let Resp::JoinFds(entries) = svc.handle(&mut c, req).unwrap() else {
+        panic!()
+    };
+    assert_eq!(entries.len(), 1);
+    assert_eq!(c.fds_out.len(), 1);
+    svc.request(
+        Some("d1"),
+        Req::Delete {
+            id: "c1".into(),
+            force: true,
+        },
+    )
+    .unwrap();
+    assert!(!dir.exists());
 }
