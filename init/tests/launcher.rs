@@ -366,7 +366,7 @@ fn minimal_container_runs_in_its_namespaces() {
         "{root}"
     );
     assert!(
-        mount_options(&root).starts_with("ro"),
+        mount_options(root).starts_with("ro"),
         "root.readonly: {root}"
     );
     assert_no_children();
