@@ -22,6 +22,12 @@ use std::path::{Path, PathBuf};
 /// Default constellation root.
 pub const DEFAULT_ROOT: &str = "/run/asterism";
 
+/// The stack of the threads that handle requests. They parse configs with
+/// oci-spec, which compiles regexes on first use: 256 KiB overflowed in a
+/// debug build (and crashed init on a config with execCPUAffinity). Stack
+/// pages a thread never touches cost no memory, so this is the usual 2 MiB.
+pub const THREAD_STACK: usize = 2 << 20;
+
 /// `<root>/sockets/<name>.sock`
 pub fn socket_path(root: &Path, name: &str) -> PathBuf {
     root.join("sockets").join(format!("{name}.sock"))

@@ -402,7 +402,7 @@ fn block_stop_signals() -> Result<nix::sys::signal::SigSet, Error> {
 fn spawn_small(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), Error> {
     std::thread::Builder::new()
         .name(name.to_string())
-        .stack_size(256 << 10)
+        .stack_size(crate::THREAD_STACK)
         .spawn(f)
         .map(|_| ())
         .map_err(|e| Error::io(format!("spawn thread {name}"), &e))

@@ -74,7 +74,7 @@ impl Workers {
         let (shared, max_idle, idle_for) = (self.shared.clone(), self.max_idle, self.idle_for);
         std::thread::Builder::new()
             .name(self.name.to_string())
-            .stack_size(256 << 10)
+            .stack_size(crate::THREAD_STACK)
             .spawn(move || {
                 let mut job = job;
                 loop {

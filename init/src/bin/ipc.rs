@@ -13,7 +13,14 @@ fn main() -> std::process::ExitCode {
         Ok(code) => std::process::ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             let msg = format!("{e:#}");
-            eprintln!("ipc: {msg}");
+            // init's `run --detach` runs `ipc create` with the caller's
+            // stderr (the container's) and takes the error from this file,
+            // to answer with it: printed here too, the caller would see it
+            // twice.
+            match std::env::var_os(ERROR_FILE) {
+                Some(file) if std::fs::write(&file, &msg).is_ok() => {}
+                _ => eprintln!("ipc: {msg}"),
+            }
             if let Some(path) = log {
                 write_log(&path, json, &msg);
             }
@@ -21,6 +28,8 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+use asterism_init::lifecycle::ERROR_FILE;
 
 /// runc writes its errors to --log too; containerd's shim reports the last
 /// one to the user.

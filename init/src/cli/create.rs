@@ -377,10 +377,17 @@ fn launch_create(
     };
     let launched = launcher::launch(&req, &mut parent);
     let made = parent.prepared;
+    // A late launch that stopped before it took init's answer (refused
+    // before its clone): the Prepare is still in flight. Undone here, so
+    // that nothing is left once we return, not when init sees us gone.
+    let unanswered = parent.prepare.take();
     let result = launched.and_then(|l| {
         super::profile::mark("container process set up (waits to be started)");
         created(a, init, l)
     });
+    if let (Err(e), Some(started)) = (&result, unanswered) {
+        abandon(init, started, &a.id, e);
+    }
     (result, made)
 }
 
@@ -532,7 +539,14 @@ fn run_detached(root: &Path, a: &RunArgs) -> Result<i32> {
         no_new_keyring: c.no_new_keyring,
         preserve_fds: c.preserve_fds,
     };
-    init_client(root)?.call_with_fds(req, None, stdio)?;
+    // A failed create answers with its own words (kind aside), as a
+    // foreground create prints them.
+    init_client(root)?
+        .call_with_fds(req, None, stdio)
+        .map_err(|e| match e.kind {
+            protocol::ErrorKind::InvalidArgument => anyhow!(e.message),
+            _ => anyhow!(e),
+        })?;
     Ok(0)
 }
 

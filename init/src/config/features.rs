@@ -92,6 +92,15 @@ struct LinuxFeatures {
     intel_rdt: Enabled,
     mount_extensions: MountExtensions,
     net_devices: Enabled,
+    memory_policy: MemoryPolicy,
+}
+
+/// features-linux.md "memoryPolicy": the modes and flags the launcher
+/// passes to set_mempolicy(2) (the host may still refuse some).
+#[derive(Serialize)]
+struct MemoryPolicy {
+    modes: &'static [&'static str],
+    flags: &'static [&'static str],
 }
 
 #[derive(Serialize)]
@@ -222,6 +231,22 @@ fn build() -> Features {
             intel_rdt: NO,
             mount_extensions: MountExtensions { idmap: NO },
             net_devices: NO,
+            memory_policy: MemoryPolicy {
+                modes: &[
+                    "MPOL_DEFAULT",
+                    "MPOL_BIND",
+                    "MPOL_INTERLEAVE",
+                    "MPOL_WEIGHTED_INTERLEAVE",
+                    "MPOL_PREFERRED",
+                    "MPOL_PREFERRED_MANY",
+                    "MPOL_LOCAL",
+                ],
+                flags: &[
+                    "MPOL_F_NUMA_BALANCING",
+                    "MPOL_F_RELATIVE_NODES",
+                    "MPOL_F_STATIC_NODES",
+                ],
+            },
         },
     }
 }
@@ -303,6 +328,13 @@ mod tests {
         assert_eq!(f["linux"]["cgroup"]["systemd"], false);
         assert_eq!(f["linux"]["cgroup"]["systemdUser"], false);
         assert_eq!(f["linux"]["namespaces"].as_array().unwrap().len(), 8);
+        assert_eq!(
+            f["linux"]["memoryPolicy"]["modes"]
+                .as_array()
+                .unwrap()
+                .len(),
+            7
+        );
     }
 
     #[test]

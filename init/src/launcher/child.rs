@@ -336,6 +336,9 @@ struct Exec {
 fn finalize_process(req: &LaunchRequest<'_>, prep: &Prepared) -> Result<(Exec, Option<OwnedFd>)> {
     let p = req.process;
     process::rlimits(p)?;
+    // While every capability is still held (a real-time policy or I/O
+    // class needs one).
+    super::scheduling::apply(req.spec, p)?;
     let caps = Caps::from_process(p)?;
     let env = process::environment(p, req.preserve_fds);
     // No host fd may survive into the container (CVE-2024-21626): all but

@@ -42,6 +42,7 @@ mod namespaces;
 mod process;
 mod resolve;
 mod rootfs;
+mod scheduling;
 pub mod seccomp;
 mod sync;
 mod sys;
@@ -486,24 +487,12 @@ fn check_supported(req: &LaunchRequest<'_>) -> Result<()> {
         if l.seccomp().is_some() && req.seccomp.is_none() && !req.late {
             bail!("linux.seccomp: no compiled program was given to the launcher (seccomp-monitor compiles it)");
         }
-        if l.personality().is_some() {
-            return Err(unsupported("linux.personality"));
-        }
-        if l.memory_policy().is_some() {
-            return Err(unsupported("linux.memoryPolicy"));
-        }
         if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
             return Err(unsupported("linux.netDevices"));
         }
         if l.mount_label().is_some() && selinux_enabled() {
             return Err(unsupported("linux.mountLabel"));
         }
-    }
-    if p.scheduler().is_some() {
-        return Err(unsupported("process.scheduler"));
-    }
-    if p.io_priority().is_some() {
-        return Err(unsupported("process.ioPriority"));
     }
     if p.exec_cpu_affinity().is_some() {
         return Err(unsupported("process.execCPUAffinity"));

@@ -182,3 +182,72 @@ pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit takes no pointers and does not return.
     unsafe { libc::_exit(code) }
 }
+
+/// struct sched_attr (linux/sched/types.h), with the utilization clamps
+/// (SCHED_ATTR_SIZE_VER1, 56 bytes).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+    pub util_min: u32,
+    pub util_max: u32,
+}
+
+/// sched_setattr(2) on the calling thread (the launcher's child is
+/// single-threaded, so that is the whole process).
+pub fn sched_setattr(attr: &SchedAttr) -> io::Result<()> {
+    let mut a = *attr;
+    a.size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: the kernel reads `size` bytes of a valid sched_attr that
+    // outlives the call; pid 0 is the caller.
+    let ret = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &a as *const SchedAttr, 0) };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// ioprio_set(IOPRIO_WHO_PROCESS, 0, ioprio): the caller's I/O priority,
+/// inherited by the processes it starts.
+pub fn ioprio_set_self(ioprio: i32) -> io::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    // SAFETY: integer arguments only.
+    let ret = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, ioprio) };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// personality(2): the caller's execution domain, kept across execve.
+pub fn set_personality(persona: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: an integer argument only; returns the previous persona.
+    let ret = unsafe { libc::personality(persona) };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// set_mempolicy(2): the caller's NUMA memory policy, inherited across
+/// fork and execve. `nodemask` holds `maxnode` bits.
+pub fn set_mempolicy(mode: i32, nodemask: &[libc::c_ulong], maxnode: u64) -> io::Result<()> {
+    let mask = match nodemask.is_empty() {
+        true => std::ptr::null(),
+        false => nodemask.as_ptr(),
+    };
+    // SAFETY: the kernel reads at most `maxnode` bits from `mask`, which
+    // holds that many (or is NULL with an empty mask).
+    let ret = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, mask, maxnode) };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

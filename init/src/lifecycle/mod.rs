@@ -75,6 +75,10 @@ fn wants_pooled_netns(spec: &Spec) -> bool {
         && !ns.iter().any(|n| n.typ() == T::User)
 }
 
+/// The environment variable naming the file where `ipc` writes its error
+/// instead of stderr (see `run_detached`).
+pub const ERROR_FILE: &str = "ASTERISM_ERROR_FILE";
+
 impl Lifecycle {
     /// Loads every record and reconciles it with the kernel, then starts
     /// the exit watcher.
@@ -834,22 +838,26 @@ impl Lifecycle {
         if preserve_fds > 0 {
             return Err(Error::unsupported("run --detach with --preserve-fds: the preserved fds would be init's, not yours; use create + start"));
         }
+        // The create (and so the container) gets the caller's stdio; its
+        // error, if any, comes back in a file, and is the answer, which
+        // the caller prints once.
+        let error_file = self.root.join(format!(".run-detached-{id}.error"));
+        let _ = std::fs::remove_file(&error_file);
         cmd.arg(id)
+            .env(ERROR_FILE, &error_file)
             .stdin(stdin)
             .stdout(stdout)
-            .stderr(std::process::Stdio::from(
-                stderr
-                    .try_clone()
-                    .map_err(|e| Error::io("dup stderr", &e))?,
-            ));
-        let out = cmd.output().map_err(|e| Error::io("run ipc create", &e))?;
-        if !out.status.success() {
-            let msg = String::from_utf8_lossy(&out.stderr);
-            return Err(Error::invalid(
-                msg.trim().trim_start_matches("ipc: ").to_string(),
-            ));
+            .stderr(stderr);
+        let status = cmd.status().map_err(|e| Error::io("run ipc create", &e));
+        let said = std::fs::read_to_string(&error_file).unwrap_or_default();
+        let _ = std::fs::remove_file(&error_file);
+        let status = status?;
+        if !status.success() {
+            return Err(Error::invalid(match said.trim().is_empty() {
+                true => format!("ipc create {id} failed ({status}) and said nothing"),
+                false => said.trim().to_string(),
+            }));
         }
-        drop(stderr);
         self.start_container(id)
     }
 

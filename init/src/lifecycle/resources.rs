@@ -75,6 +75,16 @@ pub fn unsupported(r: Option<&LinuxResources>) -> Result<(), Error> {
     if r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty()) {
         return refuse("hugepageLimits");
     }
+    // A real-time budget for the group (v1 cpu.rt_runtime_us) needs one in
+    // every parent too; until cpu-controller hands them out, refused.
+    if let Some(c) = r.cpu() {
+        if c.realtime_runtime().is_some() {
+            return refuse("cpu.realtimeRuntime");
+        }
+        if c.realtime_period().is_some() {
+            return refuse("cpu.realtimePeriod");
+        }
+    }
     if r.network().is_some() {
         return refuse("network");
     }

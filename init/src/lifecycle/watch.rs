@@ -13,7 +13,7 @@ use std::sync::Arc;
 pub fn spawn(lc: Arc<Lifecycle>) {
     std::thread::Builder::new()
         .name("exit-watcher".into())
-        .stack_size(256 << 10)
+        .stack_size(libipc::THREAD_STACK)
         .spawn(move || loop {
             watch_once(&lc);
         })

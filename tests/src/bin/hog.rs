@@ -8,6 +8,11 @@
 //! - `hog sleep`: sleeps until killed.
 //! - `hog hello SOCKET`: connects to a server socket, sends a hello, prints
 //!   the server's answer (for the peer-credential test, run as another uid).
+//! - `hog attrs`: prints what the kernel says of its own scheduling, one
+//!   `name=value` per line: `personality`, `ioprio` (class and level),
+//!   `mempolicy` (mode with its flags, and node mask) and, from
+//!   /proc/self/stat, `policy`, `rt_priority` and `nice`. Copied into a
+//!   container's rootfs, it reads back what the runtime set.
 
 use std::io::{BufRead, Write};
 
@@ -25,6 +30,7 @@ fn main() {
                 .expect("hog forks N"),
         ),
         Some("hello") => hello(args.get(1).expect("hog hello SOCKET")),
+        Some("attrs") => attrs(),
         Some("sleep") => loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         },
@@ -103,5 +109,48 @@ fn hello(path: &str) {
             Err(e) => println!("undecodable answer: {e}"),
         },
         Err(e) => println!("no answer: {:?}", e.into_error("server")),
+    }
+}
+
+fn attrs() {
+    let (personality, ioprio, (mode, mask)) = kernel::own_attrs();
+    println!("personality={personality:#x}");
+    println!("ioprio={}:{}", ioprio >> 13, ioprio & 0x1fff);
+    println!("mempolicy={mode:#x}:{mask:#x}");
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("read /proc/self/stat");
+    // Fields after the command name, which may hold spaces: state is 3.
+    let after = &stat[stat.rfind(')').expect("stat has a comm") + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    println!("nice={}", f[19 - 3]);
+    println!("rt_priority={}", f[40 - 3]);
+    println!("policy={}", f[41 - 3]);
+}
+
+/// The three syscalls `attrs` needs that have no safe wrapper.
+#[allow(unsafe_code)]
+mod kernel {
+    /// (personality, ioprio, (mempolicy mode, first word of its node mask)).
+    pub fn own_attrs() -> (i32, i64, (i32, u64)) {
+        const QUERY: libc::c_ulong = 0xffff_ffff;
+        const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+        let mut mode: libc::c_int = 0;
+        let mut mask: [libc::c_ulong; 16] = [0; 16];
+        // SAFETY: 0xffffffff only queries; ioprio_get takes integers;
+        // get_mempolicy writes one int and at most 16*64 bits of mask,
+        // both of which are ours and that large.
+        unsafe {
+            let p = libc::personality(QUERY);
+            let io = libc::syscall(libc::SYS_ioprio_get, IOPRIO_WHO_PROCESS, 0);
+            let r = libc::syscall(
+                libc::SYS_get_mempolicy,
+                &mut mode as *mut libc::c_int,
+                mask.as_mut_ptr(),
+                (16 * 64) as libc::c_ulong,
+                0usize,
+                0 as libc::c_ulong,
+            );
+            assert_eq!(r, 0, "get_mempolicy: {}", std::io::Error::last_os_error());
+            (p, io, (mode, mask[0]))
+        }
     }
 }

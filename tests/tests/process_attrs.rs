@@ -1,0 +1,215 @@
+//! process.scheduler, process.ioPriority, linux.memoryPolicy and
+//! linux.personality end to end: the container's process reports what the
+//! kernel holds for it (`hog attrs`, copied into the rootfs, and busybox's
+//! `uname -m`), for the container itself and for an exec'd process. A
+//! setting the kernel refuses fails the create with the field's name and
+//! leaves nothing behind.
+
+use asterism_tests::{bin, Bundle, Constellation};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// A busybox bundle with the test hog at /bin/hog, running `args`.
+fn bundle(args: &[&str], patch: Value) -> Bundle {
+    let b = Bundle::busybox_with(args, patch);
+    std::fs::copy(bin("asterism-test-hog"), b.rootfs().join("bin/hog")).unwrap();
+    b
+}
+
+fn attrs(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// `ipc run` in the foreground; its stdout, which must be the hog's.
+fn run(c: &Constellation, b: &Bundle, id: &str) -> BTreeMap<String, String> {
+    let out = c.ipc(&["run", "--bundle", b.path().to_str().unwrap(), id]);
+    assert!(
+        out.status.success(),
+        "{id}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    attrs(&String::from_utf8_lossy(&out.stdout))
+}
+
+#[test]
+fn scheduler_io_priority_memory_policy_and_personality_reach_the_process() {
+    let c = Constellation::start();
+    let all = json!({
+        "process": {
+            "scheduler": {"policy": "SCHED_BATCH", "nice": 7},
+            "ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 6}
+        },
+        "linux": {
+            "memoryPolicy": {"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES"]},
+            "personality": {"domain": "LINUX32"}
+        }
+    });
+    let b = bundle(&["/bin/hog", "attrs"], all.clone());
+    let a = run(&c, &b, "attrs1");
+    assert_eq!(a["policy"], "3", "SCHED_BATCH: {a:?}");
+    assert_eq!(a["nice"], "7", "{a:?}");
+    assert_eq!(a["ioprio"], "2:6", "best effort, level 6: {a:?}");
+    // MPOL_BIND (2) | MPOL_F_STATIC_NODES (1 << 15), node 0.
+    assert_eq!(a["mempolicy"], "0x8002:0x1", "{a:?}");
+    assert_eq!(a["personality"], "0x8", "PER_LINUX32: {a:?}");
+    // LINUX32 is what uname shows: a 32-bit machine.
+    let u = bundle(
+        &["uname", "-m"],
+        json!({"linux": {"personality": {"domain": "LINUX32"}}}),
+    );
+    let out = c.ipc(&["run", "--bundle", u.path().to_str().unwrap(), "uname1"]);
+    let machine = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        machine.starts_with('i') && machine.ends_with("86"),
+        "uname -m under LINUX32: {machine:?}"
+    );
+    // An exec'd process gets the container's settings too.
+    let idle = bundle(
+        &["sleep", "300"],
+        json!({"process": {"scheduler": {"policy": "SCHED_IDLE"},
+               "ioPriority": {"class": "IOPRIO_CLASS_IDLE", "priority": 0}},
+               "linux": {"memoryPolicy": {"mode": "MPOL_INTERLEAVE", "nodes": "0"}}}),
+    );
+    c.ipc_ok(&[
+        "run",
+        "-d",
+        "--bundle",
+        idle.path().to_str().unwrap(),
+        "idle1",
+    ]);
+    let a = attrs(&c.ipc_ok(&["exec", "idle1", "/bin/hog", "attrs"]));
+    assert_eq!(a["policy"], "5", "SCHED_IDLE: {a:?}");
+    assert_eq!(a["ioprio"], "3:0", "{a:?}");
+    assert_eq!(a["mempolicy"], "0x3:0x1", "{a:?}");
+    c.ipc_ok(&["delete", "-f", "idle1"]);
+    // A real-time policy is set while the launcher still holds
+    // CAP_SYS_NICE. Where the kernel budgets real-time tasks per cgroup
+    // (this host's v1 cpu hierarchy has cpu.rt_runtime_us), a new group has
+    // no budget and the create says so; elsewhere the policy is there.
+    let rt = bundle(
+        &["/bin/hog", "attrs"],
+        json!({"process": {"scheduler": {"policy": "SCHED_RR", "priority": 5}}}),
+    );
+    let out = c.ipc(&["run", "--bundle", rt.path().to_str().unwrap(), "rt1"]);
+    let budgets = cgroupfs::Hierarchies::discover()
+        .ok()
+        .and_then(|h| h.get("cpu").ok().map(|h| h.mount.join("cpu.rt_runtime_us")))
+        .is_some_and(|f| f.exists());
+    if budgets {
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && e.contains("cpu.rt_runtime_us is 0"),
+            "{e}"
+        );
+        assert!(!c.root().join("containers").join("rt1").exists());
+    } else {
+        let a = attrs(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(
+            (a["policy"].as_str(), a["rt_priority"].as_str()),
+            ("2", "5"),
+            "{a:?}"
+        );
+    }
+    // Without any of them: the kernel's defaults.
+    let plain = bundle(&["/bin/hog", "attrs"], json!({}));
+    let a = run(&c, &plain, "plain1");
+    assert_eq!(a["policy"], "0");
+    assert_eq!(a["personality"], "0x0");
+    assert_eq!(a["mempolicy"], "0x0:0x0");
+}
+
+#[test]
+fn a_setting_the_kernel_refuses_names_its_field_and_leaves_nothing() {
+    let c = Constellation::start();
+    for (id, patch, want) in [
+        (
+            "iso",
+            json!({"process": {"scheduler": {"policy": "SCHED_ISO"}}}),
+            "process.scheduler.policy: SCHED_ISO",
+        ),
+        (
+            "fifo0",
+            // SCHED_FIFO needs a priority from 1 to 99.
+            json!({"process": {"scheduler": {"policy": "SCHED_FIFO", "priority": 0}}}),
+            "process.scheduler: sched_setattr with policy SCHED_FIFO",
+        ),
+        (
+            "node9",
+            // This host has no node 9.
+            json!({"linux": {"memoryPolicy": {"mode": "MPOL_BIND", "nodes": "9"}}}),
+            "linux.memoryPolicy: set_mempolicy MPOL_BIND nodes \"9\"",
+        ),
+    ] {
+        let b = bundle(&["true"], patch);
+        let e = c.ipc_err(&["create", "--bundle", b.path().to_str().unwrap(), id]);
+        assert!(e.contains(want), "{id}: {e}");
+        assert!(
+            !c.root().join("containers").join(id).exists(),
+            "{id}: state left behind"
+        );
+        let list = c.ipc_ok(&["list"]);
+        assert!(!list.contains(id), "{id} is listed:\n{list}");
+        if let Some(base) = c.cgroup_base("memory") {
+            assert!(!base.join(id).exists(), "{id}: memory group left behind");
+        }
+    }
+    // `run --detach` (init runs the create) says it once, in the same words.
+    let b = bundle(
+        &["true"],
+        json!({"process": {"scheduler": {"policy": "SCHED_ISO"}}}),
+    );
+    let out = c.ipc(&["run", "-d", "--bundle", b.path().to_str().unwrap(), "iso-d"]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.starts_with("ipc: process.scheduler.policy: SCHED_ISO"),
+        "{e}"
+    );
+    assert!(!c.root().join("containers").join("iso-d").exists());
+}
+
+/// What is not built is refused by its field's name, never ignored, and
+/// leaves nothing behind.
+#[test]
+fn settings_not_built_yet_are_refused_by_name() {
+    let c = Constellation::start();
+    let init = c.init_pid();
+    for (id, patch, want) in [
+        (
+            "rt-budget",
+            json!({"linux": {"resources": {"cpu": {"realtimeRuntime": 95000, "realtimePeriod": 1000000}}}}),
+            "linux.resources.cpu.realtimeRuntime is not supported yet",
+        ),
+        (
+            "rt-period",
+            json!({"linux": {"resources": {"cpu": {"realtimePeriod": 1000000}}}}),
+            "linux.resources.cpu.realtimePeriod is not supported yet",
+        ),
+        (
+            "blkio",
+            json!({"linux": {"resources": {"blockIO": {"weight": 500}}}}),
+            "linux.resources.blockIO is not supported yet",
+        ),
+        (
+            "affinity",
+            json!({"process": {"execCPUAffinity": {"final": "0"}}}),
+            "process.execCPUAffinity: not supported",
+        ),
+    ] {
+        let b = bundle(&["true"], patch);
+        let e = c.ipc_err(&["create", "--bundle", b.path().to_str().unwrap(), id]);
+        assert!(e.contains(want), "{id}: {e}");
+        assert!(!c.root().join("containers").join(id).exists(), "{id}");
+        if let Some(base) = c.cgroup_base("memory") {
+            assert!(!base.join(id).exists(), "{id}: memory group left behind");
+        }
+    }
+    // Parsing them (oci-spec compiles a regex for execCPUAffinity) once
+    // overflowed the stack of init's request thread.
+    assert_eq!(c.init_pid(), init, "init died");
+    assert!(asterism_tests::alive(init));
+}
