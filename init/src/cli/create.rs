@@ -680,10 +680,10 @@ fn exec_joins(root: &Path, id: &str) -> Result<Vec<(protocol::cgroup::CgroupJoin
 /// with the command line's args and overrides.
 fn exec_process(spec: &Spec, a: &ExecArgs) -> Result<Process> {
     if let Some(f) = &a.process {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("read --process {}", f.display()))?;
-        return serde_json::from_str(&text)
-            .with_context(|| format!("--process {}: not a runtime-spec process", f.display()));
+        // Checked as a config's process is (schema, then the spec's rules),
+        // with error paths relative to the document.
+        return crate::config::load_process(f)
+            .map_err(|e| anyhow!("--process {}: {e}", f.display()));
     }
     if a.command.is_empty() {
         bail!("exec: give a command to run, or --process FILE");

@@ -52,9 +52,20 @@ fn expect(conn: &Conn, what: &str) -> Result<Msg> {
 
 fn setup_and_exec(req: &LaunchRequest<'_>, prep: &Prepared, conn: &Conn) -> Result<Infallible> {
     start()?;
+    let affinity = match prep.creating {
+        false => req.process.exec_cpu_affinity().as_ref(),
+        true => None, // "not applicable to the container's init process"
+    };
+    if let Some(cpus) = affinity.and_then(|a| a.initial().as_deref()) {
+        super::scheduling::cpu_affinity(cpus, "process.execCPUAffinity.initial")?;
+    }
     // First, while nothing else runs in this process (see join.rs). A late
     // launch joins when its groups arrive (still single-threaded then).
     super::join::join_v1(req.cgroups)?;
+    // Joining a cpuset reset the affinity to its cpus: `final` goes on top.
+    if let Some(cpus) = affinity.and_then(|a| a.cpu_affinity_final().as_deref()) {
+        super::scheduling::cpu_affinity(cpus, "process.execCPUAffinity.final")?;
+    }
     let Msg::Go { pid } = expect(conn, "the go-ahead")? else {
         bail!("unexpected message from the runtime");
     };

@@ -494,9 +494,6 @@ fn check_supported(req: &LaunchRequest<'_>) -> Result<()> {
             return Err(unsupported("linux.mountLabel"));
         }
     }
-    if p.exec_cpu_affinity().is_some() {
-        return Err(unsupported("process.execCPUAffinity"));
-    }
     if p.apparmor_profile().as_ref().is_some_and(|s| !s.is_empty()) && apparmor_enabled() {
         return Err(unsupported("process.apparmorProfile"));
     }

@@ -205,6 +205,31 @@ fn memory_policy(mp: &LinuxMemoryPolicy) -> Result<()> {
     })
 }
 
+/// sched_setaffinity(2) of the caller to a list like "0-3,7" (with spaces
+/// allowed, as the schema does); an empty list changes nothing.
+pub fn cpu_affinity(cpus: &str, field: &str) -> Result<()> {
+    use nix::sched::CpuSet;
+    let cpus = cpus.replace(' ', "");
+    if cpus.is_empty() {
+        return Ok(());
+    }
+    let mut set = CpuSet::new();
+    for item in cpus.split(',') {
+        let (lo, hi) = item.split_once('-').unwrap_or((item, item));
+        let parse = |s: &str| {
+            s.parse::<usize>()
+                .with_context(|| format!("{field}: bad entry {item:?} in {cpus:?}"))
+        };
+        for cpu in parse(lo)?..=parse(hi)? {
+            set.set(cpu).with_context(|| {
+                format!("{field}: CPU {cpu} is beyond what this runtime can name")
+            })?;
+        }
+    }
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+        .with_context(|| format!("{field}: run on CPUs {cpus}"))
+}
+
 /// PER_LINUX and PER_LINUX32 of linux/personality.h.
 fn personality(p: &LinuxPersonality) -> Result<()> {
     let persona = match p.domain() {
