@@ -75,16 +75,67 @@ pub enum CpuRequest {
         id: String,
         limits: CpuLimits,
     },
-    /// `CreateJoinable` with the group at the config's `linux.cgroupsPath`
-    /// instead of `<base>/<id>`: relative to the cgroup of the process that
-    /// started the constellation, or from the hierarchy's root when
-    /// absolute (see [`crate::cgroup::cgroups_path_parts`]). Missing
-    /// parents are made; the server removes them at its stop once empty.
+    /// init's Prepare: `CreateJoinable`, at the config's
+    /// `linux.cgroupsPath` when it names one (instead of `<base>/<id>`:
+    /// relative to the cgroup of the process that started the
+    /// constellation, or from the hierarchy's root when absolute, see
+    /// [`crate::cgroup::cgroups_path_parts`]; missing parents are made, and
+    /// removed at the server's stop once empty), with the container's
+    /// device rules for the devices hierarchy (cgroup v1).
     CreateJoinableAt {
         id: String,
-        cgroups_path: String,
+        cgroups_path: Option<String>,
         limits: CpuLimits,
+        devices: Vec<DeviceRule>,
     },
+}
+
+/// One `linux.resources.devices` rule, as the devices cgroup takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRule {
+    pub allow: bool,
+    /// 'a' (all), 'c' or 'b'.
+    pub kind: char,
+    /// None: every major (or minor) number.
+    pub major: Option<i64>,
+    pub minor: Option<i64>,
+    /// Some of "rwm".
+    pub access: String,
+}
+
+impl DeviceRule {
+    /// `c 1:3 rwm`, `a *:* rwm`: the line devices.allow and devices.deny take.
+    pub fn line(&self) -> String {
+        let n = |v: Option<i64>| v.map_or("*".to_string(), |v| v.to_string());
+        format!(
+            "{} {}:{} {}",
+            self.kind,
+            n(self.major),
+            n(self.minor),
+            self.access
+        )
+    }
+
+    /// Refuses what the kernel would, naming the rule.
+    pub fn check(&self) -> Result<(), crate::Error> {
+        let bad = |why: &str| {
+            Err(crate::Error::invalid(format!(
+                "device rule {:?} ({}): {why}",
+                self.line(),
+                if self.allow { "allow" } else { "deny" }
+            )))
+        };
+        if !matches!(self.kind, 'a' | 'b' | 'c') {
+            return bad("the type must be a, b or c");
+        }
+        if self.access.is_empty() || !self.access.chars().all(|c| "rwm".contains(c)) {
+            return bad("the access must be some of r, w and m");
+        }
+        if self.major.is_some_and(|v| v < 0) || self.minor.is_some_and(|v| v < 0) {
+            return bad("device numbers are not negative");
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -663,8 +663,24 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             "CpuRequest::CreateJoinableAt",
             e(&CpuRequest::CreateJoinableAt {
                 id: id(),
-                cgroups_path: "/default/c1".into(),
+                cgroups_path: Some("/default/c1".into()),
                 limits: cl.clone(),
+                devices: vec![
+                    DeviceRule {
+                        allow: false,
+                        kind: 'a',
+                        major: None,
+                        minor: None,
+                        access: "rwm".into(),
+                    },
+                    DeviceRule {
+                        allow: true,
+                        kind: 'c',
+                        major: Some(1),
+                        minor: Some(3),
+                        access: "rwm".into(),
+                    },
+                ],
             }),
         ),
     ]

@@ -12,10 +12,12 @@ use std::path::Path;
 /// The controllers asterism manages that are mounted here.
 fn ours() -> Vec<&'static str> {
     let hier = cgroupfs::Hierarchies::discover().unwrap();
-    ["memory", "cpu", "cpuacct", "cpuset", "pids", "freezer"]
-        .into_iter()
-        .filter(|c| hier.get(c).is_ok())
-        .collect()
+    [
+        "memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices",
+    ]
+    .into_iter()
+    .filter(|c| hier.get(c).is_ok())
+    .collect()
 }
 
 fn read(p: &Path) -> String {

@@ -270,7 +270,7 @@ fn create_set_list_delete() {
     cpu_ok(&c, &["delete", "api"]);
     cpu_ok(&c, &["delete", "web"]);
     assert!(list(&c).is_empty());
-    for ctl in ["cpu", "cpuacct", "cpuset", "pids", "freezer"] {
+    for ctl in ["cpu", "cpuacct", "cpuset", "pids", "freezer", "devices"] {
         assert!(
             !cgroup_dir(&c, ctl, "web").exists(),
             "{ctl}/web left behind"
@@ -309,7 +309,7 @@ fn bad_input_is_refused_clearly_and_leaves_nothing() {
 
     assert_eq!(c.server_pid(CPU), pid, "the server stayed up");
     assert!(list(&c).is_empty());
-    for ctl in ["cpu", "cpuacct", "cpuset", "pids", "freezer"] {
+    for ctl in ["cpu", "cpuacct", "cpuset", "pids", "freezer", "devices"] {
         let base = c.cgroup_base(ctl).unwrap();
         let leftovers: Vec<_> = std::fs::read_dir(&base)
             .map(|rd| {

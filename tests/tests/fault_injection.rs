@@ -360,7 +360,7 @@ fn sigkill_servers_and_init_during_a_request_storm() {
     if let Some(base) = c.cgroup_base("memory") {
         assert_eq!(cgroup_dirs(&base), mem_ids, "memory cgroup dirs vs groups");
     }
-    for ctrl in ["cpu", "cpuacct", "cpuset", "pids", "freezer"] {
+    for ctrl in ["cpu", "cpuacct", "cpuset", "pids", "freezer", "devices"] {
         if let Some(base) = c.cgroup_base(ctrl) {
             if base.parent().is_some_and(|p| p.exists()) && base.exists() {
                 let dirs = cgroup_dirs(&base);

@@ -124,7 +124,7 @@ fn create_start_state_kill_delete() {
     let err = c.ipc_err(&["state", "life1"]);
     assert!(err.contains("does not exist"), "{err}");
     assert!(!c.root().join("containers/life1").exists());
-    for ctl in ["memory", "cpu", "pids", "freezer"] {
+    for ctl in ["memory", "cpu", "pids", "freezer", "devices"] {
         if let Some(base) = c.cgroup_base(ctl) {
             assert!(!base.join("life1").exists(), "{ctl} group left behind");
         }
@@ -406,7 +406,7 @@ fn bad_input_is_refused_clearly_and_leaves_nothing() {
         .map(|e| e.file_name())
         .collect();
     assert!(left.is_empty(), "state left: {left:?}");
-    for ctl in ["memory", "cpu", "cpuset", "pids", "freezer"] {
+    for ctl in ["memory", "cpu", "cpuset", "pids", "freezer", "devices"] {
         if let Some(base) = c.cgroup_base(ctl) {
             let dirs: Vec<_> = std::fs::read_dir(&base)
                 .map(|r| {
@@ -615,11 +615,13 @@ fn the_process_joins_every_group_itself_and_gets_a_fresh_network_namespace() {
     let pid2 = state(&c, "fast2")["pid"].as_i64().unwrap();
     // Every hierarchy the two controllers manage holds the process in
     // fast1's group.
-    let ours: Vec<String> = ["memory", "cpu", "cpuacct", "cpuset", "pids", "freezer"]
-        .iter()
-        .filter(|ctl| c.cgroup_base(ctl).is_some())
-        .map(|s| s.to_string())
-        .collect();
+    let ours: Vec<String> = [
+        "memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices",
+    ]
+    .iter()
+    .filter(|ctl| c.cgroup_base(ctl).is_some())
+    .map(|s| s.to_string())
+    .collect();
     assert!(!ours.is_empty());
     let check = |text: &str, who: &str| {
         let groups = groups_of(text);

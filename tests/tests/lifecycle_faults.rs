@@ -232,7 +232,9 @@ fn sigkill_init_and_servers_during_the_lifecycle() {
         !mountinfo.contains(root.to_str().unwrap()),
         "mounts left under the root"
     );
-    for ctl in ["memory", "cpu", "cpuacct", "cpuset", "pids", "freezer"] {
+    for ctl in [
+        "memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices",
+    ] {
         if let Some(base) = c.cgroup_base(ctl) {
             let groups: Vec<_> = std::fs::read_dir(&base)
                 .map(|r| {

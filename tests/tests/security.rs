@@ -152,3 +152,54 @@ fn a_mount_destination_that_is_a_symlink_out_of_the_rootfs_stays_inside() {
         "a host mount appeared at the target"
     );
 }
+
+/// The devices cgroup: a container given CAP_MKNOD (as Docker's defaults
+/// do) can make a node for any of the host's devices, but opens only
+/// those its config's `linux.resources.devices` allows, plus the default
+/// devices. Here /dev/fuse, which the host lets root open: denied under
+/// the usual deny-all rule, for the container's process and an exec'd one,
+/// and allowed once a rule names it.
+#[test]
+fn a_device_node_made_inside_opens_only_if_the_rules_allow_it() {
+    let c = Constellation::start();
+    let mknod_caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_MKNOD"]);
+    let caps = json!({"bounding": mknod_caps, "effective": mknod_caps, "permitted": mknod_caps});
+    let probe = "busybox mknod /dev/fuse c 10 229 || exit 9; \
+                 (exec 3<>/dev/fuse) 2>/dev/null && echo fuse-opened || echo fuse-denied; \
+                 (exec 3<>/dev/null) && echo null-opened";
+    let deny_all = json!({"process": {"capabilities": caps},
+        "linux": {"resources": {"devices": [{"allow": false, "access": "rwm"}]}}});
+    let bundle = Bundle::busybox_with(&["sh", "-c", probe], deny_all);
+    let out = c.ipc(&["run", "--bundle", b(&bundle), "dev1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        vec!["fuse-denied", "null-opened"],
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An exec'd process is in the same devices group.
+    let sleeper = Bundle::busybox_with(
+        &["sleep", "300"],
+        json!({"process": {"capabilities": caps},
+            "linux": {"resources": {"devices": [{"allow": false, "access": "rwm"}]}}}),
+    );
+    c.ipc_ok(&["run", "-d", "--bundle", b(&sleeper), "dev2"]);
+    let text = c.ipc_ok(&["exec", "dev2", "sh", "-c", probe]);
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        vec!["fuse-denied", "null-opened"]
+    );
+    c.ipc_ok(&["delete", "-f", "dev2"]);
+    // A rule that names it lets it open.
+    let allowed = json!({"process": {"capabilities": caps},
+        "linux": {"resources": {"devices": [{"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}]}}});
+    let bundle = Bundle::busybox_with(&["sh", "-c", probe], allowed);
+    let text = String::from_utf8_lossy(&c.ipc(&["run", "--bundle", b(&bundle), "dev3"]).stdout)
+        .into_owned();
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        vec!["fuse-opened", "null-opened"]
+    );
+}

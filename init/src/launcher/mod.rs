@@ -252,7 +252,7 @@ fn drive(
     if prep.ns.new_user {
         namespaces::write_id_maps(pid, req.spec)?;
     }
-    sync::send(conn, &Msg::Go { pid }).context("sync with the container process")?;
+    tell(conn, &Msg::Go { pid })?;
     let late = match prep.late {
         // The child makes its namespaces and first mounts meanwhile.
         true => Some(parent.resources()?),
@@ -263,7 +263,7 @@ fn drive(
     parent.created_process(pid)?;
     match &late {
         Some(l) => send_resources(req, prep, conn, l)?,
-        None => sync::send(conn, &Msg::Attached).context("sync with the container process")?,
+        None => tell(conn, &Msg::Attached)?,
     }
     let program = late
         .as_ref()
@@ -272,7 +272,7 @@ fn drive(
     if prep.creating && runtime_hooks(req.spec) {
         expect(conn, "MountsDone")?;
         parent.create_runtime(pid)?;
-        sync::send(conn, &Msg::HooksDone).context("sync with the container process")?;
+        tell(conn, &Msg::HooksDone)?;
     }
     let listener = seccomp_listener(program, conn)?;
     expect(conn, "Ready")?;
@@ -353,7 +353,10 @@ fn send_resources(
         netns: netns.is_some(),
         seccomp: late.seccomp.clone(),
     };
-    sync::send_with_fds(conn, &msg, &fds).context("sync with the container process")
+    match sync::send_with_fds(conn, &msg, &fds) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(why_unheard(conn, e)),
+    }
 }
 
 /// A program installed with NEW_LISTENER: the child sends the listener
@@ -374,6 +377,21 @@ fn seccomp_listener(
         ),
         Some((msg, _)) => Err(child_error(msg)),
         None => bail!("the container process exited during setup, before its seccomp listener"),
+    }
+}
+
+/// Sends the child its next message. A child that failed early has sent
+/// its error and exited: our send then fails (the peer is gone) while its
+/// error still waits in our queue, and that error is what the user needs.
+fn tell(conn: &Conn, msg: &Msg) -> Result<()> {
+    sync::send(conn, msg).map_err(|e| why_unheard(conn, e))
+}
+
+/// The child's error queued for us, else the failed send's.
+fn why_unheard(conn: &Conn, send_error: std::io::Error) -> anyhow::Error {
+    match sync::recv(conn) {
+        Ok(Some(m @ Msg::Error { .. })) => child_error(m),
+        _ => anyhow::Error::new(send_error).context("sync with the container process"),
     }
 }
 

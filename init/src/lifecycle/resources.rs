@@ -1,7 +1,7 @@
 //! linux.resources -> the controllers' own limit types.
 
-use oci_spec::runtime::LinuxResources;
-use protocol::cpu::CpuLimits;
+use oci_spec::runtime::{LinuxDeviceType, LinuxResources};
+use protocol::cpu::{CpuLimits, DeviceRule};
 use protocol::memory::{Limit, MemoryLimits};
 use protocol::Error;
 
@@ -41,6 +41,50 @@ pub fn cpu(r: Option<&LinuxResources>) -> CpuLimits {
     if let Some(p) = r.pids() {
         out.pids_max = Some(limit(p.limit()));
     }
+    out
+}
+
+/// The devices cgroup's rules: the config's, in order, then the ones every
+/// container gets, as runc appends them (its AllowedDevices): mknod of any
+/// node (opening one is what the rules govern), the default devices of
+/// config-linux.md, the pty devices and /dev/net/tun. Fifos (`p`) are not
+/// devices to the kernel's devices cgroup: their rules are left out.
+pub fn devices(r: Option<&LinuxResources>) -> Vec<DeviceRule> {
+    let rule = |allow, kind, major, minor, access: &str| DeviceRule {
+        allow,
+        kind,
+        major,
+        minor,
+        access: access.to_string(),
+    };
+    let mut out: Vec<DeviceRule> = r
+        .and_then(|r| r.devices().as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|d| {
+            let kind = match d.typ().unwrap_or(LinuxDeviceType::A) {
+                LinuxDeviceType::A => 'a',
+                LinuxDeviceType::B => 'b',
+                LinuxDeviceType::C | LinuxDeviceType::U => 'c',
+                LinuxDeviceType::P => return None,
+            };
+            let access = d.access().as_deref().unwrap_or("rwm");
+            Some(rule(d.allow(), kind, d.major(), d.minor(), access))
+        })
+        .collect();
+    out.extend([
+        rule(true, 'c', None, None, "m"),
+        rule(true, 'b', None, None, "m"),
+        rule(true, 'c', Some(1), Some(3), "rwm"),
+        rule(true, 'c', Some(1), Some(8), "rwm"),
+        rule(true, 'c', Some(1), Some(7), "rwm"),
+        rule(true, 'c', Some(5), Some(0), "rwm"),
+        rule(true, 'c', Some(1), Some(5), "rwm"),
+        rule(true, 'c', Some(1), Some(9), "rwm"),
+        rule(true, 'c', Some(136), None, "rwm"),
+        rule(true, 'c', Some(5), Some(2), "rwm"),
+        rule(true, 'c', Some(10), Some(200), "rwm"),
+    ]);
     out
 }
 

@@ -15,7 +15,7 @@
 use libipc::client::new_key;
 use libipc::{Client, ClientOptions};
 use protocol::cgroup::CgroupJoin;
-use protocol::cpu::{Cpu, CpuLimits, CpuRequest, CpuResponse, CpuStat};
+use protocol::cpu::{Cpu, CpuLimits, CpuRequest, CpuResponse, CpuStat, DeviceRule};
 use protocol::memory::{Memory, MemoryLimits, MemoryRequest, MemoryResponse, MemoryStat};
 use protocol::net::{Net, NetRequest, NetResponse};
 use protocol::seccomp::{NotifyPolicy, Program, Seccomp, SeccompRequest, SeccompResponse};
@@ -249,33 +249,23 @@ impl Servers {
         self.memory.send(req, key, answer)
     }
 
-    /// As `send_memory_create`, for `id`'s cpu groups.
+    /// As `send_memory_create`, for `id`'s cpu groups, with its device
+    /// rules (the devices hierarchy is cpu-controller's): always the one
+    /// request that carries both, CreateJoinableAt.
     pub fn send_cpu_create(
         &self,
         id: &str,
         limits: CpuLimits,
         cgroups_path: Option<&str>,
+        devices: Vec<DeviceRule>,
         joinable: bool,
     ) -> Sent<'_, Cpu, Vec<(CgroupJoin, OwnedFd)>> {
         let key = Some(new_key("create", id));
-        let req = match (cgroups_path, joinable) {
-            (Some(p), _) => CpuRequest::CreateJoinableAt {
-                id: id.into(),
-                cgroups_path: p.into(),
-                limits,
-            },
-            (None, true) => CpuRequest::CreateJoinable {
-                id: id.into(),
-                limits,
-            },
-            (None, false) => {
-                let req = CpuRequest::Create {
-                    id: id.into(),
-                    parent: None,
-                    limits,
-                };
-                return self.cpu.send(req, key, |r| r.map(|_| vec![]));
-            }
+        let req = CpuRequest::CreateJoinableAt {
+            id: id.into(),
+            cgroups_path: cgroups_path.map(str::to_string),
+            limits,
+            devices,
         };
         let answer: FromReply<Cpu, _> = match joinable {
             true => |r| match r? {

@@ -6,7 +6,7 @@ use crate::common;
 use crate::layout::{Ctl, Layout, Mount};
 use crate::{v1, v2};
 use cgroupfs::{CgroupDir, Version};
-use protocol::cpu::{CpuLimits, CpuStat};
+use protocol::cpu::{CpuLimits, CpuStat, DeviceRule};
 use protocol::memory::Limit;
 use protocol::Error;
 use std::path::Path;
@@ -17,13 +17,20 @@ pub const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long killing a group's processes may take.
 const KILL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Creates the group `rel` in every hierarchy and applies `limits`; returns
-/// the directories it made, parents first. On any failure every directory
-/// this call made (the group's, its parents', the bases') is removed again,
-/// so a refused create leaves nothing behind.
-pub fn create(layout: &Layout, rel: &Path, limits: &CpuLimits) -> Result<Vec<CgroupDir>, Error> {
+/// Creates the group `rel` in every hierarchy and applies `limits` and the
+/// device rules; returns the directories it made, parents first. On any
+/// failure every directory this call made (the group's, its parents', the
+/// bases') is removed again, so a refused create leaves nothing behind.
+pub fn create(
+    layout: &Layout,
+    rel: &Path,
+    limits: &CpuLimits,
+    devices: &[DeviceRule],
+) -> Result<Vec<CgroupDir>, Error> {
     let mut made: Vec<CgroupDir> = vec![];
-    let result = make_dirs(layout, rel, &mut made).and_then(|()| apply(layout, rel, limits));
+    let result = make_dirs(layout, rel, &mut made)
+        .and_then(|()| apply(layout, rel, limits))
+        .and_then(|()| apply_devices(layout, rel, devices));
     if let Err(e) = result {
         for dir in made.iter().rev() {
             if let Err(re) = layout.ops().rmdir(dir) {
@@ -81,6 +88,14 @@ fn make_one(
         }
     }
     Ok(())
+}
+
+/// The device rules, where there is a (v1) devices hierarchy.
+pub fn apply_devices(layout: &Layout, rel: &Path, rules: &[DeviceRule]) -> Result<(), Error> {
+    match layout.mount_of(Ctl::Devices) {
+        Some(m) if !rules.is_empty() => crate::devices::apply(&m.dir(rel), rules),
+        _ => Ok(()),
+    }
 }
 
 /// Writes the given limits (None = leave as is), each in its hierarchy.
@@ -295,9 +310,15 @@ pub fn missing(layout: &Layout, rel: &Path) -> Vec<Mount> {
 }
 
 /// Re-creates the directories a group lost in some hierarchies (found at
-/// start) and puts `limits` back on them.
-pub fn repair(layout: &Layout, rel: &Path, limits: &CpuLimits) -> Result<(), Error> {
+/// start) and puts `limits` and the device rules back on them.
+pub fn repair(
+    layout: &Layout,
+    rel: &Path,
+    limits: &CpuLimits,
+    devices: &[DeviceRule],
+) -> Result<(), Error> {
     let mut made = vec![];
     make_dirs(layout, rel, &mut made)?;
-    apply(layout, rel, limits)
+    apply(layout, rel, limits)?;
+    apply_devices(layout, rel, devices)
 }

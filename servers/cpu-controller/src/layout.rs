@@ -20,9 +20,18 @@ pub enum Ctl {
     Cpuset,
     Pids,
     Freezer,
+    /// v1 only: v2 has no devices files (its device policy is eBPF).
+    Devices,
 }
 
-pub const MANAGED: [Ctl; 5] = [Ctl::Cpu, Ctl::Cpuacct, Ctl::Cpuset, Ctl::Pids, Ctl::Freezer];
+pub const MANAGED: [Ctl; 6] = [
+    Ctl::Cpu,
+    Ctl::Cpuacct,
+    Ctl::Cpuset,
+    Ctl::Pids,
+    Ctl::Freezer,
+    Ctl::Devices,
+];
 
 impl Ctl {
     pub fn name(self) -> &'static str {
@@ -32,6 +41,7 @@ impl Ctl {
             Ctl::Cpuset => "cpuset",
             Ctl::Pids => "pids",
             Ctl::Freezer => "freezer",
+            Ctl::Devices => "devices",
         }
     }
 
@@ -45,7 +55,7 @@ impl Ctl {
     pub fn v2_controller(self) -> Option<&'static str> {
         match self {
             Ctl::Cpu | Ctl::Cpuset | Ctl::Pids => Some(self.name()),
-            Ctl::Cpuacct | Ctl::Freezer => None,
+            Ctl::Cpuacct | Ctl::Freezer | Ctl::Devices => None,
         }
     }
 }

@@ -12,6 +12,7 @@
 //! - [`peer`]: memory-controller, which shares our directories on cgroup v2.
 
 pub mod common;
+pub mod devices;
 pub mod group;
 pub mod join;
 pub mod layout;

@@ -46,11 +46,12 @@ fn drop_or_repair(layout: &Layout, journal: &mut CpuJournal) {
             journal.state_mut().groups.remove(&id);
         } else if !missing.is_empty() {
             let requested = table.groups[&id].requested.clone();
+            let devices = table.groups[&id].devices.clone();
             tracing::warn!(
                 "cpu group {id:?} lost its directory in {} hierarchies; recreating",
                 missing.len()
             );
-            if let Err(e) = group::repair(layout, &rel, &requested) {
+            if let Err(e) = group::repair(layout, &rel, &requested, &devices) {
                 tracing::warn!("cannot repair cpu group {id:?}: {e}");
             }
         }
@@ -109,6 +110,7 @@ fn adopt(layout: &Layout, journal: &mut CpuJournal, theirs: &BTreeSet<String>) {
                         requested,
                         adopted: true,
                         cgroups_path: None,
+                        devices: vec![],
                     },
                 );
             }
@@ -130,7 +132,7 @@ fn known_rel(journal: &CpuJournal, id: &str) -> Option<PathBuf> {
 
 /// Gives the group its directories in every hierarchy and reads its limits.
 fn adopt_one(layout: &Layout, rel: &Path) -> Result<CpuLimits, Error> {
-    group::repair(layout, rel, &CpuLimits::default())?;
+    group::repair(layout, rel, &CpuLimits::default(), &[])?;
     group::read_limits(layout, rel, &CpuLimits::default())
 }
 

@@ -17,7 +17,9 @@ use cgroupfs::CgroupDir;
 use libipc::journal::Journal;
 use libipc::server::{Ctx, Service};
 use protocol::cgroup::CgroupJoin;
-use protocol::cpu::{Cpu, CpuEvent, CpuGroup, CpuLimits, CpuRequest, CpuResponse, CpuStat};
+use protocol::cpu::{
+    Cpu, CpuEvent, CpuGroup, CpuLimits, CpuRequest, CpuResponse, CpuStat, DeviceRule,
+};
 use protocol::{validate_id, Error};
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -165,12 +167,14 @@ impl Service for CpuService {
                 id,
                 cgroups_path,
                 limits,
+                devices,
             } => {
                 join::refuse_fds_in(&ctx.fds_in, "cpu-controller CreateJoinableAt")?;
                 let req = CpuRequest::CreateJoinableAt {
                     id: id.clone(),
                     cgroups_path,
                     limits,
+                    devices,
                 };
                 self.request(ctx.key.as_deref(), req)?;
                 let (entries, fds) = self.join_fds(&id)?;
@@ -243,11 +247,13 @@ impl Inner {
         }
         self.check(req)?;
         if let CpuRequest::CreateJoinableAt {
-            id, cgroups_path, ..
+            id,
+            cgroups_path: Some(path),
+            ..
         } = req
         {
             // Not on a redo: what an interrupted create made is found then.
-            self.check_unused_at(id, cgroups_path)?;
+            self.check_unused_at(id, path)?;
         }
         self.journal.begin(key, req)?;
         let (result, change) = match self.perform(req, peer) {
@@ -311,7 +317,8 @@ impl Inner {
                 id,
                 cgroups_path,
                 limits,
-            } => self.check_create_at(id, cgroups_path, limits),
+                devices,
+            } => self.check_create_at(id, cgroups_path.as_deref(), limits, devices),
             CpuRequest::Set { id, limits } => {
                 validate_id("group id", id)?;
                 let rec = self.table().get(id)?;
@@ -361,23 +368,42 @@ impl Inner {
         }
     }
 
-    /// CreateJoinableAt: a create's checks, then the cgroupsPath's: well
-    /// formed, outside the base in every hierarchy, not another group's.
-    fn check_create_at(&self, id: &str, cgroups_path: &str, l: &CpuLimits) -> Result<(), Error> {
+    /// CreateJoinableAt: a create's checks, the device rules', then the
+    /// cgroupsPath's: well formed, outside the base in every hierarchy,
+    /// not another group's.
+    fn check_create_at(
+        &self,
+        id: &str,
+        cgroups_path: Option<&str>,
+        l: &CpuLimits,
+        devices: &[DeviceRule],
+    ) -> Result<(), Error> {
         validate_id("group id", id)?;
-        for m in self.layout.mounts() {
-            m.places().resolve(cgroups_path)?;
+        if let Some(p) = cgroups_path {
+            for m in self.layout.mounts() {
+                m.places().resolve(p)?;
+            }
         }
         limits::validate(l)?;
+        crate::devices::check(devices)?;
         if let Some(rec) = self.table().groups.get(id) {
-            if rec.cgroups_path.as_deref() == Some(cgroups_path) && rec.requested == *l {
+            let same = rec.parent.is_none()
+                && rec.cgroups_path.as_deref() == cgroups_path
+                && rec.requested == *l
+                && rec.devices == devices;
+            if same {
                 return Ok(());
             }
             return Err(Error::exists(format!(
-                "cpu group {id:?} already exists with other settings (cgroupsPath {:?}, limits {:?}); delete it first",
-                rec.cgroups_path, rec.requested
+                "cpu group {id:?} already exists with other settings (cgroupsPath {:?}, limits {:?}, {} device rules); delete it first",
+                rec.cgroups_path,
+                rec.requested,
+                rec.devices.len()
             )));
         }
+        let Some(cgroups_path) = cgroups_path else {
+            return Ok(());
+        };
         let rel = crate::table::at_rel(cgroups_path)?;
         for other in self.table().groups.keys() {
             if self.table().rel(other).is_ok_and(|r| r == rel) {
@@ -434,8 +460,9 @@ impl Inner {
                 id,
                 cgroups_path,
                 limits,
+                devices,
             } => {
-                let change = self.make_at(id, cgroups_path, limits)?;
+                let change = self.make_at(id, cgroups_path.as_deref(), limits, devices)?;
                 Ok((CpuResponse::JoinFds(vec![]), change))
             }
             CpuRequest::Set { id, limits } => {
@@ -513,12 +540,13 @@ impl Inner {
             Some(p) => self.table().rel(p)?.join(id),
             None => id.into(),
         };
-        group::create(&self.layout, &rel, limits)?;
+        group::create(&self.layout, &rel, limits, &[])?;
         let rec = Record {
             parent: parent.clone(),
             requested: limits.clone(),
             adopted: false,
             cgroups_path: None,
+            devices: vec![],
         };
         let g = match describe
             .then(|| self.describe_at(id, &rec, &rel))
@@ -534,32 +562,45 @@ impl Inner {
         Ok((g, Change::Put(id.to_string(), rec, vec![])))
     }
 
-    /// Makes the group at its cgroupsPath in every hierarchy, with the
-    /// parents missing on the way (remembered, so that the server's stop
-    /// removes them once empty). Nothing when check() found it made
-    /// with the same spec already.
+    /// A container's group (init's Prepare): at its cgroupsPath when it
+    /// has one, with the parents missing on the way (remembered, so that
+    /// the server's stop removes them once empty), else `<base>/<id>`;
+    /// with its device rules. Nothing when check() found it made with the
+    /// same spec already.
     fn make_at(
         &mut self,
         id: &str,
-        cgroups_path: &str,
+        cgroups_path: Option<&str>,
         limits: &CpuLimits,
+        devices: &[DeviceRule],
     ) -> Result<Change, Error> {
         if self.table().groups.contains_key(id) {
             return Ok(Change::None);
         }
-        let rel = crate::table::at_rel(cgroups_path)?;
-        let made = group::create(&self.layout, &rel, limits)?;
-        let leaves: Vec<CgroupDir> = self.layout.mounts().iter().map(|m| m.dir(&rel)).collect();
-        let parents = made
-            .into_iter()
-            .filter(|d| !leaves.contains(d))
-            .map(|d| d.path().to_path_buf())
-            .collect();
+        let rel = match cgroups_path {
+            Some(p) => crate::table::at_rel(p)?,
+            None => id.into(),
+        };
+        let made = group::create(&self.layout, &rel, limits, devices)?;
+        // Only a cgroupsPath's parents are remembered: the bases are
+        // removed at the stop anyway, the leaves by the delete.
+        let parents = match cgroups_path {
+            Some(_) => {
+                let leaves: Vec<CgroupDir> =
+                    self.layout.mounts().iter().map(|m| m.dir(&rel)).collect();
+                made.into_iter()
+                    .filter(|d| !leaves.contains(d))
+                    .map(|d| d.path().to_path_buf())
+                    .collect()
+            }
+            None => vec![],
+        };
         let rec = Record {
             parent: None,
             requested: limits.clone(),
             adopted: false,
-            cgroups_path: Some(cgroups_path.to_string()),
+            cgroups_path: cgroups_path.map(str::to_string),
+            devices: devices.to_vec(),
         };
         Ok(Change::Put(id.to_string(), rec, parents))
     }

@@ -1,6 +1,6 @@
 //! The server's table of groups, as kept in the journal.
 
-use protocol::cpu::CpuLimits;
+use protocol::cpu::{CpuLimits, DeviceRule};
 use protocol::Error;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,6 +27,10 @@ pub struct Record {
     /// The config's `linux.cgroupsPath`, when the group was made there.
     #[serde(default)]
     pub cgroups_path: Option<String>,
+    /// The device rules it was made with (put back if its devices
+    /// directory is lost while the server is down).
+    #[serde(default)]
+    pub devices: Vec<DeviceRule>,
 }
 
 /// Deepest nesting accepted; also stops a loop in a hand-edited journal.
@@ -123,6 +127,7 @@ mod tests {
             requested: CpuLimits::default(),
             adopted: false,
             cgroups_path: None,
+            devices: vec![],
         }
     }
 

@@ -39,7 +39,7 @@ impl Rig {
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         let mut entries = vec![];
-        for c in ["cpu", "cpuacct", "cpuset", "pids", "freezer"] {
+        for c in ["cpu", "cpuacct", "cpuset", "pids", "freezer", "devices"] {
             let h = hier.get(c).unwrap().clone();
             assert_eq!(h.version, Version::V1, "{c} is expected on v1 on this host");
             // The base one level down, so that relative cgroupsPaths (from
@@ -171,10 +171,13 @@ fn create_writes_v1_files_and_fills_cpusets() {
     let base_cpus = rig.read(Ctl::Cpuset, "", "cpuset.cpus");
     assert!(!base_cpus.is_empty());
     assert_eq!(g.limits, limits());
-    assert_eq!(g.backend, "cpu=v1 cpuacct=v1 cpuset=v1 pids=v1 freezer=v1");
+    assert_eq!(
+        g.backend,
+        "cpu=v1 cpuacct=v1 cpuset=v1 pids=v1 freezer=v1 devices=v1"
+    );
     assert_eq!(
         g.paths.len(),
-        5,
+        6,
         "cpu and cpuacct are separate mounts here: {:?}",
         g.paths
     );
@@ -287,7 +290,7 @@ fn attach_freeze_stat_and_force_delete() {
     )
     .unwrap();
     let cg = proc_cgroup(pid);
-    for c in ["cpu", "cpuacct", "cpuset", "pids", "freezer"] {
+    for c in ["cpu", "cpuacct", "cpuset", "pids", "freezer", "devices"] {
         let line = cg
             .lines()
             .find(|l| l.split(':').nth(1).unwrap().split(',').any(|x| x == c))
@@ -562,8 +565,8 @@ fn join_fds_lets_a_process_move_itself_into_every_hierarchy() {
             path: m.dir(Path::new("web")).path().display().to_string(),
         })
         .collect();
-    // This host mounts cpu, cpuacct, cpuset, pids and freezer separately.
-    assert_eq!(want.len(), 5);
+    // This host mounts cpu, cpuacct, cpuset, pids, freezer and devices separately.
+    assert_eq!(want.len(), 6);
     assert_eq!(entries, want);
     assert_eq!(c.fds_out.len(), entries.len());
     for (fd, m) in c.fds_out.iter().zip(rig.layout.mounts()) {
@@ -663,7 +666,7 @@ fn create_joinable_makes_the_group_and_answers_with_its_join_fds() {
         panic!()
     };
     assert_eq!(entries, want);
-    assert_eq!(c.fds_out.len(), 5);
+    assert_eq!(c.fds_out.len(), 6);
     // The limits are applied (not read back into the answer, but there).
     assert_eq!(rig.read(Ctl::Cpu, "web", "cpu.shares"), "512");
     assert_eq!(rig.read(Ctl::Pids, "web", "pids.max"), "5");
@@ -679,7 +682,7 @@ fn create_joinable_makes_the_group_and_answers_with_its_join_fds() {
             panic!()
         };
         assert_eq!(e2, entries, "{key}");
-        assert_eq!(again.fds_out.len(), 5, "{key}");
+        assert_eq!(again.fds_out.len(), 6, "{key}");
     }
     let CpuResponse::List(groups) = svc.request(None, CpuRequest::List).unwrap() else {
         panic!()
@@ -738,15 +741,16 @@ fn create_joinable_at_a_cgroups_path_in_every_hierarchy() {
     let svc = rig.service();
     let at = |id: &str, path: &str| CpuRequest::CreateJoinableAt {
         id: id.into(),
-        cgroups_path: path.into(),
+        cgroups_path: Some(path.into()),
         limits: limits(),
+        devices: vec![],
     };
     // Relative: from the base's parent, in each hierarchy.
     let mut c = ctx(Some("k1"), vec![]);
     let CpuResponse::JoinFds(entries) = svc.handle(&mut c, at("c1", "pods/a/c1")).unwrap() else {
         panic!()
     };
-    assert_eq!(c.fds_out.len(), 5);
+    assert_eq!(c.fds_out.len(), 6);
     for ctl in [Ctl::Cpu, Ctl::Cpuacct, Ctl::Cpuset, Ctl::Pids, Ctl::Freezer] {
         assert!(rig.dir(ctl, "../pods/a/c1").exists(), "{ctl:?}");
     }
@@ -850,8 +854,9 @@ fn a_cgroups_path_create_cut_by_a_crash_is_finished_at_restart() {
     drop(rig.service());
     let req = CpuRequest::CreateJoinableAt {
         id: "c1".into(),
-        cgroups_path: "pods/c1".into(),
+        cgroups_path: Some("pods/c1".into()),
         limits: limits(),
+        devices: vec![],
     };
     {
         let mut j = crate::service::CpuJournal::open(rig.state.path()).unwrap();
@@ -870,8 +875,8 @@ fn a_cgroups_path_create_cut_by_a_crash_is_finished_at_restart() {
     let CpuResponse::JoinFds(entries) = svc.handle(&mut c, req).unwrap() else {
         panic!()
     };
-    assert_eq!(entries.len(), 5);
-    assert_eq!(c.fds_out.len(), 5);
+    assert_eq!(entries.len(), 6);
+    assert_eq!(c.fds_out.len(), 6);
     svc.request(
         Some("d1"),
         CpuRequest::Delete {
@@ -882,5 +887,65 @@ fn a_cgroups_path_create_cut_by_a_crash_is_finished_at_restart() {
     .unwrap();
     for ctl in [Ctl::Cpu, Ctl::Pids] {
         assert!(!rig.dir(ctl, "../pods/c1").exists(), "{ctl:?}");
+    }
+}
+
+#[test]
+fn device_rules_go_to_the_devices_hierarchy_in_order() {
+    use cgroupfs::join_testing::ctx;
+    use libipc::server::Service;
+    use protocol::cpu::DeviceRule;
+    let Some(rig) = Rig::new() else { return };
+    let svc = rig.service();
+    let rule = |allow, kind, major, minor, access: &str| DeviceRule {
+        allow,
+        kind,
+        major,
+        minor,
+        access: access.into(),
+    };
+    let req = |id: &str, devices: Vec<DeviceRule>| CpuRequest::CreateJoinableAt {
+        id: id.into(),
+        cgroups_path: None,
+        limits: CpuLimits::default(),
+        devices,
+    };
+    let rules = vec![
+        rule(false, 'a', None, None, "rwm"),
+        rule(true, 'c', Some(1), Some(3), "rwm"),
+        rule(true, 'c', Some(136), None, "rw"),
+        rule(true, 'b', None, None, "m"),
+    ];
+    svc.handle(&mut ctx(Some("k1"), vec![]), req("web", rules.clone()))
+        .unwrap();
+    let list = rig.read(Ctl::Devices, "web", "devices.list");
+    let mut lines: Vec<&str> = list.lines().collect();
+    lines.sort();
+    assert_eq!(lines, vec!["b *:* m", "c 136:* rw", "c 1:3 rwm"], "{list}");
+    // Known again after a restart, with its rules.
+    drop(svc);
+    let svc = rig.service();
+    let again = svc.handle(&mut ctx(Some("k2"), vec![]), req("web", rules.clone()));
+    assert!(again.is_ok(), "the same create again: {again:?}");
+    let e = svc
+        .handle(
+            &mut ctx(Some("k3"), vec![]),
+            req("web", rules[..1].to_vec()),
+        )
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::AlreadyExists, "{e}");
+    // A rule the kernel would refuse: refused by name, nothing made.
+    for bad in [
+        rule(true, 'x', None, None, "rwm"),
+        rule(true, 'c', Some(1), Some(3), "rwx"),
+        rule(true, 'c', Some(-1), Some(3), "r"),
+    ] {
+        let e = svc
+            .handle(&mut ctx(Some("k4"), vec![]), req("db", vec![bad.clone()]))
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidArgument, "{e}");
+        assert!(e.message.contains(&bad.line()), "{e}");
+        assert!(!rig.dir(Ctl::Devices, "db").exists());
+        assert!(!rig.dir(Ctl::Cpu, "db").exists());
     }
 }

@@ -1,0 +1,30 @@
+//! The cgroup v1 devices controller: which device nodes a container's
+//! processes may open (read, write) or create (mknod). Without it a
+//! container given CAP_MKNOD could make and open any of the host's
+//! devices, whatever its config's `linux.resources.devices` says.
+//!
+//! A new group starts with its parent's list. The rules are written in the
+//! config's order, each to devices.allow or devices.deny, as runc did
+//! before its emulator: the usual first rule, deny `a *:* rwm`, empties the
+//! list, and the allow rules after it add to it. (cgroup v2 has no devices
+//! files; its device policy is an eBPF program, not built yet.)
+
+use cgroupfs::CgroupDir;
+use protocol::cpu::DeviceRule;
+use protocol::Error;
+
+pub fn apply(dir: &CgroupDir, rules: &[DeviceRule]) -> Result<(), Error> {
+    for r in rules {
+        let file = match r.allow {
+            true => "devices.allow",
+            false => "devices.deny",
+        };
+        dir.write(file, &r.line())?;
+    }
+    Ok(())
+}
+
+/// Refuses a rule the kernel would refuse, before anything is made.
+pub fn check(rules: &[DeviceRule]) -> Result<(), Error> {
+    rules.iter().try_for_each(DeviceRule::check)
+}
