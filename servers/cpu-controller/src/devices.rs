@@ -7,7 +7,8 @@
 //! config's order, each to devices.allow or devices.deny, as runc did
 //! before its emulator: the usual first rule, deny `a *:* rwm`, empties the
 //! list, and the allow rules after it add to it. (cgroup v2 has no devices
-//! files; its device policy is an eBPF program, not built yet.)
+//! files: there the same rules become an eBPF program, see
+//! [`crate::devices_bpf`].)
 
 use cgroupfs::CgroupDir;
 use protocol::cpu::DeviceRule;

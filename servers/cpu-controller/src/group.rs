@@ -90,12 +90,28 @@ fn make_one(
     Ok(())
 }
 
-/// The device rules, where there is a (v1) devices hierarchy.
+/// The device rules: written to the group's files in the v1 devices
+/// hierarchy, or, on cgroup v2, attached to its directory as an eBPF
+/// program.
 pub fn apply_devices(layout: &Layout, rel: &Path, rules: &[DeviceRule]) -> Result<(), Error> {
-    match layout.mount_of(Ctl::Devices) {
-        Some(m) if !rules.is_empty() => crate::devices::apply(&m.dir(rel), rules),
-        _ => Ok(()),
+    if rules.is_empty() {
+        return Ok(());
     }
+    if let Some(m) = layout.mount_of(Ctl::Devices) {
+        return crate::devices::apply(&m.dir(rel), rules);
+    }
+    let Some(m) = layout.mounts().iter().find(|m| m.version == Version::V2) else {
+        tracing::warn!(
+            "no devices hierarchy and no cgroup v2 group here: the device rules of {} are not enforced",
+            rel.display()
+        );
+        return Ok(());
+    };
+    let dir = m.dir(rel);
+    let fd = std::fs::File::open(dir.path())
+        .map_err(|e| Error::io(format!("open {}", dir.path().display()), &e))?;
+    use std::os::fd::AsFd;
+    crate::devices_bpf::attach(fd.as_fd(), rules, &dir.path().display().to_string())
 }
 
 /// Writes the given limits (None = leave as is), each in its hierarchy.

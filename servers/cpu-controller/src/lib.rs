@@ -13,6 +13,7 @@
 
 pub mod common;
 pub mod devices;
+pub mod devices_bpf;
 pub mod group;
 pub mod join;
 pub mod layout;
