@@ -11,6 +11,7 @@
 //! - [`journal`]: a server's small durable table plus the results of recent
 //!   keyed requests, so a retried request is applied exactly once.
 
+pub mod caps;
 pub mod client;
 pub mod journal;
 pub mod server;

@@ -651,8 +651,11 @@ fn dispatch_events<P: Protocol, S: Service<P = P>>(
 /// The whole `main` of a server binary: logging, argv, bind, build the
 /// service (which rebuilds its tables), serve. Exits 2 with the error on
 /// stderr if any step fails.
+/// `keep`: the capabilities the server needs; the others are dropped
+/// first of all, while the process has one thread (see [`crate::caps`]).
 pub fn run_main<P, S>(
     name: &'static str,
+    keep: &[crate::caps::Capability],
     make: impl FnOnce(&ServerOptions, Events<P::Event>) -> Result<S, Error>,
 ) -> std::process::ExitCode
 where
@@ -660,19 +663,21 @@ where
     S: Service<P = P>,
 {
     init_logging(name);
-    let result = block_stop_signals().and_then(|stop| {
-        let server = ServerOptions::from_args(name).and_then(Server::<P>::bind)?;
-        let service = Arc::new(make(server.options(), server.events())?);
-        let svc = service.clone();
-        spawn_small("signals", move || {
-            if let Ok(sig) = stop.wait() {
-                tracing::info!("{name}: {sig:?}, stopping");
-                svc.shutdown();
-                std::process::exit(0);
-            }
-        })?;
-        server.serve_shared(service)
-    });
+    let result = crate::caps::keep_only(name, keep)
+        .and_then(|()| block_stop_signals())
+        .and_then(|stop| {
+            let server = ServerOptions::from_args(name).and_then(Server::<P>::bind)?;
+            let service = Arc::new(make(server.options(), server.events())?);
+            let svc = service.clone();
+            spawn_small("signals", move || {
+                if let Ok(sig) = stop.wait() {
+                    tracing::info!("{name}: {sig:?}, stopping");
+                    svc.shutdown();
+                    std::process::exit(0);
+                }
+            })?;
+            server.serve_shared(service)
+        });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -185,3 +185,104 @@ fn dropping_a_constellation_detaches_what_its_servers_mounted() {
         "the harness left a mount behind"
     );
 }
+
+/// Each server keeps only the capabilities its work needs (DESIGN.md,
+/// "Capabilities and trust"), in every set, the bounding one included, and
+/// a restarted server drops them again; init keeps them all (it launches
+/// containers and runs hooks).
+#[test]
+fn each_server_keeps_only_its_capabilities() {
+    use caps::Capability as C;
+    let c = Constellation::start();
+    let want: [(&str, &[C]); 5] = [
+        (
+            "memory-controller",
+            &[
+                C::CAP_KILL,
+                C::CAP_DAC_OVERRIDE,
+                C::CAP_DAC_READ_SEARCH,
+                C::CAP_FOWNER,
+            ],
+        ),
+        (
+            "cpu-controller",
+            &[
+                C::CAP_SYS_ADMIN,
+                C::CAP_SYS_NICE,
+                C::CAP_KILL,
+                C::CAP_DAC_OVERRIDE,
+                C::CAP_DAC_READ_SEARCH,
+                C::CAP_FOWNER,
+                C::CAP_BPF,
+                C::CAP_NET_ADMIN,
+                C::CAP_PERFMON,
+            ],
+        ),
+        (
+            "vfs-overlay",
+            &[
+                C::CAP_SYS_ADMIN,
+                C::CAP_CHOWN,
+                C::CAP_DAC_OVERRIDE,
+                C::CAP_DAC_READ_SEARCH,
+                C::CAP_FOWNER,
+                C::CAP_FSETID,
+                C::CAP_MKNOD,
+                C::CAP_SETFCAP,
+            ],
+        ),
+        (
+            "netstack",
+            &[
+                C::CAP_NET_ADMIN,
+                C::CAP_SYS_ADMIN,
+                C::CAP_DAC_OVERRIDE,
+                C::CAP_DAC_READ_SEARCH,
+            ],
+        ),
+        (
+            "seccomp-monitor",
+            &[
+                C::CAP_KILL,
+                C::CAP_DAC_OVERRIDE,
+                C::CAP_DAC_READ_SEARCH,
+                C::CAP_SYS_PTRACE,
+            ],
+        ),
+    ];
+    let sets = |pid: i32| -> Vec<(String, u64)> {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap()
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                let k = k.strip_prefix("Cap")?;
+                Some((k.to_string(), u64::from_str_radix(v.trim(), 16).ok()?))
+            })
+            .collect()
+    };
+    let check = |name: &str, keep: &[C]| {
+        let mask = keep.iter().fold(0u64, |m, c| m | c.bitmask());
+        for (set, value) in sets(c.server_pid(name)) {
+            let expected = match set.as_str() {
+                "Prm" | "Eff" | "Bnd" => mask,
+                _ => 0, // Inh, Amb
+            };
+            assert_eq!(
+                value, expected,
+                "{name}: Cap{set} {value:#x}, want {expected:#x}"
+            );
+        }
+    };
+    for (name, keep) in want {
+        check(name, keep);
+    }
+    c.kill_server("netstack");
+    check("netstack", want[3].1);
+    let init = sets(c.init_pid());
+    let eff = init.iter().find(|(k, _)| k == "Eff").unwrap().1;
+    assert!(
+        eff & C::CAP_SYS_ADMIN.bitmask() != 0,
+        "init lost CAP_SYS_ADMIN: {eff:#x}"
+    );
+}

@@ -271,10 +271,11 @@ mod tests {
         }
     }
 
-    /// The program runs in the real kernel: a process moved into a cgroup2
-    /// group with deny-all-but-/dev/null cannot open /dev/fuse, which the
-    /// host lets root open, and still opens /dev/null; with a rule for
-    /// /dev/fuse (read and write) it opens both.
+    /// The program runs in the real kernel, loaded and attached with only
+    /// the server's capabilities: a process moved into a cgroup2 group with
+    /// deny-all-but-/dev/null cannot open /dev/fuse, which the host lets
+    /// root open, and still opens /dev/null; with a rule for /dev/fuse
+    /// (read and write) it opens both.
     #[test]
     fn the_kernel_enforces_it_on_a_real_cgroup2_group() {
         let deny = vec![
@@ -310,7 +311,14 @@ mod tests {
         let dir = V2Dir(unified.join(own).join(name));
         std::fs::create_dir(&dir.0).unwrap();
         let fd = std::fs::File::open(&dir.0).unwrap();
-        attach(fd.as_fd(), rules, "the test group").unwrap();
+        // From a thread with only the server's capabilities, as it runs.
+        let owned = rules.to_vec();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                libipc::caps::keep_only("cpu-controller", crate::CAPABILITIES).unwrap();
+                attach(fd.as_fd(), &owned, "the test group").unwrap();
+            });
+        });
         let probe =
             "read x; (exec 3<>/dev/fuse) 2>/dev/null && echo fuse-opened || echo fuse-denied; \
                      (exec 3<>/dev/null) && echo null-opened";

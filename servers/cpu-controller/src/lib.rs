@@ -33,3 +33,23 @@ pub use service::CpuService;
 mod v1_tests;
 #[cfg(test)]
 mod v2_tests;
+
+use libipc::caps::Capability;
+
+/// The capabilities this server keeps (it drops every other one at
+/// start): kill what is left in a group; reach files whatever their mode;
+/// move another process into a cpuset (the kernel checks it as a change of
+/// its scheduling: CAP_SYS_NICE); write v1 devices.allow and devices.deny
+/// (the kernel asks for CAP_SYS_ADMIN); load and attach the device rules'
+/// eBPF program on cgroup v2 (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON).
+pub const CAPABILITIES: &[Capability] = &[
+    Capability::CAP_SYS_ADMIN,
+    Capability::CAP_SYS_NICE,
+    Capability::CAP_KILL,
+    Capability::CAP_DAC_OVERRIDE,
+    Capability::CAP_DAC_READ_SEARCH,
+    Capability::CAP_FOWNER,
+    Capability::CAP_BPF,
+    Capability::CAP_NET_ADMIN,
+    Capability::CAP_PERFMON,
+];

@@ -8,7 +8,7 @@ use protocol::Protocol;
 use std::sync::Arc;
 
 fn main() -> std::process::ExitCode {
-    libipc::server::run_main::<Cpu, _>(Cpu::NAME, |opts, events| {
+    libipc::server::run_main::<Cpu, _>(Cpu::NAME, cpu_controller::CAPABILITIES, |opts, events| {
         let state_dir = opts.state_dir();
         let layout = Layout::discover(&state_dir, &opts.root)?;
         tracing::info!("cgroup backends: {}", layout.describe());

@@ -22,3 +22,14 @@ pub use service::MemoryService;
 
 #[cfg(test)]
 mod tests;
+
+use libipc::caps::Capability;
+
+/// The capabilities this server keeps (it drops every other one at
+/// start): kill what is left in a group on delete --force (container processes run as other users); reach files whatever their mode.
+pub const CAPABILITIES: &[Capability] = &[
+    Capability::CAP_KILL,
+    Capability::CAP_DAC_OVERRIDE,
+    Capability::CAP_DAC_READ_SEARCH,
+    Capability::CAP_FOWNER,
+];

@@ -7,11 +7,15 @@ use protocol::memory::Memory;
 use protocol::Protocol;
 
 fn main() -> std::process::ExitCode {
-    run_main::<Memory, _>(Memory::NAME, |opts, events| {
-        MemoryService::start(
-            &opts.state_dir(),
-            &opts.root,
-            Box::new(move |e| events.publish(e)),
-        )
-    })
+    run_main::<Memory, _>(
+        Memory::NAME,
+        memory_controller::CAPABILITIES,
+        |opts, events| {
+            MemoryService::start(
+                &opts.state_dir(),
+                &opts.root,
+                Box::new(move |e| events.publish(e)),
+            )
+        },
+    )
 }

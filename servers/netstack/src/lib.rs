@@ -23,3 +23,14 @@ pub use service::NetService;
 mod claim_tests;
 #[cfg(test)]
 mod tests;
+
+use libipc::caps::Capability;
+
+/// The capabilities this server keeps (it drops every other one at
+/// start): make network namespaces and enter them (CAP_SYS_ADMIN), configure links, addresses and nftables in them (CAP_NET_ADMIN, also for `nft`).
+pub const CAPABILITIES: &[Capability] = &[
+    Capability::CAP_NET_ADMIN,
+    Capability::CAP_SYS_ADMIN,
+    Capability::CAP_DAC_OVERRIDE,
+    Capability::CAP_DAC_READ_SEARCH,
+];

@@ -7,7 +7,7 @@ use protocol::net::Net;
 use protocol::Protocol;
 
 fn main() -> std::process::ExitCode {
-    run_main::<Net, _>(Net::NAME, |opts, _events| {
+    run_main::<Net, _>(Net::NAME, netstack::CAPABILITIES, |opts, _events| {
         NetService::start(&opts.state_dir())
     })
 }

@@ -7,7 +7,9 @@ use protocol::Protocol;
 use seccomp_monitor::service::SeccompService;
 
 fn main() -> std::process::ExitCode {
-    run_main::<Seccomp, _>(Seccomp::NAME, |opts, events| {
-        SeccompService::start(&opts.state_dir(), events)
-    })
+    run_main::<Seccomp, _>(
+        Seccomp::NAME,
+        seccomp_monitor::CAPABILITIES,
+        |opts, events| SeccompService::start(&opts.state_dir(), events),
+    )
 }

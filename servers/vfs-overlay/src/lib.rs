@@ -19,3 +19,18 @@ pub use service::VfsService;
 
 #[cfg(test)]
 mod tests;
+
+use libipc::caps::Capability;
+
+/// The capabilities this server keeps (it drops every other one at
+/// start): mount (overlay, binds); unpack layers as they are: owners, modes, device nodes and whiteouts, file capabilities and trusted.* xattrs.
+pub const CAPABILITIES: &[Capability] = &[
+    Capability::CAP_SYS_ADMIN,
+    Capability::CAP_CHOWN,
+    Capability::CAP_DAC_OVERRIDE,
+    Capability::CAP_DAC_READ_SEARCH,
+    Capability::CAP_FOWNER,
+    Capability::CAP_FSETID,
+    Capability::CAP_MKNOD,
+    Capability::CAP_SETFCAP,
+];

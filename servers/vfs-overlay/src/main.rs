@@ -12,7 +12,7 @@ use protocol::Protocol;
 use vfs_overlay::VfsService;
 
 fn main() -> std::process::ExitCode {
-    run_main::<Vfs, _>(Vfs::NAME, |opts, _events| {
+    run_main::<Vfs, _>(Vfs::NAME, vfs_overlay::CAPABILITIES, |opts, _events| {
         VfsService::start(&opts.state_dir(), &opts.root)
     })
 }
