@@ -64,7 +64,22 @@ pub fn send_with_fds(
 }
 
 /// The next message and the fds attached to it.
+///
+/// A peer that closed with our last message still unread in its queue
+/// leaves us ECONNRESET, reported once (the kernel clears it) and before
+/// what it sent us first: then the message it sent before it exited, its
+/// error, is read after all.
 pub fn recv_with_fds(conn: &Conn) -> std::io::Result<Option<(Msg, Vec<std::os::fd::OwnedFd>)>> {
+    match recv_with_fds_once(conn) {
+        Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => match recv_with_fds_once(conn) {
+            Ok(Some(m)) => Ok(Some(m)),
+            _ => Err(e),
+        },
+        other => other,
+    }
+}
+
+fn recv_with_fds_once(conn: &Conn) -> std::io::Result<Option<(Msg, Vec<std::os::fd::OwnedFd>)>> {
     match conn.recv(None) {
         Ok(m) => serde_json::from_slice(&m.bytes)
             .map(|msg| Some((msg, m.fds)))
@@ -75,14 +90,32 @@ pub fn recv_with_fds(conn: &Conn) -> std::io::Result<Option<(Msg, Vec<std::os::f
     }
 }
 
-/// The next message; `Ok(None)` when the peer closed its end.
+/// The next message; `Ok(None)` when the peer closed its end. (An fd
+/// sent along is closed.)
 pub fn recv(conn: &Conn) -> std::io::Result<Option<Msg>> {
-    match conn.recv(None) {
-        Ok(m) => serde_json::from_slice(&m.bytes)
-            .map(Some)
-            .map_err(std::io::Error::other),
-        Err(RecvError::Closed) => Ok(None),
-        Err(RecvError::Io(e)) => Err(e),
-        Err(e) => Err(std::io::Error::other(format!("{e:?}"))),
+    recv_with_fds(conn).map(|m| m.map(|(msg, _)| msg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The child's last words survive its exit even when our own last
+    /// message to it went unread: its error, not ECONNRESET, is what we read.
+    #[test]
+    fn an_error_sent_before_exit_is_read_after_a_reset() {
+        let (parent, child) = Conn::pair().unwrap();
+        send(&parent, &Msg::Attached).unwrap();
+        let err = Msg::Error {
+            errno: 1,
+            message: "process.x: refused".into(),
+        };
+        send(&child, &err).unwrap();
+        drop(child); // exits with Attached unread
+        match recv(&parent) {
+            Ok(Some(Msg::Error { message, .. })) => assert_eq!(message, "process.x: refused"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(recv(&parent), Ok(None)), "then the end");
     }
 }
