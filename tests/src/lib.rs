@@ -780,3 +780,16 @@ impl Drop for CgroupsPathPrefix {
         }
     }
 }
+
+/// The names of the directories right below `dir` (child cgroups), none
+/// when it does not exist.
+pub fn subdirs(dir: &Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name())
+                .collect()
+        })
+        .unwrap_or_default()
+}

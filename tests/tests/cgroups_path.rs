@@ -165,14 +165,7 @@ fn bad_cgroups_paths_are_refused_by_name_and_leave_nothing() {
     let nothing_made = || {
         for ctl in ours() {
             let top = prefix.host_dir(ctl, "").unwrap();
-            let kids: Vec<_> = std::fs::read_dir(&top)
-                .map(|rd| {
-                    rd.flatten()
-                        .filter(|e| e.path().is_dir())
-                        .map(|e| e.file_name())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let kids: Vec<_> = asterism_tests::subdirs(&top);
             assert!(
                 kids.iter().all(|k| k == "busy" || k == "dup"),
                 "{ctl}: {kids:?} in {}",

@@ -311,14 +311,7 @@ fn bad_input_is_refused_clearly_and_leaves_nothing() {
     assert!(list(&c).is_empty());
     for ctl in ["cpu", "cpuacct", "cpuset", "pids", "freezer", "devices"] {
         let base = c.cgroup_base(ctl).unwrap();
-        let leftovers: Vec<_> = std::fs::read_dir(&base)
-            .map(|rd| {
-                rd.flatten()
-                    .filter(|e| e.path().is_dir())
-                    .map(|e| e.file_name())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let leftovers: Vec<_> = asterism_tests::subdirs(&base);
         assert!(
             leftovers.is_empty(),
             "{ctl}: {leftovers:?} left under {}",

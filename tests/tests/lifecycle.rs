@@ -408,14 +408,7 @@ fn bad_input_is_refused_clearly_and_leaves_nothing() {
     assert!(left.is_empty(), "state left: {left:?}");
     for ctl in ["memory", "cpu", "cpuset", "pids", "freezer", "devices"] {
         if let Some(base) = c.cgroup_base(ctl) {
-            let dirs: Vec<_> = std::fs::read_dir(&base)
-                .map(|r| {
-                    r.flatten()
-                        .filter(|e| e.path().is_dir())
-                        .map(|e| e.file_name())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let dirs: Vec<_> = asterism_tests::subdirs(&base);
             assert!(dirs.is_empty(), "{ctl} groups left: {dirs:?}");
         }
     }

@@ -236,14 +236,7 @@ fn sigkill_init_and_servers_during_the_lifecycle() {
         "memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices",
     ] {
         if let Some(base) = c.cgroup_base(ctl) {
-            let groups: Vec<_> = std::fs::read_dir(&base)
-                .map(|r| {
-                    r.flatten()
-                        .filter(|e| e.path().is_dir())
-                        .map(|e| e.file_name())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let groups: Vec<_> = asterism_tests::subdirs(&base);
             assert!(groups.is_empty(), "{ctl}: groups left {groups:?}");
         }
     }

@@ -232,20 +232,8 @@ fn build() -> Features {
             mount_extensions: MountExtensions { idmap: NO },
             net_devices: NO,
             memory_policy: MemoryPolicy {
-                modes: &[
-                    "MPOL_DEFAULT",
-                    "MPOL_BIND",
-                    "MPOL_INTERLEAVE",
-                    "MPOL_WEIGHTED_INTERLEAVE",
-                    "MPOL_PREFERRED",
-                    "MPOL_PREFERRED_MANY",
-                    "MPOL_LOCAL",
-                ],
-                flags: &[
-                    "MPOL_F_NUMA_BALANCING",
-                    "MPOL_F_RELATIVE_NODES",
-                    "MPOL_F_STATIC_NODES",
-                ],
+                modes: super::tables::MPOL_MODES,
+                flags: super::tables::MPOL_FLAGS,
             },
         },
     }

@@ -13,6 +13,23 @@
 use super::schema::{opt, req, Field, Ty};
 use super::syntax;
 
+/// linux.memoryPolicy's modes and flags (config-linux.md), as the schema
+/// takes them and `ipc features` lists them.
+pub const MPOL_MODES: &[&str] = &[
+    "MPOL_DEFAULT",
+    "MPOL_BIND",
+    "MPOL_INTERLEAVE",
+    "MPOL_WEIGHTED_INTERLEAVE",
+    "MPOL_PREFERRED",
+    "MPOL_PREFERRED_MANY",
+    "MPOL_LOCAL",
+];
+pub const MPOL_FLAGS: &[&str] = &[
+    "MPOL_F_NUMA_BALANCING",
+    "MPOL_F_RELATIVE_NODES",
+    "MPOL_F_STATIC_NODES",
+];
+
 const U8: Ty = Ty::Int(0, u8::MAX as i128, "uint8");
 const U16: Ty = Ty::Int(0, u16::MAX as i128, "uint16");
 const U32: Ty = Ty::Int(0, u32::MAX as i128, "uint32");
@@ -416,32 +433,11 @@ const LINUX: Ty = Ty::Object(&[
     opt(
         "memoryPolicy",
         &Ty::Object(&[
-            req(
-                "mode",
-                &Ty::Enum(
-                    "memory policy mode",
-                    &[
-                        "MPOL_DEFAULT",
-                        "MPOL_BIND",
-                        "MPOL_INTERLEAVE",
-                        "MPOL_WEIGHTED_INTERLEAVE",
-                        "MPOL_PREFERRED",
-                        "MPOL_PREFERRED_MANY",
-                        "MPOL_LOCAL",
-                    ],
-                ),
-            ),
+            req("mode", &Ty::Enum("memory policy mode", MPOL_MODES)),
             opt("nodes", &STR),
             opt(
                 "flags",
-                &Ty::Array(&Ty::Enum(
-                    "memory policy flag",
-                    &[
-                        "MPOL_F_NUMA_BALANCING",
-                        "MPOL_F_RELATIVE_NODES",
-                        "MPOL_F_STATIC_NODES",
-                    ],
-                )),
+                &Ty::Array(&Ty::Enum("memory policy flag", MPOL_FLAGS)),
             ),
         ]),
     ),

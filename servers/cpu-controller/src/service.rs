@@ -150,32 +150,16 @@ impl Service for CpuService {
                 ctx.fds_out = fds;
                 Ok(CpuResponse::JoinFds(entries))
             }
-            // Journaled like Create; the fds are opened fresh after it,
-            // also when the answer came from the journal (a retry).
-            CpuRequest::CreateJoinable { id, limits } => {
+            // The two creates for a process that joins by itself: journaled
+            // like Create; the fds are opened fresh after it, also when the
+            // answer came from the journal (a retry).
+            req @ (CpuRequest::CreateJoinable { .. } | CpuRequest::CreateJoinableAt { .. }) => {
+                let id = match &req {
+                    CpuRequest::CreateJoinable { id, .. }
+                    | CpuRequest::CreateJoinableAt { id, .. } => id.clone(),
+                    _ => unreachable!("matched above"),
+                };
                 join::refuse_fds_in(&ctx.fds_in, "cpu-controller CreateJoinable")?;
-                let req = CpuRequest::CreateJoinable {
-                    id: id.clone(),
-                    limits,
-                };
-                self.request(ctx.key.as_deref(), req)?;
-                let (entries, fds) = self.join_fds(&id)?;
-                ctx.fds_out = fds;
-                Ok(CpuResponse::JoinFds(entries))
-            }
-            CpuRequest::CreateJoinableAt {
-                id,
-                cgroups_path,
-                limits,
-                devices,
-            } => {
-                join::refuse_fds_in(&ctx.fds_in, "cpu-controller CreateJoinableAt")?;
-                let req = CpuRequest::CreateJoinableAt {
-                    id: id.clone(),
-                    cgroups_path,
-                    limits,
-                    devices,
-                };
                 self.request(ctx.key.as_deref(), req)?;
                 let (entries, fds) = self.join_fds(&id)?;
                 ctx.fds_out = fds;

@@ -230,30 +230,17 @@ impl Service for MemoryService {
                 ctx.fds_out = fds;
                 Ok(MemoryResponse::JoinFds(entries))
             }
-            // Journaled like Create; the fds are opened fresh after it,
-            // also when the answer came from the journal (a retry).
-            MemoryRequest::CreateJoinable { id, limits } => {
+            // The two creates for a process that joins by itself: journaled
+            // like Create; the fds are opened fresh after it, also when the
+            // answer came from the journal (a retry).
+            req @ (MemoryRequest::CreateJoinable { .. }
+            | MemoryRequest::CreateJoinableAt { .. }) => {
+                let id = match &req {
+                    MemoryRequest::CreateJoinable { id, .. }
+                    | MemoryRequest::CreateJoinableAt { id, .. } => id.clone(),
+                    _ => unreachable!("matched above"),
+                };
                 join::refuse_fds_in(&ctx.fds_in, "memory-controller CreateJoinable")?;
-                let req = MemoryRequest::CreateJoinable {
-                    id: id.clone(),
-                    limits,
-                };
-                self.request(ctx.key.as_deref(), req)?;
-                let (entries, fds) = self.join_fds(&id)?;
-                ctx.fds_out = fds;
-                Ok(MemoryResponse::JoinFds(entries))
-            }
-            MemoryRequest::CreateJoinableAt {
-                id,
-                cgroups_path,
-                limits,
-            } => {
-                join::refuse_fds_in(&ctx.fds_in, "memory-controller CreateJoinableAt")?;
-                let req = MemoryRequest::CreateJoinableAt {
-                    id: id.clone(),
-                    cgroups_path,
-                    limits,
-                };
                 self.request(ctx.key.as_deref(), req)?;
                 let (entries, fds) = self.join_fds(&id)?;
                 ctx.fds_out = fds;
