@@ -114,6 +114,25 @@ impl CgroupDir {
             .map_err(|e| Error::io(format!("write {value:?} to {}", p.display()), &e))
     }
 
+    /// Writes each of `values` in a write(2) of its own, through one open
+    /// of the file (a file that takes one entry per write, like v1
+    /// devices.allow).
+    pub fn write_each(&self, name: &str, values: &[String]) -> Result<(), Error> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let p = self.file(name);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .map_err(|e| Error::io(format!("open {} for writing", p.display()), &e))?;
+        for value in values {
+            f.write_all(value.as_bytes())
+                .map_err(|e| Error::io(format!("write {value:?} to {}", p.display()), &e))?;
+        }
+        Ok(())
+    }
+
     pub fn read_u64(&self, name: &str) -> Result<u64, Error> {
         let s = self.read_string(name)?;
         parse_u64(&s).ok_or_else(|| {

@@ -15,12 +15,23 @@ use protocol::cpu::DeviceRule;
 use protocol::Error;
 
 pub fn apply(dir: &CgroupDir, rules: &[DeviceRule]) -> Result<(), Error> {
-    for r in rules {
-        let file = match r.allow {
+    // In order, a run of rules of one kind at a time, each run through one
+    // open of its file (the usual list is one deny, then only allows: two
+    // opens rather than one a rule).
+    let mut start = 0;
+    while start < rules.len() {
+        let allow = rules[start].allow;
+        let end = rules[start..]
+            .iter()
+            .position(|r| r.allow != allow)
+            .map_or(rules.len(), |n| start + n);
+        let lines: Vec<String> = rules[start..end].iter().map(DeviceRule::line).collect();
+        let file = match allow {
             true => "devices.allow",
             false => "devices.deny",
         };
-        dir.write(file, &r.line())?;
+        dir.write_each(file, &lines)?;
+        start = end;
     }
     Ok(())
 }

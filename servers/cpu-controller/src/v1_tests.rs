@@ -922,6 +922,17 @@ fn device_rules_go_to_the_devices_hierarchy_in_order() {
     let mut lines: Vec<&str> = list.lines().collect();
     lines.sort();
     assert_eq!(lines, vec!["b *:* m", "c 136:* rw", "c 1:3 rwm"], "{list}");
+    // Runs of allow and deny keep their order: a deny after an allow
+    // takes the allowed entry out again.
+    let alternating = vec![
+        rule(false, 'a', None, None, "rwm"),
+        rule(true, 'c', Some(1), Some(3), "rwm"),
+        rule(false, 'c', Some(1), Some(3), "rwm"),
+        rule(true, 'c', Some(1), Some(5), "rwm"),
+    ];
+    svc.handle(&mut ctx(Some("k0"), vec![]), req("alt", alternating))
+        .unwrap();
+    assert_eq!(rig.read(Ctl::Devices, "alt", "devices.list"), "c 1:5 rwm");
     // Known again after a restart, with its rules.
     drop(svc);
     let svc = rig.service();
