@@ -88,6 +88,11 @@ impl CpuService {
         })
     }
 
+    /// The table as it stands (for tests).
+    pub fn table(&self) -> Table {
+        self.lock().table().clone()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panicking handler (caught by libipc) leaves the lock poisoned;
         // the table itself is only changed through whole journal commits.
@@ -238,6 +243,19 @@ impl Inner {
         {
             // Not on a redo: what an interrupted create made is found then.
             self.check_unused_at(id, path)?;
+            // The parents it will make are journaled with its begin: a
+            // crash after their mkdir and before the commit must not leave
+            // them unknown (the redo finds them made). Listed and absent,
+            // or left empty by a failure, the stop prunes them.
+            let rel = crate::table::at_rel(path)?;
+            let parents: Vec<_> = self
+                .layout
+                .mounts()
+                .iter()
+                .flat_map(|m| m.places().missing_parents(&m.dir(&rel)))
+                .map(|d| d.path().to_path_buf())
+                .collect();
+            self.journal.state_mut().made.extend(parents);
         }
         self.journal.begin(key, req)?;
         let (result, change) = match self.perform(req, peer) {

@@ -960,3 +960,34 @@ fn device_rules_go_to_the_devices_hierarchy_in_order() {
         assert!(!rig.dir(Ctl::Cpu, "db").exists());
     }
 }
+
+/// A cgroupsPath create journals the parents it will make before it makes
+/// them: one that then fails in the kernel (a cgroup name cannot hold a
+/// newline) removes what it made and leaves them listed; the stop forgets
+/// them.
+#[test]
+fn a_cgroups_path_create_journals_its_parents_before_making_them() {
+    use libipc::server::Service;
+    let Some(rig) = Rig::new() else { return };
+    let svc = rig.service();
+    let bad = CpuRequest::CreateJoinableAt {
+        id: "c1".into(),
+        cgroups_path: Some("pods/bad\nname".into()),
+        limits: CpuLimits::default(),
+        devices: vec![],
+    };
+    let e = svc.request(Some("k1"), bad).unwrap_err();
+    assert!(e.message.contains("create cgroup"), "{e}");
+    let made = svc.table().made;
+    for m in rig.layout.mounts() {
+        let pods = m.dir(Path::new("../pods"));
+        assert!(!pods.exists(), "{} left", pods.path().display());
+        assert!(
+            made.contains(pods.path()),
+            "{} not journaled",
+            pods.path().display()
+        );
+    }
+    svc.shutdown();
+    assert!(svc.table().made.is_empty());
+}

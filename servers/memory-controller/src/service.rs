@@ -341,6 +341,17 @@ impl Shared {
         if let Pre::Done(r) = self.precheck(j.state(), &req, peer, false)? {
             return Ok(r);
         }
+        // The cgroupsPath parents this create will make are journaled
+        // with its begin: a crash after their mkdir and before the commit
+        // must not leave them unknown (the redo finds them made). Listed
+        // and absent, or left empty by a failure, the stop prunes them.
+        if let MemoryRequest::CreateJoinableAt { cgroups_path, .. } = &req {
+            let dir = self.places.resolve(cgroups_path)?;
+            let parents = self.places.missing_parents(&dir);
+            j.state_mut()
+                .made
+                .extend(parents.into_iter().map(|d| d.path().to_path_buf()));
+        }
         j.begin(key, &req)?;
         let (result, change) = self.apply(j.state(), &req, peer);
         j.commit(key, &result, |t| change.apply(t))?;

@@ -591,8 +591,9 @@ fn v1_create_joinable_at_a_cgroups_path_makes_parents_and_removes_them_at_stop()
 }
 
 /// A server killed between its mkdirs and its commit of a cgroupsPath
-/// create: the directory it made is found at restart and the create
-/// finished (not refused as "already holds" or "taken"), once.
+/// create: the directories it made are found at restart and the create
+/// finished (not refused as "already holds" or "taken"), once; the parents
+/// it made, journaled with its begin, go at the stop after the delete.
 #[test]
 fn v1_a_cgroups_path_create_cut_by_a_crash_is_finished_at_restart() {
     use cgroupfs::join_testing::ctx;
@@ -602,22 +603,29 @@ fn v1_a_cgroups_path_create_cut_by_a_crash_is_finished_at_restart() {
     drop(g.service(state.path()));
     let req = Req::CreateJoinableAt {
         id: "c1".into(),
-        cgroups_path: "pods/c1".into(),
+        cgroups_path: "pods/deep/c1".into(),
         limits: MemoryLimits {
             limit: Some(Limit::Value(mib(64))),
             ..Default::default()
         },
     };
+    // What `mutate` writes before the mkdirs: the parents, with the begin.
+    let pods = g.top.child("pods");
+    let deep = pods.child("deep");
     {
         let mut j = MemJournal::open(state.path()).unwrap();
+        j.state_mut()
+            .made
+            .extend([pods.path().to_path_buf(), deep.path().to_path_buf()]);
         j.begin(Some("k1"), &req).unwrap();
     }
-    let dir = g.top.child("pods").child("c1");
+    // Then the mkdirs, then the kill.
+    let dir = deep.child("c1");
     std::fs::create_dir_all(dir.path()).unwrap();
     let svc = g.service(state.path());
     assert_eq!(
         svc.table().groups["c1"].cgroups_path.as_deref(),
-        Some("pods/c1")
+        Some("pods/deep/c1")
     );
     assert_eq!(read(&dir, "memory.limit_in_bytes"), mib(64));
     // The client's retry gets the recorded answer, with a fresh fd.
@@ -636,4 +644,31 @@ fn v1_a_cgroups_path_create_cut_by_a_crash_is_finished_at_restart() {
     )
     .unwrap();
     assert!(!dir.exists());
+    svc.shutdown();
+    assert!(!pods.exists(), "the parents the cut create made are left");
+}
+
+/// `mutate` journals a cgroupsPath create's parents before it makes them:
+/// a create that then fails in the kernel (cgroup names cannot hold a
+/// newline: mkdir says EINVAL) removes what it made and leaves the parent
+/// listed; the stop forgets it.
+#[test]
+fn v1_a_cgroups_path_create_journals_its_parents_before_making_them() {
+    use libipc::server::Service;
+    let g = Guard::new();
+    let state = tempfile::tempdir().unwrap();
+    let svc = g.service(state.path());
+    let bad = Req::CreateJoinableAt {
+        id: "c1".into(),
+        cgroups_path: "pods/bad\nname".into(),
+        limits: MemoryLimits::default(),
+    };
+    let e = svc.request(Some("k1"), bad).unwrap_err();
+    assert!(e.message.contains("create cgroup"), "{e}");
+    let pods = g.top.child("pods");
+    assert!(!pods.exists(), "a failed create left its parent");
+    assert!(svc.table().made.contains(pods.path()), "not journaled");
+    assert!(svc.table().groups.is_empty());
+    svc.shutdown();
+    assert!(!svc.table().made.contains(pods.path()));
 }
