@@ -4,7 +4,7 @@
 //! every container with its right status, no create is left half-done, and
 //! deleting everything leaves no cgroup, mount or state behind.
 
-use asterism_tests::{alive, kill, server_pid_file, Bundle, Constellation};
+use asterism_tests::{alive, kill, server_pid_file, Bundle, CgroupsPathPrefix, Constellation};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -42,14 +42,29 @@ fn ok(out: &std::process::Output) -> bool {
     out.status.success()
 }
 
+/// A bundle of its own for `id`, in `dir`: `template`'s config (its rootfs
+/// by absolute path) with the cgroupsPath `<at>/<id>`.
+fn bundle_at(template: &Path, dir: &Path, at: &str, id: &str) -> PathBuf {
+    let text = std::fs::read_to_string(template.join("config.json")).unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(&text).unwrap();
+    config["root"]["path"] = json!(template.join("rootfs"));
+    config["linux"]["cgroupsPath"] = json!(format!("{at}/{id}"));
+    let b = dir.join(id);
+    std::fs::create_dir_all(&b).unwrap();
+    std::fs::write(b.join("config.json"), config.to_string()).unwrap();
+    b
+}
+
 /// What one client saw acknowledged: id -> expected status ("running"), or
-/// gone (deleted).
+/// gone (deleted). With `at` (a relative cgroupsPath prefix and a scratch
+/// directory), each container it keeps gets a cgroupsPath of its own.
 fn client(
     root: PathBuf,
     bundle: PathBuf,
     short: PathBuf,
     k: usize,
     stop: Arc<AtomicBool>,
+    at: Option<(String, PathBuf)>,
 ) -> (BTreeMap<String, &'static str>, usize) {
     let mut acked = 0;
     let mut rng = rand::rngs::StdRng::seed_from_u64(k as u64 + 99);
@@ -63,6 +78,10 @@ fn client(
         match rng.gen_range(0..3) {
             0 => {
                 // create + start, keep it
+                let own = at
+                    .as_ref()
+                    .map(|(prefix, dir)| bundle_at(&bundle, dir, prefix, &id));
+                let b = own.as_deref().map_or(b, |p| p.to_str().unwrap());
                 if ok(&ipc(&root, &["create", "--bundle", b, &id]))
                     && ok(&ipc(&root, &["start", &id]))
                 {
@@ -110,11 +129,17 @@ fn sigkill_init_and_servers_during_the_lifecycle() {
     let storm = Bundle::busybox_with(&["sleep", "60"], json!({}));
     let short = Bundle::busybox_with(&["true"], json!({}));
     let stop = Arc::new(AtomicBool::new(false));
+    // Client 1's containers are placed by cgroupsPath, below parents the
+    // controllers make (and journal before they make them).
+    let prefix = CgroupsPathPrefix::new("storm");
+    let scratch = tempfile::tempdir().unwrap();
     let clients: Vec<_> = (0..2)
         .map(|k| {
             let (root, bundle, stop) = (root.clone(), storm.path().to_path_buf(), stop.clone());
             let short = short.path().to_path_buf();
-            std::thread::spawn(move || client(root, bundle, short, k, stop))
+            let at =
+                (k == 1).then(|| (format!("{}/pod", prefix.name), scratch.path().to_path_buf()));
+            std::thread::spawn(move || client(root, bundle, short, k, stop, at))
         })
         .collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
@@ -240,6 +265,28 @@ fn sigkill_init_and_servers_during_the_lifecycle() {
             assert!(groups.is_empty(), "{ctl}: groups left {groups:?}");
         }
     }
-    // An init started by an OCI command is stopped by the harness's Drop.
-    let _ = &mut c;
+    // Stopped as a person would (SIGTERM to whichever init runs now), the
+    // servers remove the cgroupsPath parents they made: nothing of client
+    // 1's placement is left either.
+    let servers: Vec<i32> = protocol::SERVERS
+        .iter()
+        .filter_map(|s| server_pid_file(&root, s))
+        .collect();
+    c.stop();
+    if let Ok(text) = std::fs::read_to_string(root.join("init.pid")) {
+        if let Ok(pid) = text.trim().parse::<i32>() {
+            kill(pid, libc::SIGTERM);
+        }
+    }
+    let gone = asterism_tests::wait_for(Duration::from_secs(10), || {
+        servers.iter().all(|p| !alive(*p)).then_some(())
+    });
+    assert!(gone.is_some(), "the servers did not stop");
+    for ctl in [
+        "memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices",
+    ] {
+        if let Some(top) = prefix.host_dir(ctl, "") {
+            assert!(!top.exists(), "{ctl}: {} left", top.display());
+        }
+    }
 }
