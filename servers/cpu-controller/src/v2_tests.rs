@@ -1033,3 +1033,55 @@ fn join_fds_gives_the_one_v2_directory_and_journals_nothing() {
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
 }
+
+/// A cgroupsPath on cgroup v2: below the base's parent, each parent made on
+/// the way delegating the controllers, the join by the group's directory,
+/// the parents removed at the stop.
+#[test]
+fn create_joinable_at_a_cgroups_path_on_v2() {
+    use cgroupfs::join_testing::ctx;
+    use libipc::server::Service;
+    let rig = Rig::new("cpuset cpu pids");
+    let svc = rig.service();
+    let own = rig.base.parent().unwrap().to_path_buf();
+    let req = CpuRequest::CreateJoinableAt {
+        id: "c1".into(),
+        cgroups_path: Some("pods/c1".into()),
+        limits: full_limits(),
+        devices: vec![],
+    };
+    let mut c = ctx(Some("k1"), vec![]);
+    let CpuResponse::JoinFds(entries) = svc.handle(&mut c, req).unwrap() else {
+        panic!()
+    };
+    let dir = own.join("pods/c1");
+    assert_eq!(
+        entries,
+        vec![protocol::cgroup::CgroupJoin::V2Dir {
+            path: dir.display().to_string()
+        }]
+    );
+    assert_eq!(get(&dir.join("cpu.max")).trim(), "20000 50000");
+    assert_eq!(get(&dir.join("pids.max")).trim(), "5");
+    for parent in [own.clone(), own.join("pods")] {
+        let on = get(&parent.join("cgroup.subtree_control"));
+        for ctl in ["cpu", "cpuset", "pids"] {
+            assert!(on.contains(ctl), "{}: {on:?}", parent.display());
+        }
+    }
+    svc.request(
+        Some("d1"),
+        CpuRequest::Delete {
+            id: "c1".into(),
+            force: false,
+        },
+    )
+    .unwrap();
+    assert!(!dir.exists());
+    assert!(
+        own.join("pods").exists(),
+        "parents stay while the server runs"
+    );
+    svc.shutdown();
+    assert!(!own.join("pods").exists());
+}

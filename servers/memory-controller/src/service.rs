@@ -183,11 +183,12 @@ impl MemoryService {
 /// group now. At stop, like the base: while the server runs they stay, so
 /// that containers made one after another under one parent (an engine's
 /// `/default/<id>`) do not each pay for its mkdir and rmdir.
-fn prune_made(j: &mut MemJournal) {
+fn prune_made(j: &mut MemJournal, backend: &dyn Backend) {
     if j.state().made.is_empty() {
         return;
     }
-    let gone = cgroupfs::place::prune(&j.state().made, &|d| d.try_remove());
+    // Through the backend, which knows how this hierarchy removes a group.
+    let gone = cgroupfs::place::prune(&j.state().made, &|d| backend.remove(d).map(|()| true));
     let made = &mut j.state_mut().made;
     for p in gone {
         made.remove(&p);
@@ -216,7 +217,7 @@ impl Service for MemoryService {
     fn shutdown(&self) {
         let s = &self.shared;
         let mut j = s.journal.lock().unwrap_or_else(PoisonError::into_inner);
-        prune_made(&mut j);
+        prune_made(&mut j, s.backend.as_ref());
         s.remove_empty_base();
     }
 

@@ -580,3 +580,79 @@ fn join_fds_refuses_unknown_groups_attached_fds_and_a_call_without_ctx() {
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
 }
+
+/// A cgroupsPath on cgroup v2: the group lands below the base's parent,
+/// every parent made on the way delegates memory to its children, the
+/// join is by the group's directory, and the parents go at the stop.
+#[test]
+fn create_joinable_at_a_cgroups_path_on_v2() {
+    use cgroupfs::join_testing::ctx;
+    use libipc::server::Service;
+    use protocol::cgroup::CgroupJoin;
+    let f = Fixture::new();
+    let (svc, _) = f.start();
+    let own = CgroupDir::new(f.base().path().parent().unwrap());
+    let req = Req::CreateJoinableAt {
+        id: "c1".into(),
+        cgroups_path: "pods/a/c1".into(),
+        limits: limit(64),
+    };
+    let mut c = ctx(Some("k1"), vec![]);
+    let Resp::JoinFds(entries) = svc.handle(&mut c, req).unwrap() else {
+        panic!()
+    };
+    let dir = own.child("pods").child("a").child("c1");
+    assert_eq!(
+        entries,
+        vec![CgroupJoin::V2Dir {
+            path: dir.path().display().to_string()
+        }]
+    );
+    assert_eq!(c.fds_out.len(), 1);
+    assert_eq!(
+        dir.read_string("memory.max").unwrap().trim(),
+        (64u64 << 20).to_string()
+    );
+    for parent in [own.clone(), own.child("pods"), own.child("pods").child("a")] {
+        let on = parent.read_string("cgroup.subtree_control").unwrap();
+        assert!(on.contains("memory"), "{}: {on:?}", parent.path().display());
+    }
+    // Not into the base, not twice.
+    let e = svc
+        .request(
+            Some("k2"),
+            Req::CreateJoinableAt {
+                id: "c2".into(),
+                cgroups_path: "asterism-test/x".into(),
+                limits: limit(64),
+            },
+        )
+        .unwrap_err();
+    assert!(e.message.contains("own cgroup"), "{e}");
+    let e = svc
+        .request(
+            Some("k3"),
+            Req::CreateJoinableAt {
+                id: "c3".into(),
+                cgroups_path: "pods/a/c1".into(),
+                limits: limit(64),
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::AlreadyExists, "{e}");
+    svc.request(
+        Some("d1"),
+        Req::Delete {
+            id: "c1".into(),
+            force: false,
+        },
+    )
+    .unwrap();
+    assert!(!dir.exists());
+    assert!(
+        own.child("pods").exists(),
+        "parents stay while the server runs"
+    );
+    svc.shutdown();
+    assert!(!own.child("pods").exists());
+}
