@@ -169,6 +169,35 @@ fn resources_land_in_the_container_cgroups() {
     }
     // update through the controllers
     c.ipc_ok(&["update", "--memory", "96M", "--pids-limit", "64", "res1"]);
+    // --resources (containerd's `update --resources -`): what the
+    // controllers apply goes through; what they cannot is refused by name
+    // and changes nothing.
+    let res = bundle.path().join("resources.json");
+    std::fs::write(&res, r#"{"pids": {"limit": 48}}"#).unwrap();
+    c.ipc_ok(&["update", "--resources", res.to_str().unwrap(), "res1"]);
+    for (text, want) in [
+        (
+            r#"{"blockIO": {"weight": 300}, "pids": {"limit": 40}}"#,
+            "linux.resources.blockIO is not supported",
+        ),
+        (
+            r#"{"cpu": {"realtimeRuntime": 1000}}"#,
+            "linux.resources.cpu.realtimeRuntime is not supported",
+        ),
+        (
+            r#"{"devices": [{"allow": true, "access": "rwm"}]}"#,
+            "devices: the device rules of a running container cannot be changed",
+        ),
+    ] {
+        std::fs::write(&res, text).unwrap();
+        let e = c.ipc_err(&["update", "--resources", res.to_str().unwrap(), "res1"]);
+        assert!(e.contains(want), "{text}: {e}");
+    }
+    let cpu = c.ipc_json(&["cpu-controller", "stat", "res1", "--json"]);
+    assert_eq!(
+        cpu["pids_max"], 48,
+        "a refused update changed the pids limit: {cpu}"
+    );
     let mem = c.ipc_json(&["memory-controller", "stat", "res1", "--json"]);
     assert_eq!(mem["limit_bytes"], 96 << 20);
     // pause / resume through the freezer

@@ -122,6 +122,14 @@ fn from_resources_json(src: &str) -> Result<(MemoryLimits, CpuLimits)> {
     };
     let r: oci_spec::runtime::LinuxResources = serde_json::from_str(&text)
         .with_context(|| format!("{src}: not a linux.resources object"))?;
+    // What the controllers cannot apply is refused, never dropped: an
+    // update that returned 0 would say the limit is in force.
+    crate::lifecycle::resources::unsupported(Some(&r)).map_err(|e| anyhow!("{}", e.message))?;
+    if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        bail!(
+            "{src}: devices: the device rules of a running container cannot be changed by update"
+        );
+    }
     Ok((
         crate::lifecycle::resources::memory(Some(&r)),
         crate::lifecycle::resources::cpu(Some(&r)),
