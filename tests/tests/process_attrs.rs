@@ -194,6 +194,16 @@ fn settings_not_built_yet_are_refused_by_name() {
             json!({"linux": {"resources": {"blockIO": {"weight": 500}}}}),
             "linux.resources.blockIO is not supported yet",
         ),
+        (
+            "kmem",
+            json!({"linux": {"resources": {"memory": {"kernel": 67108864}}}}),
+            "linux.resources.memory.kernel (a kernel memory limit, deprecated by Linux) is not supported yet",
+        ),
+        (
+            "kmem-tcp",
+            json!({"linux": {"resources": {"memory": {"kernelTCP": 67108864}}}}),
+            "linux.resources.memory.kernelTCP is not supported yet",
+        ),
     ] {
         let b = bundle(&["true"], patch);
         let e = c.ipc_err(&["create", "--bundle", b.path().to_str().unwrap(), id]);

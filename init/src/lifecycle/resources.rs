@@ -119,6 +119,16 @@ pub fn unsupported(r: Option<&LinuxResources>) -> Result<(), Error> {
     if r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty()) {
         return refuse("hugepageLimits");
     }
+    // Kernel memory limits: deprecated by Linux (v1 memory.kmem.*), and
+    // not set by memory-controller; refused rather than ignored.
+    if let Some(m) = r.memory() {
+        if m.kernel().is_some() {
+            return refuse("memory.kernel (a kernel memory limit, deprecated by Linux)");
+        }
+        if m.kernel_tcp().is_some() {
+            return refuse("memory.kernelTCP");
+        }
+    }
     // A real-time budget for the group (v1 cpu.rt_runtime_us) needs one in
     // every parent too; until cpu-controller hands them out, refused.
     if let Some(c) = r.cpu() {
