@@ -200,6 +200,11 @@ fn settings_not_built_yet_are_refused_by_name() {
             "linux.resources.memory.kernel (a kernel memory limit, deprecated by Linux) is not supported yet",
         ),
         (
+            "flat",
+            json!({"linux": {"resources": {"memory": {"useHierarchy": false}}}}),
+            "linux.resources.memory.useHierarchy false (the kernel always accounts hierarchically)",
+        ),
+        (
             "kmem-tcp",
             json!({"linux": {"resources": {"memory": {"kernelTCP": 67108864}}}}),
             "linux.resources.memory.kernelTCP is not supported yet",

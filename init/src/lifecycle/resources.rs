@@ -128,6 +128,11 @@ pub fn unsupported(r: Option<&LinuxResources>) -> Result<(), Error> {
         if m.kernel_tcp().is_some() {
             return refuse("memory.kernelTCP");
         }
+        // The kernel accounts hierarchically, always: `true` is what there
+        // is, `false` cannot be had.
+        if m.use_hierarchy() == Some(false) {
+            return refuse("memory.useHierarchy false (the kernel always accounts hierarchically)");
+        }
     }
     // A real-time budget for the group (v1 cpu.rt_runtime_us) needs one in
     // every parent too; until cpu-controller hands them out, refused.
