@@ -374,6 +374,10 @@ fn write(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Error> {
         .map_err(|e| Error::io(format!("create {}", tmp.display()), &e))?;
     f.write_all(bytes)
         .map_err(|e| Error::io(format!("write {}", tmp.display()), &e))?;
+    // On tmpfs (a root under /run) there is no disk to be durable on: the
+    // two fsyncs and the directory's open would be four syscalls for
+    // nothing, on every state change. One fstatfs tells.
+    let durable = durable && !on_tmpfs(&f);
     if durable {
         f.sync_all()
             .map_err(|e| Error::io(format!("fsync {}", tmp.display()), &e))?;
@@ -394,11 +398,25 @@ fn write(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Error> {
     Ok(())
 }
 
+/// Is the file on tmpfs (whose fsync does nothing)?
+fn on_tmpfs(f: &std::fs::File) -> bool {
+    const TMPFS_MAGIC: u64 = 0x0102_1994;
+    rustix::fs::fstatfs(f).is_ok_and(|s| s.f_type as u64 == TMPFS_MAGIC)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     type J = Journal<Vec<String>, String, u32>;
+
+    #[test]
+    fn tmpfs_is_told_apart() {
+        let shm = std::fs::File::open("/dev/shm").unwrap();
+        assert!(on_tmpfs(&shm), "/dev/shm is tmpfs");
+        let proc = std::fs::File::open("/proc/self/status").unwrap();
+        assert!(!on_tmpfs(&proc));
+    }
 
     /// A journal in `dir` with "a" committed under k1 and "b" begun under
     /// k2 (the process dies, or goes on, from there).
