@@ -87,7 +87,39 @@ pub enum CpuRequest {
         cgroups_path: Option<String>,
         limits: CpuLimits,
         devices: Vec<DeviceRule>,
+        /// `linux.resources.blockIO`: only a container that has it gets a
+        /// group in the (v1) blkio hierarchy.
+        block_io: Option<BlockIo>,
     },
+}
+
+/// `linux.resources.blockIO`, as the v1 blkio files take it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockIo {
+    /// 10..=1000 (blkio.weight, or blkio.bfq.weight under BFQ).
+    pub weight: Option<u16>,
+    pub leaf_weight: Option<u16>,
+    pub weight_device: Vec<DeviceWeight>,
+    pub throttle_read_bps: Vec<DeviceRate>,
+    pub throttle_write_bps: Vec<DeviceRate>,
+    pub throttle_read_iops: Vec<DeviceRate>,
+    pub throttle_write_iops: Vec<DeviceRate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceWeight {
+    pub major: i64,
+    pub minor: i64,
+    pub weight: Option<u16>,
+    pub leaf_weight: Option<u16>,
+}
+
+/// A per-device limit: bytes or operations per second.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRate {
+    pub major: i64,
+    pub minor: i64,
+    pub rate: u64,
 }
 
 /// One `linux.resources.devices` rule, as the devices cgroup takes it.

@@ -681,6 +681,21 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
                         access: "rwm".into(),
                     },
                 ],
+                block_io: Some(BlockIo {
+                    weight: Some(500),
+                    weight_device: vec![DeviceWeight {
+                        major: 8,
+                        minor: 0,
+                        weight: Some(300),
+                        leaf_weight: None,
+                    }],
+                    throttle_read_bps: vec![DeviceRate {
+                        major: 254,
+                        minor: 0,
+                        rate: 1 << 20,
+                    }],
+                    ..Default::default()
+                }),
             }),
         ),
     ]

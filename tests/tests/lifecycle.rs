@@ -178,7 +178,7 @@ fn resources_land_in_the_container_cgroups() {
     for (text, want) in [
         (
             r#"{"blockIO": {"weight": 300}, "pids": {"limit": 40}}"#,
-            "linux.resources.blockIO is not supported",
+            "blockIO: the block I/O settings of a running container cannot be changed by update",
         ),
         (
             r#"{"cpu": {"realtimeRuntime": 1000}}"#,
@@ -435,7 +435,9 @@ fn bad_input_is_refused_clearly_and_leaves_nothing() {
         .map(|e| e.file_name())
         .collect();
     assert!(left.is_empty(), "state left: {left:?}");
-    for ctl in ["memory", "cpu", "cpuset", "pids", "freezer", "devices"] {
+    for ctl in [
+        "memory", "cpu", "cpuset", "pids", "freezer", "devices", "blkio",
+    ] {
         if let Some(base) = c.cgroup_base(ctl) {
             let dirs: Vec<_> = asterism_tests::subdirs(&base);
             assert!(dirs.is_empty(), "{ctl} groups left: {dirs:?}");

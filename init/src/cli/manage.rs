@@ -125,6 +125,9 @@ fn from_resources_json(src: &str) -> Result<(MemoryLimits, CpuLimits)> {
     // What the controllers cannot apply is refused, never dropped: an
     // update that returned 0 would say the limit is in force.
     crate::lifecycle::resources::unsupported(Some(&r)).map_err(|e| anyhow!("{}", e.message))?;
+    if crate::lifecycle::resources::block_io(Some(&r)).is_some() {
+        bail!("{src}: blockIO: the block I/O settings of a running container cannot be changed by update yet");
+    }
     if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
         bail!(
             "{src}: devices: the device rules of a running container cannot be changed by update"

@@ -394,8 +394,8 @@ impl Lifecycle {
             .map(|p| p.to_string_lossy().into_owned());
         let at = at.as_deref();
         let memory = sv.send_memory_create(id, resources::memory(res), at, joins_itself);
-        let devices = resources::devices(res);
-        let cpu = sv.send_cpu_create(id, resources::cpu(res), at, devices, joins_itself);
+        let io = (resources::devices(res), resources::block_io(res));
+        let cpu = sv.send_cpu_create(id, resources::cpu(res), at, io, joins_itself);
         let netns = pooled_netns.then(|| sv.send_netns_claim(id));
         let rootfs = sv.send_vfs_prepare(id, &r.bundle, &path, false);
         let (memory, cpu, rootfs) = (memory.wait(), cpu.wait(), rootfs.wait());

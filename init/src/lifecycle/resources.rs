@@ -1,7 +1,7 @@
 //! linux.resources -> the controllers' own limit types.
 
 use oci_spec::runtime::{LinuxDeviceType, LinuxResources};
-use protocol::cpu::{CpuLimits, DeviceRule};
+use protocol::cpu::{BlockIo, CpuLimits, DeviceRate, DeviceRule, DeviceWeight};
 use protocol::memory::{Limit, MemoryLimits};
 use protocol::Error;
 
@@ -88,6 +88,42 @@ pub fn devices(r: Option<&LinuxResources>) -> Vec<DeviceRule> {
     out
 }
 
+/// linux.resources.blockIO, when it sets anything (cpu-controller gives
+/// the container a blkio group only then).
+pub fn block_io(r: Option<&LinuxResources>) -> Option<BlockIo> {
+    let b = r?.block_io().as_ref()?;
+    let rates = |v: &Option<Vec<oci_spec::runtime::LinuxThrottleDevice>>| -> Vec<DeviceRate> {
+        v.iter()
+            .flatten()
+            .map(|d| DeviceRate {
+                major: d.major(),
+                minor: d.minor(),
+                rate: d.rate(),
+            })
+            .collect()
+    };
+    let out = BlockIo {
+        weight: b.weight(),
+        leaf_weight: b.leaf_weight(),
+        weight_device: b
+            .weight_device()
+            .iter()
+            .flatten()
+            .map(|d| DeviceWeight {
+                major: d.major(),
+                minor: d.minor(),
+                weight: d.weight(),
+                leaf_weight: d.leaf_weight(),
+            })
+            .collect(),
+        throttle_read_bps: rates(b.throttle_read_bps_device()),
+        throttle_write_bps: rates(b.throttle_write_bps_device()),
+        throttle_read_iops: rates(b.throttle_read_iops_device()),
+        throttle_write_iops: rates(b.throttle_write_iops_device()),
+    };
+    (out != BlockIo::default()).then_some(out)
+}
+
 /// The parts of linux.resources we do not enforce yet, refused by name
 /// rather than silently ignored.
 pub fn unsupported(r: Option<&LinuxResources>) -> Result<(), Error> {
@@ -97,25 +133,6 @@ pub fn unsupported(r: Option<&LinuxResources>) -> Result<(), Error> {
             "linux.resources.{what} is not supported yet by asterism's controllers"
         )))
     };
-    if r.block_io().as_ref().is_some_and(|b| {
-        b.weight().is_some()
-            || b.leaf_weight().is_some()
-            || b.weight_device().as_ref().is_some_and(|v| !v.is_empty())
-            || b.throttle_read_bps_device()
-                .as_ref()
-                .is_some_and(|v| !v.is_empty())
-            || b.throttle_write_bps_device()
-                .as_ref()
-                .is_some_and(|v| !v.is_empty())
-            || b.throttle_read_iops_device()
-                .as_ref()
-                .is_some_and(|v| !v.is_empty())
-            || b.throttle_write_iops_device()
-                .as_ref()
-                .is_some_and(|v| !v.is_empty())
-    }) {
-        return refuse("blockIO");
-    }
     if r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty()) {
         return refuse("hugepageLimits");
     }

@@ -15,7 +15,7 @@
 use libipc::client::new_key;
 use libipc::{Client, ClientOptions};
 use protocol::cgroup::CgroupJoin;
-use protocol::cpu::{Cpu, CpuLimits, CpuRequest, CpuResponse, CpuStat, DeviceRule};
+use protocol::cpu::{BlockIo, Cpu, CpuLimits, CpuRequest, CpuResponse, CpuStat, DeviceRule};
 use protocol::memory::{Memory, MemoryLimits, MemoryRequest, MemoryResponse, MemoryStat};
 use protocol::net::{Net, NetRequest, NetResponse};
 use protocol::seccomp::{NotifyPolicy, Program, Seccomp, SeccompRequest, SeccompResponse};
@@ -257,7 +257,7 @@ impl Servers {
         id: &str,
         limits: CpuLimits,
         cgroups_path: Option<&str>,
-        devices: Vec<DeviceRule>,
+        (devices, block_io): (Vec<DeviceRule>, Option<BlockIo>),
         joinable: bool,
     ) -> Sent<'_, Cpu, Vec<(CgroupJoin, OwnedFd)>> {
         let key = Some(new_key("create", id));
@@ -266,6 +266,7 @@ impl Servers {
             cgroups_path: cgroups_path.map(str::to_string),
             limits,
             devices,
+            block_io,
         };
         let answer: FromReply<Cpu, _> = match joinable {
             true => |r| match r? {

@@ -6,7 +6,7 @@ use crate::common;
 use crate::layout::{Ctl, Layout, Mount};
 use crate::{v1, v2};
 use cgroupfs::{CgroupDir, Version};
-use protocol::cpu::{CpuLimits, CpuStat, DeviceRule};
+use protocol::cpu::{BlockIo, CpuLimits, CpuStat, DeviceRule};
 use protocol::memory::Limit;
 use protocol::Error;
 use std::path::Path;
@@ -26,11 +26,16 @@ pub fn create(
     rel: &Path,
     limits: &CpuLimits,
     devices: &[DeviceRule],
+    block_io: Option<&BlockIo>,
 ) -> Result<Vec<CgroupDir>, Error> {
     let mut made: Vec<CgroupDir> = vec![];
-    let result = make_dirs(layout, rel, &mut made)
+    let result = make_dirs(layout, rel, &mut made, block_io.is_some())
         .and_then(|()| apply(layout, rel, limits))
-        .and_then(|()| apply_devices(layout, rel, devices));
+        .and_then(|()| apply_devices(layout, rel, devices))
+        .and_then(|()| match (block_io, layout.mount_of(Ctl::Blkio)) {
+            (Some(b), Some(m)) => crate::blkio::apply(&m.dir(rel), b),
+            _ => Ok(()),
+        });
     if let Err(e) = result {
         for dir in made.iter().rev() {
             if let Err(re) = layout.ops().rmdir(dir) {
@@ -43,11 +48,20 @@ pub fn create(
 }
 
 /// Makes whatever is missing of the group's directory and its parents (the
-/// base, or a cgroupsPath's parents) in each hierarchy, parents first.
-/// Re-running it on existing directories changes nothing: mkdir says
-/// "already there", controllers are already enabled, cpusets already filled.
-fn make_dirs(layout: &Layout, rel: &Path, made: &mut Vec<CgroupDir>) -> Result<(), Error> {
+/// base, or a cgroupsPath's parents) in each hierarchy, parents first; in
+/// an optional hierarchy (blkio) only `with_optional`. Re-running it on
+/// existing directories changes nothing: mkdir says "already there",
+/// controllers are already enabled, cpusets already filled.
+fn make_dirs(
+    layout: &Layout,
+    rel: &Path,
+    made: &mut Vec<CgroupDir>,
+    with_optional: bool,
+) -> Result<(), Error> {
     for m in layout.mounts() {
+        if m.optional() && !with_optional {
+            continue;
+        }
         let dir = m.dir(rel);
         for d in m.places().missing_parents(&dir).iter().chain([&dir]) {
             make_one(layout, m, &parent_of(d)?, d, made)?;
@@ -218,9 +232,10 @@ pub fn set_frozen(layout: &Layout, rel: &Path, frozen: bool) -> Result<(), Error
     }
 }
 
-/// Moves `pid` (the whole process) into the group in every hierarchy.
+/// Moves `pid` (the whole process) into the group in every hierarchy it
+/// is in.
 pub fn attach(layout: &Layout, rel: &Path, pid: i32) -> Result<(), Error> {
-    for m in layout.mounts() {
+    for m in layout.mounts().iter().filter(|m| m.holds(rel)) {
         m.dir(rel).add_pid(pid)?;
     }
     Ok(())
@@ -315,12 +330,13 @@ pub fn remove_empty_bases(layout: &Layout) {
     }
 }
 
-/// The hierarchies in which the group's directory is missing.
+/// The hierarchies in which the group's directory is missing (an optional
+/// one is not missing: the group may never have had it).
 pub fn missing(layout: &Layout, rel: &Path) -> Vec<Mount> {
     layout
         .mounts()
         .iter()
-        .filter(|m| !m.dir(rel).exists())
+        .filter(|m| !m.optional() && !m.dir(rel).exists())
         .cloned()
         .collect()
 }
@@ -334,7 +350,7 @@ pub fn repair(
     devices: &[DeviceRule],
 ) -> Result<(), Error> {
     let mut made = vec![];
-    make_dirs(layout, rel, &mut made)?;
+    make_dirs(layout, rel, &mut made, false)?;
     apply(layout, rel, limits)?;
     apply_devices(layout, rel, devices)
 }

@@ -20,7 +20,7 @@ use std::path::Path;
 pub fn group(layout: &Layout, rel: &Path) -> Result<(Vec<CgroupJoin>, Vec<OwnedFd>), Error> {
     let mut entries = vec![];
     let mut fds = vec![];
-    for m in layout.mounts() {
+    for m in layout.mounts().iter().filter(|m| m.holds(rel)) {
         let name: Vec<&str> = m.controllers.iter().map(|c| c.name()).collect();
         let (entry, fd) = open(m.version, &name.join(","), &m.dir(rel))?;
         entries.push(entry);

@@ -22,15 +22,19 @@ pub enum Ctl {
     Freezer,
     /// v1 only: v2 has no devices files (its device policy is eBPF).
     Devices,
+    /// v1 only (v2's io is not built yet), and only for a group that has
+    /// blockIO settings.
+    Blkio,
 }
 
-pub const MANAGED: [Ctl; 6] = [
+pub const MANAGED: [Ctl; 7] = [
     Ctl::Cpu,
     Ctl::Cpuacct,
     Ctl::Cpuset,
     Ctl::Pids,
     Ctl::Freezer,
     Ctl::Devices,
+    Ctl::Blkio,
 ];
 
 impl Ctl {
@@ -42,6 +46,7 @@ impl Ctl {
             Ctl::Pids => "pids",
             Ctl::Freezer => "freezer",
             Ctl::Devices => "devices",
+            Ctl::Blkio => "blkio",
         }
     }
 
@@ -55,7 +60,7 @@ impl Ctl {
     pub fn v2_controller(self) -> Option<&'static str> {
         match self {
             Ctl::Cpu | Ctl::Cpuset | Ctl::Pids => Some(self.name()),
-            Ctl::Cpuacct | Ctl::Freezer | Ctl::Devices => None,
+            Ctl::Cpuacct | Ctl::Freezer | Ctl::Devices | Ctl::Blkio => None,
         }
     }
 }
@@ -109,6 +114,18 @@ pub struct Mount {
 impl Mount {
     pub fn has(&self, ctl: Ctl) -> bool {
         self.controllers.contains(&ctl)
+    }
+
+    /// A hierarchy a group gets a directory in only when it asks for it
+    /// (blkio, for blockIO): every other group skips it.
+    pub fn optional(&self) -> bool {
+        self.controllers.iter().all(|c| *c == Ctl::Blkio)
+    }
+
+    /// Is the group `rel` in this hierarchy? Always, but in an optional
+    /// one only if its directory was made.
+    pub fn holds(&self, rel: &Path) -> bool {
+        !self.optional() || self.dir(rel).exists()
     }
 
     /// The group directory `rel` in this hierarchy: "web" or "pod/web"
@@ -214,6 +231,11 @@ impl Layout {
         &self.mounts
     }
 
+    /// How many hierarchies every group is in (the optional ones aside).
+    pub fn required(&self) -> usize {
+        self.mounts.iter().filter(|m| !m.optional()).count()
+    }
+
     pub fn ops(&self) -> &dyn DirOps {
         self.ops.as_ref()
     }
@@ -248,6 +270,7 @@ impl Layout {
     pub fn paths(&self, rel: &Path) -> Vec<PathBuf> {
         self.mounts
             .iter()
+            .filter(|m| m.holds(rel))
             .map(|m| m.dir(rel).path().to_path_buf())
             .collect()
     }

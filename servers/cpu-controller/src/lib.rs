@@ -11,6 +11,7 @@
 //! - [`table`], [`service`], [`recovery`]: requests, journal, restart.
 //! - [`peer`]: memory-controller, which shares our directories on cgroup v2.
 
+pub mod blkio;
 pub mod common;
 pub mod devices;
 pub mod devices_bpf;

@@ -41,7 +41,7 @@ fn drop_or_repair(layout: &Layout, journal: &mut CpuJournal) {
             continue;
         };
         let missing = group::missing(layout, &rel);
-        if missing.len() == layout.mounts().len() {
+        if missing.len() == layout.required() {
             tracing::warn!("dropping cpu group {id:?}: its cgroup directories are gone");
             journal.state_mut().groups.remove(&id);
         } else if !missing.is_empty() {
@@ -111,6 +111,7 @@ fn adopt(layout: &Layout, journal: &mut CpuJournal, theirs: &BTreeSet<String>) {
                         adopted: true,
                         cgroups_path: None,
                         devices: vec![],
+                        block_io: None,
                     },
                 );
             }

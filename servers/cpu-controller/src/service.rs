@@ -18,7 +18,7 @@ use libipc::journal::Journal;
 use libipc::server::{Ctx, Service};
 use protocol::cgroup::CgroupJoin;
 use protocol::cpu::{
-    Cpu, CpuEvent, CpuGroup, CpuLimits, CpuRequest, CpuResponse, CpuStat, DeviceRule,
+    BlockIo, Cpu, CpuEvent, CpuGroup, CpuLimits, CpuRequest, CpuResponse, CpuStat, DeviceRule,
 };
 use protocol::{validate_id, Error};
 use std::os::fd::OwnedFd;
@@ -320,7 +320,18 @@ impl Inner {
                 cgroups_path,
                 limits,
                 devices,
-            } => self.check_create_at(id, cgroups_path.as_deref(), limits, devices),
+                block_io,
+            } => {
+                self.check_create_at(id, cgroups_path.as_deref(), limits, devices)?;
+                if let Some(rec) = self.table().groups.get(id) {
+                    if rec.block_io != *block_io {
+                        return Err(Error::exists(format!(
+                            "cpu group {id:?} already exists with other blockIO settings; delete it first"
+                        )));
+                    }
+                }
+                crate::blkio::check(&self.layout, block_io.as_ref())
+            }
             CpuRequest::Set { id, limits } => {
                 validate_id("group id", id)?;
                 let rec = self.table().get(id)?;
@@ -463,8 +474,15 @@ impl Inner {
                 cgroups_path,
                 limits,
                 devices,
+                block_io,
             } => {
-                let change = self.make_at(id, cgroups_path.as_deref(), limits, devices)?;
+                let change = self.make_at(
+                    id,
+                    cgroups_path.as_deref(),
+                    limits,
+                    devices,
+                    block_io.as_ref(),
+                )?;
                 Ok((CpuResponse::JoinFds(vec![]), change))
             }
             CpuRequest::Set { id, limits } => {
@@ -542,13 +560,14 @@ impl Inner {
             Some(p) => self.table().rel(p)?.join(id),
             None => id.into(),
         };
-        group::create(&self.layout, &rel, limits, &[])?;
+        group::create(&self.layout, &rel, limits, &[], None)?;
         let rec = Record {
             parent: parent.clone(),
             requested: limits.clone(),
             adopted: false,
             cgroups_path: None,
             devices: vec![],
+            block_io: None,
         };
         let g = match describe
             .then(|| self.describe_at(id, &rec, &rel))
@@ -575,6 +594,7 @@ impl Inner {
         cgroups_path: Option<&str>,
         limits: &CpuLimits,
         devices: &[DeviceRule],
+        block_io: Option<&BlockIo>,
     ) -> Result<Change, Error> {
         if self.table().groups.contains_key(id) {
             return Ok(Change::None);
@@ -583,7 +603,7 @@ impl Inner {
             Some(p) => crate::table::at_rel(p)?,
             None => id.into(),
         };
-        let made = group::create(&self.layout, &rel, limits, devices)?;
+        let made = group::create(&self.layout, &rel, limits, devices, block_io)?;
         // Only a cgroupsPath's parents are remembered: the bases are
         // removed at the stop anyway, the leaves by the delete.
         let parents = match cgroups_path {
@@ -603,6 +623,7 @@ impl Inner {
             adopted: false,
             cgroups_path: cgroups_path.map(str::to_string),
             devices: devices.to_vec(),
+            block_io: block_io.cloned(),
         };
         Ok(Change::Put(id.to_string(), rec, parents))
     }
@@ -642,7 +663,7 @@ impl Inner {
         let mut out = vec![];
         for (id, rec) in &self.table().groups {
             let rel = self.table().rel(id)?;
-            if group::missing(&self.layout, &rel).len() == self.layout.mounts().len() {
+            if group::missing(&self.layout, &rel).len() == self.layout.required() {
                 tracing::warn!("cpu group {id:?} has no cgroup directory left; not listing it");
                 continue;
             }

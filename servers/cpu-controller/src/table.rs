@@ -1,6 +1,6 @@
 //! The server's table of groups, as kept in the journal.
 
-use protocol::cpu::{CpuLimits, DeviceRule};
+use protocol::cpu::{BlockIo, CpuLimits, DeviceRule};
 use protocol::Error;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,6 +31,10 @@ pub struct Record {
     /// directory is lost while the server is down).
     #[serde(default)]
     pub devices: Vec<DeviceRule>,
+    /// Its `linux.resources.blockIO`: it has a group in the blkio
+    /// hierarchy only then.
+    #[serde(default)]
+    pub block_io: Option<BlockIo>,
 }
 
 /// Deepest nesting accepted; also stops a loop in a hand-edited journal.
@@ -128,6 +132,7 @@ mod tests {
             adopted: false,
             cgroups_path: None,
             devices: vec![],
+            block_io: None,
         }
     }
 

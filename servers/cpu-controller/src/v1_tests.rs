@@ -39,7 +39,9 @@ impl Rig {
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         let mut entries = vec![];
-        for c in ["cpu", "cpuacct", "cpuset", "pids", "freezer", "devices"] {
+        for c in [
+            "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices", "blkio",
+        ] {
             let h = hier.get(c).unwrap().clone();
             assert_eq!(h.version, Version::V1, "{c} is expected on v1 on this host");
             // The base one level down, so that relative cgroupsPaths (from
@@ -173,7 +175,7 @@ fn create_writes_v1_files_and_fills_cpusets() {
     assert_eq!(g.limits, limits());
     assert_eq!(
         g.backend,
-        "cpu=v1 cpuacct=v1 cpuset=v1 pids=v1 freezer=v1 devices=v1"
+        "cpu=v1 cpuacct=v1 cpuset=v1 pids=v1 freezer=v1 devices=v1 blkio=v1"
     );
     assert_eq!(
         g.paths.len(),
@@ -205,7 +207,7 @@ fn create_writes_v1_files_and_fills_cpusets() {
     )
     .unwrap();
     // The bases stay while the server runs, and go when it stops.
-    for m in rig.layout.mounts() {
+    for m in rig.layout.mounts().iter().filter(|m| !m.optional()) {
         assert!(m.base.exists(), "{} removed early", m.base.path().display());
     }
     libipc::server::Service::shutdown(&svc);
@@ -560,6 +562,7 @@ fn join_fds_lets_a_process_move_itself_into_every_hierarchy() {
         .layout
         .mounts()
         .iter()
+        .filter(|m| !m.optional())
         .map(|m| CgroupJoin::V1Tasks {
             hierarchy: m.controllers[0].name().into(),
             path: m.dir(Path::new("web")).path().display().to_string(),
@@ -569,7 +572,11 @@ fn join_fds_lets_a_process_move_itself_into_every_hierarchy() {
     assert_eq!(want.len(), 6);
     assert_eq!(entries, want);
     assert_eq!(c.fds_out.len(), entries.len());
-    for (fd, m) in c.fds_out.iter().zip(rig.layout.mounts()) {
+    for (fd, m) in c
+        .fds_out
+        .iter()
+        .zip(rig.layout.mounts().iter().filter(|m| !m.optional()))
+    {
         assert_fd_is(
             fd,
             &m.dir(Path::new("web")).file("tasks"),
@@ -744,6 +751,7 @@ fn create_joinable_at_a_cgroups_path_in_every_hierarchy() {
         cgroups_path: Some(path.into()),
         limits: limits(),
         devices: vec![],
+        block_io: None,
     };
     // Relative: from the base's parent, in each hierarchy.
     let mut c = ctx(Some("k1"), vec![]);
@@ -818,7 +826,7 @@ fn create_joinable_at_a_cgroups_path_in_every_hierarchy() {
         force: true,
     };
     svc.request(Some("d1"), del("c1")).unwrap();
-    for m in rig.layout.mounts() {
+    for m in rig.layout.mounts().iter().filter(|m| !m.optional()) {
         assert!(!m.dir(Path::new("../pods/a/c1")).exists());
         assert!(
             m.dir(Path::new("../pods/a")).exists(),
@@ -826,7 +834,7 @@ fn create_joinable_at_a_cgroups_path_in_every_hierarchy() {
         );
     }
     svc.shutdown();
-    for m in rig.layout.mounts() {
+    for m in rig.layout.mounts().iter().filter(|m| !m.optional()) {
         assert!(!m.dir(Path::new("../pods/a")).exists());
         assert!(m.dir(Path::new("../pods")).exists());
     }
@@ -857,6 +865,7 @@ fn a_cgroups_path_create_cut_by_a_crash_is_finished_at_restart() {
         cgroups_path: Some("pods/c1".into()),
         limits: limits(),
         devices: vec![],
+        block_io: None,
     };
     {
         let mut j = crate::service::CpuJournal::open(rig.state.path()).unwrap();
@@ -909,6 +918,7 @@ fn device_rules_go_to_the_devices_hierarchy_in_order() {
         cgroups_path: None,
         limits: CpuLimits::default(),
         devices,
+        block_io: None,
     };
     let rules = vec![
         rule(false, 'a', None, None, "rwm"),
@@ -975,11 +985,12 @@ fn a_cgroups_path_create_journals_its_parents_before_making_them() {
         cgroups_path: Some("pods/bad\nname".into()),
         limits: CpuLimits::default(),
         devices: vec![],
+        block_io: None,
     };
     let e = svc.request(Some("k1"), bad).unwrap_err();
     assert!(e.message.contains("create cgroup"), "{e}");
     let made = svc.table().made;
-    for m in rig.layout.mounts() {
+    for m in rig.layout.mounts().iter().filter(|m| !m.optional()) {
         let pods = m.dir(Path::new("../pods"));
         assert!(!pods.exists(), "{} left", pods.path().display());
         assert!(
@@ -990,4 +1001,112 @@ fn a_cgroups_path_create_journals_its_parents_before_making_them() {
     }
     svc.shutdown();
     assert!(svc.table().made.is_empty());
+}
+
+/// blockIO: only a group that has it gets a directory in the blkio
+/// hierarchy (and a join fd for it); its throttles are in the files there;
+/// a weight this kernel's schedulers cannot give is refused by name, with
+/// nothing made; delete removes it with the rest.
+#[test]
+fn block_io_gets_a_blkio_group_only_when_asked() {
+    use cgroupfs::join_testing::{assert_joined, ctx, join};
+    use libipc::server::Service;
+    use protocol::cpu::{BlockIo, DeviceRate};
+    let Some(rig) = Rig::new() else { return };
+    let svc = rig.service();
+    let req = |id: &str, block_io: Option<BlockIo>| CpuRequest::CreateJoinableAt {
+        id: id.into(),
+        cgroups_path: None,
+        limits: CpuLimits::default(),
+        devices: vec![],
+        block_io,
+    };
+    // Without: no blkio directory, six join fds.
+    let mut c = ctx(Some("k1"), vec![]);
+    svc.handle(&mut c, req("plain", None)).unwrap();
+    assert_eq!(c.fds_out.len(), 6);
+    assert!(!rig.dir(Ctl::Blkio, "plain").exists());
+    // With throttles: the directory, the files, a seventh fd that joins it.
+    let throttles = BlockIo {
+        throttle_read_bps: vec![DeviceRate {
+            major: 254,
+            minor: 0,
+            rate: 1 << 20,
+        }],
+        throttle_write_iops: vec![DeviceRate {
+            major: 254,
+            minor: 0,
+            rate: 100,
+        }],
+        ..Default::default()
+    };
+    let mut c = ctx(Some("k2"), vec![]);
+    let CpuResponse::JoinFds(entries) = svc.handle(&mut c, req("io", Some(throttles))).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(c.fds_out.len(), 7);
+    assert_eq!(
+        rig.read(Ctl::Blkio, "io", "blkio.throttle.read_bps_device"),
+        "254:0 1048576"
+    );
+    assert_eq!(
+        rig.read(Ctl::Blkio, "io", "blkio.throttle.write_iops_device"),
+        "254:0 100"
+    );
+    assert_joined(join(&c.fds_out).pid(), &entries);
+    // A restart does not take "plain" for a group that lost its blkio
+    // directory, and keeps both.
+    drop(svc);
+    let svc = rig.service();
+    let CpuResponse::List(groups) = svc.request(None, CpuRequest::List).unwrap() else {
+        panic!()
+    };
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    assert!(
+        !rig.dir(Ctl::Blkio, "plain").exists(),
+        "repaired into blkio"
+    );
+    // A weight without a proportional scheduler (this host's mq-deadline):
+    // refused by name, nothing made.
+    let weighted = BlockIo {
+        weight: Some(500),
+        ..Default::default()
+    };
+    if !rig.dir(Ctl::Blkio, "io").has_file("blkio.weight")
+        && !rig.dir(Ctl::Blkio, "io").has_file("blkio.bfq.weight")
+    {
+        let e = svc
+            .handle(&mut ctx(Some("k3"), vec![]), req("w", Some(weighted)))
+            .unwrap_err();
+        assert!(e.message.contains("linux.resources.blockIO.weight"), "{e}");
+        assert!(!rig.dir(Ctl::Blkio, "w").exists());
+        assert!(!rig.dir(Ctl::Cpu, "w").exists());
+    }
+    // Out of range: refused before anything.
+    let e = svc
+        .handle(
+            &mut ctx(Some("k4"), vec![]),
+            req(
+                "w2",
+                Some(BlockIo {
+                    weight: Some(5),
+                    ..Default::default()
+                }),
+            ),
+        )
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidArgument, "{e}");
+    for id in ["io", "plain"] {
+        svc.request(
+            Some(&format!("d-{id}")),
+            CpuRequest::Delete {
+                id: id.into(),
+                force: true,
+            },
+        )
+        .unwrap();
+    }
+    assert!(!rig.dir(Ctl::Blkio, "io").exists());
+    assert!(!rig.dir(Ctl::Cpu, "plain").exists());
 }

@@ -1049,6 +1049,7 @@ fn create_joinable_at_a_cgroups_path_on_v2() {
         cgroups_path: Some("pods/c1".into()),
         limits: full_limits(),
         devices: vec![],
+        block_io: None,
     };
     let mut c = ctx(Some("k1"), vec![]);
     let CpuResponse::JoinFds(entries) = svc.handle(&mut c, req).unwrap() else {
