@@ -1,8 +1,8 @@
-//! `linux.resources.blockIO` on the cgroup v1 blkio controller: weights and
-//! per-device throttles. Only a container whose config has blockIO gets a
-//! group in the blkio hierarchy (see [`crate::layout::Mount::optional`]):
-//! the others do not pay for its mkdir, join and rmdir. On cgroup v2 (the
-//! io controller) it is not built yet, and refused as such.
+//! `linux.resources.blockIO`: weights and per-device throttles, on the
+//! cgroup v1 blkio controller or the v2 io controller. On v1 only a
+//! container whose config has blockIO gets a group in the blkio hierarchy
+//! (see [`crate::layout::Mount::optional`]): the others do not pay for its
+//! mkdir, join and rmdir. On v2 the group's directory is there anyway.
 
 use crate::layout::{Ctl, Layout};
 use cgroupfs::CgroupDir;
@@ -14,7 +14,7 @@ pub fn check(layout: &Layout, b: Option<&BlockIo>) -> Result<(), Error> {
     let Some(b) = b else { return Ok(()) };
     if layout.mount_of(Ctl::Blkio).is_none() {
         return Err(Error::unsupported(
-            "linux.resources.blockIO: this host has no cgroup v1 blkio hierarchy, and the cgroup v2 io controller is not supported yet",
+            "linux.resources.blockIO: this host has neither a cgroup v1 blkio hierarchy nor the cgroup v2 io controller",
         ));
     }
     let weight = |what: &str, w: Option<u16>| match w {
@@ -109,4 +109,71 @@ pub fn apply(dir: &CgroupDir, b: &BlockIo) -> Result<(), Error> {
         dir.write_each(rate_file(name), &lines)?;
     }
     Ok(())
+}
+
+/// cgroup v2: io.max (one line a device, every limit of that device in
+/// it), and the weights in io.bfq.weight under BFQ (the same 10..1000 as
+/// v1), else in io.weight (1..10000, converted as runc and crun do).
+pub fn apply_v2(dir: &CgroupDir, b: &BlockIo) -> Result<(), Error> {
+    if b.leaf_weight.is_some() || b.weight_device.iter().any(|d| d.leaf_weight.is_some()) {
+        return Err(Error::unsupported(
+            "linux.resources.blockIO.leafWeight: cgroup v2 has no leaf weights",
+        ));
+    }
+    let bfq = dir.has_file("io.bfq.weight");
+    let file = if bfq { "io.bfq.weight" } else { "io.weight" };
+    let value = |w: u16| match bfq {
+        true => w.to_string(),
+        false => io_weight(w).to_string(),
+    };
+    if let Some(w) = b.weight {
+        dir.write(file, &format!("default {}", value(w)))?;
+    }
+    for d in &b.weight_device {
+        if let Some(w) = d.weight {
+            dir.write(file, &format!("{}:{} {}", d.major, d.minor, value(w)))?;
+        }
+    }
+    let mut devices: Vec<(i64, i64)> = rates(b)
+        .iter()
+        .flat_map(|(_, l)| l.iter().map(|d| (d.major, d.minor)))
+        .collect();
+    devices.sort_unstable();
+    devices.dedup();
+    for (major, minor) in devices {
+        let mut line = format!("{major}:{minor}");
+        for (name, list) in rates(b) {
+            if let Some(d) = list.iter().find(|d| (d.major, d.minor) == (major, minor)) {
+                line.push_str(&format!(" {}={}", io_max_key(name), d.rate));
+            }
+        }
+        dir.write("io.max", &line)?;
+    }
+    Ok(())
+}
+
+fn io_max_key(name: &str) -> &'static str {
+    match name {
+        "throttleReadBpsDevice" => "rbps",
+        "throttleWriteBpsDevice" => "wbps",
+        "throttleReadIOPSDevice" => "riops",
+        _ => "wiops",
+    }
+}
+
+/// A v1 weight (10..1000) as a v2 io.weight (1..10000).
+pub fn io_weight(w: u16) -> u32 {
+    1 + (u32::from(w).saturating_sub(10)) * 9999 / 990
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_convert_as_runc_does() {
+        assert_eq!(io_weight(10), 1);
+        assert_eq!(io_weight(1000), 10000);
+        assert_eq!(io_weight(500), 4950);
+    }
 }

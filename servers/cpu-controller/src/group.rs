@@ -33,7 +33,8 @@ pub fn create(
         .and_then(|()| apply(layout, rel, limits))
         .and_then(|()| apply_devices(layout, rel, devices))
         .and_then(|()| match (block_io, layout.mount_of(Ctl::Blkio)) {
-            (Some(b), Some(m)) => crate::blkio::apply(&m.dir(rel), b),
+            (Some(b), Some(m)) if m.version == Version::V1 => crate::blkio::apply(&m.dir(rel), b),
+            (Some(b), Some(m)) => crate::blkio::apply_v2(&m.dir(rel), b),
             _ => Ok(()),
         });
     if let Err(e) = result {

@@ -22,8 +22,8 @@ pub enum Ctl {
     Freezer,
     /// v1 only: v2 has no devices files (its device policy is eBPF).
     Devices,
-    /// v1 only (v2's io is not built yet), and only for a group that has
-    /// blockIO settings.
+    /// v1 blkio or v2 io; on v1 only for a group that has blockIO
+    /// settings (a hierarchy of its own).
     Blkio,
 }
 
@@ -60,7 +60,8 @@ impl Ctl {
     pub fn v2_controller(self) -> Option<&'static str> {
         match self {
             Ctl::Cpu | Ctl::Cpuset | Ctl::Pids => Some(self.name()),
-            Ctl::Cpuacct | Ctl::Freezer | Ctl::Devices | Ctl::Blkio => None,
+            Ctl::Blkio => Some("io"),
+            Ctl::Cpuacct | Ctl::Freezer | Ctl::Devices => None,
         }
     }
 }
@@ -177,7 +178,7 @@ pub struct Layout {
 impl Layout {
     /// Discovers the host's hierarchies and loads (or picks) the base.
     pub fn discover(state_dir: &Path, root: &Path) -> Result<Layout, Error> {
-        let hier = with_v2_freezer(Hierarchies::discover()?);
+        let hier = with_v2_io(with_v2_freezer(Hierarchies::discover()?));
         let present: Vec<&str> = MANAGED
             .iter()
             .map(|c| c.name())
@@ -276,6 +277,25 @@ impl Layout {
     }
 }
 
+/// cgroup v2 calls blkio "io": taken as our blkio when there is no v1
+/// blkio hierarchy.
+fn with_v2_io(mut hier: Hierarchies) -> Hierarchies {
+    if hier.get("blkio").is_err() {
+        if let Ok(io) = hier.get("io").cloned() {
+            if io.version == Version::V2 {
+                hier.by_controller.insert(
+                    "blkio".into(),
+                    Hierarchy {
+                        controller: "blkio".into(),
+                        ..io
+                    },
+                );
+            }
+        }
+    }
+    hier
+}
+
 /// cgroup v2 freezes through the core cgroup.freeze file, not a controller,
 /// so cgroup.controllers never lists "freezer". Without a v1 freezer
 /// hierarchy, freeze on the unified hierarchy.
@@ -363,6 +383,19 @@ mod tests {
             l.mount_of(Ctl::Pids).unwrap().controllers,
             vec![Ctl::Cpuacct, Ctl::Pids]
         );
+    }
+
+    #[test]
+    fn v2_io_is_taken_as_blkio() {
+        let mi = "40 1 0:33 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        let hier = Hierarchies::from_mountinfo(mi, |_| "cpuset cpu io pids".into());
+        let hier = with_v2_io(hier);
+        assert_eq!(hier.get("blkio").unwrap().version, Version::V2);
+        assert_eq!(Ctl::Blkio.v2_controller(), Some("io"));
+        // A v1 blkio stays.
+        let mi = "41 1 0:34 / /sys/fs/cgroup/blkio rw - cgroup cgroup rw,blkio\n";
+        let hier = with_v2_io(Hierarchies::from_mountinfo(mi, |_| String::new()));
+        assert_eq!(hier.get("blkio").unwrap().version, Version::V1);
     }
 
     #[test]

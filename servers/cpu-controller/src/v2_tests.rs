@@ -83,6 +83,10 @@ impl DirOps for FakeKernel {
             put(&d.join("pids.max"), "max\n");
             put(&d.join("pids.current"), "0\n");
         }
+        if has("io") {
+            put(&d.join("io.max"), "");
+            put(&d.join("io.weight"), "default 100\n");
+        }
         Ok(true)
     }
 
@@ -1085,4 +1089,58 @@ fn create_joinable_at_a_cgroups_path_on_v2() {
     );
     svc.shutdown();
     assert!(!own.join("pods").exists());
+}
+
+/// blockIO on cgroup v2: the io controller is delegated down to the group,
+/// the throttles of a device go to io.max in one line, a weight to
+/// io.weight converted from the v1 range; leaf weights are refused.
+#[test]
+fn block_io_on_v2_goes_to_io_max_and_io_weight() {
+    use cgroupfs::join_testing::ctx;
+    use libipc::server::Service;
+    use protocol::cpu::{BlockIo, DeviceRate};
+    let rig = Rig::new("cpuset cpu pids io");
+    let svc = rig.service_with(&["cpu", "cpuset", "pids", "freezer", "blkio"]);
+    let rate = |rate| {
+        vec![DeviceRate {
+            major: 8,
+            minor: 0,
+            rate,
+        }]
+    };
+    let req = |id: &str, b: BlockIo| CpuRequest::CreateJoinableAt {
+        id: id.into(),
+        cgroups_path: None,
+        limits: CpuLimits::default(),
+        devices: vec![],
+        block_io: Some(b),
+    };
+    let b = BlockIo {
+        throttle_read_bps: rate(1 << 20),
+        throttle_write_iops: rate(50),
+        ..Default::default()
+    };
+    svc.handle(&mut ctx(Some("k1"), vec![]), req("io", b))
+        .unwrap();
+    assert!(get(&rig.base.join("cgroup.subtree_control")).contains("io"));
+    assert_eq!(rig.read("io/io.max"), "8:0 rbps=1048576 wiops=50");
+    let w = BlockIo {
+        weight: Some(500),
+        ..Default::default()
+    };
+    svc.handle(&mut ctx(Some("k2"), vec![]), req("w", w))
+        .unwrap();
+    assert_eq!(rig.read("w/io.weight"), "default 4950");
+    let leaf = BlockIo {
+        leaf_weight: Some(500),
+        ..Default::default()
+    };
+    let e = svc
+        .handle(&mut ctx(Some("k3"), vec![]), req("leaf", leaf))
+        .unwrap_err();
+    assert!(e.message.contains("leafWeight"), "{e}");
+    assert!(
+        !rig.base.join("leaf").exists(),
+        "a refused create left its group"
+    );
 }
