@@ -418,8 +418,24 @@ impl Inner {
             return Ok(());
         };
         let rel = crate::table::at_rel(cgroups_path)?;
-        for other in self.table().groups.keys() {
-            if self.table().rel(other).is_ok_and(|r| r == rel) {
+        // Compared as directories (a relative and an absolute path can
+        // name the same one), and only for the groups whose directory has
+        // the same name: the others are not resolved, so that a create
+        // stays cheap beside many containers.
+        let Some(m) = self.layout.mounts().first() else {
+            return Ok(());
+        };
+        let dir = m.dir(&rel);
+        let name = rel.file_name();
+        for (other, rec) in &self.table().groups {
+            let other_name = match &rec.cgroups_path {
+                Some(p) => Path::new(p).file_name(),
+                None => Some(std::ffi::OsStr::new(other.as_str())),
+            };
+            if other_name != name {
+                continue;
+            }
+            if self.table().rel(other).is_ok_and(|r| m.dir(&r) == dir) {
                 return Err(Error::exists(format!(
                     "linux.cgroupsPath {cgroups_path:?} is already the cpu group of {other:?}"
                 )));

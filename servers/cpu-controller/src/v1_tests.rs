@@ -796,6 +796,12 @@ fn create_joinable_at_a_cgroups_path_in_every_hierarchy() {
         .handle(&mut ctx(Some("k3"), vec![]), at("c3", "pods/a/c1"))
         .unwrap_err();
     assert!(e.message.contains("already the cpu group of \"c1\""), "{e}");
+    // The same directory named from the root: the same group's.
+    let same = format!("/{}/pods/a/c1", top.display());
+    let e = svc
+        .handle(&mut ctx(Some("k3b"), vec![]), at("c3b", &same))
+        .unwrap_err();
+    assert!(e.message.contains("already the cpu group of \"c1\""), "{e}");
     let e = svc
         .handle(&mut ctx(Some("k4"), vec![]), at("c4", "base/x"))
         .unwrap_err();

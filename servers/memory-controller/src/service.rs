@@ -454,7 +454,14 @@ impl Shared {
                 describe(rec)
             )));
         }
-        for other in t.groups.keys() {
+        // Only a group whose directory has the same name can be there:
+        // the others are not resolved (a create stays cheap with many).
+        let name = dir.path().file_name();
+        let maybe = |other: &String, rec: &GroupRecord| match &rec.cgroups_path {
+            Some(p) => Path::new(p).file_name() == name,
+            None => Some(std::ffi::OsStr::new(other)) == name,
+        };
+        for (other, _) in t.groups.iter().filter(|(o, r)| maybe(o, r)) {
             if t.dir(&self.places, other).is_ok_and(|d| d == dir) {
                 return Err(Error::exists(format!(
                     "linux.cgroupsPath {cgroups_path:?}: {} is already the memory group of {other:?}",
