@@ -20,7 +20,8 @@ pub const HOOKS: &[&str] = &[
 /// The mount options the launcher implements: mount(8)'s
 /// filesystem-independent flags, bind/rbind and the propagation types.
 /// Left out until implemented: the recursive mount_setattr(2) attributes
-/// (`rro`, `rnosuid`, ...), `tmpcopyup`, `idmap`/`ridmap`, and `mand`/`nomand`
+/// (`rro`, `rnosuid`, ...), `tmpcopyup`, `idmap`/`ridmap` (built for bind
+/// mounts in containers without a user namespace only), and `mand`/`nomand`
 /// (deprecated since Linux 5.15). Other strings are filesystem data, passed
 /// to mount(2) as config.md says.
 pub const MOUNT_OPTIONS: &[&str] = &[

@@ -266,6 +266,7 @@ fn build_container(
             user_ns: prep.ns.user_ns,
             cgroup_ns: prep.ns.new_cgroup,
             proc_paths_early: prep.late,
+            idmaps: &prep.idmaps,
         };
         Some(rootfs::prepare(&setup, &mut || late.ensure(prep, conn))?)
     } else if req.spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {

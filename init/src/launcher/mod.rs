@@ -36,6 +36,7 @@ mod console;
 mod copy;
 mod devices;
 mod exe;
+mod idmap;
 mod join;
 mod mounts;
 mod namespaces;
@@ -192,6 +193,8 @@ pub(crate) struct Prepared {
     late: bool,
     /// See `LaunchRequest::start_gate`.
     gate: bool,
+    /// The user namespaces of the id-mapped mounts, by mount index.
+    idmaps: std::collections::BTreeMap<usize, OwnedFd>,
 }
 
 /// Launches the container process; see the module doc.
@@ -454,6 +457,13 @@ fn prepare(req: &LaunchRequest<'_>) -> Result<Prepared> {
     }
     let into_cgroup = join::v2_dir(req.cgroups)?;
     namespaces::check_mappings(&ns, req.spec)?;
+    let mut idmaps = std::collections::BTreeMap::new();
+    if creating {
+        let mounts = req.spec.mounts().as_deref().unwrap_or(&[]);
+        for (i, fd) in idmap::prepare(mounts, ns.user_ns)? {
+            idmaps.insert(i, lift(fd, min_fd)?);
+        }
+    }
     let console = match (req.process.terminal().unwrap_or(false), req.console_socket) {
         (true, Some(path)) => Some(lift(connect_console(path)?, min_fd)?),
         (true, None) => {
@@ -490,6 +500,7 @@ fn prepare(req: &LaunchRequest<'_>) -> Result<Prepared> {
         into_cgroup,
         late: req.late,
         gate: req.start_gate && creating,
+        idmaps,
     })
 }
 

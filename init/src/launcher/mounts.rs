@@ -34,6 +34,8 @@ pub struct Options {
     pub data: Vec<String>,
     pub tmpcopyup: bool,
     pub idmap: bool,
+    /// `ridmap`: the id-mapping goes to every mount of an rbind clone.
+    pub ridmap: bool,
 }
 
 impl Default for Options {
@@ -47,6 +49,7 @@ impl Default for Options {
             data: Vec::new(),
             tmpcopyup: false,
             idmap: false,
+            ridmap: false,
         }
     }
 }
@@ -132,7 +135,11 @@ pub fn parse(options: &[String]) -> Result<Options> {
             "rbind" => o.rbind = true,
             "defaults" => {}
             "tmpcopyup" => o.tmpcopyup = true,
-            "idmap" | "ridmap" => o.idmap = true,
+            "idmap" => o.idmap = true,
+            "ridmap" => {
+                o.idmap = true;
+                o.ridmap = true;
+            }
             _ => o.data.push(opt.clone()),
         }
     }
@@ -226,18 +233,21 @@ pub struct MountCx<'a> {
     pub user_ns: bool,
     /// The container has its own cgroup namespace.
     pub cgroup_ns: bool,
+    /// The user namespaces of the id-mapped mounts, by mount index.
+    pub idmaps: &'a std::collections::BTreeMap<usize, OwnedFd>,
 }
 
-/// Makes one config mount.
-pub fn mount_one(cx: &MountCx<'_>, m: &Mount) -> Result<()> {
+/// Makes one config mount; `idmap`: the user namespace whose mappings an
+/// id-mapped one shows (see [`super::idmap`]).
+pub fn mount_one(cx: &MountCx<'_>, m: &Mount, idmap: Option<BorrowedFd<'_>>) -> Result<()> {
     let dest = destination(m);
     let opts = parse(m.options().as_deref().unwrap_or(&[]))?;
-    if opts.idmap || m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-        bail!("idmapped mounts (idmap, ridmap, uidMappings) are not supported yet");
-    }
     let typ = m.typ().as_deref().unwrap_or("");
     if opts.bind || opts.rbind {
-        return bind(cx, m, &dest, &opts);
+        return bind(cx, m, &dest, &opts, idmap);
+    }
+    if idmap.is_some() {
+        bail!("id-mapped mounts are supported for bind mounts only, not yet for a new {typ} mount");
     }
     match typ {
         "cgroup" => super::cgroups::mount(cx, &dest, &opts),
@@ -260,22 +270,43 @@ fn bind_source(cx: &MountCx<'_>, m: &Mount) -> Result<PathBuf> {
     Ok(cx.bundle.join(src))
 }
 
-fn bind(cx: &MountCx<'_>, m: &Mount, dest: &Path, opts: &Options) -> Result<()> {
+fn bind(
+    cx: &MountCx<'_>,
+    m: &Mount,
+    dest: &Path,
+    opts: &Options,
+    idmap: Option<BorrowedFd<'_>>,
+) -> Result<()> {
     let src = bind_source(cx, m)?;
     let meta = std::fs::metadata(&src).with_context(|| format!("bind source {}", src.display()))?;
     let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
     let target = destination_fd(cx.root, dest, kind)?;
-    bind_fd(&src, target.as_fd(), opts.rbind, opts)
+    bind_tree(&src, target.as_fd(), opts.rbind, opts, idmap)
 }
 
 /// Clones `src` (recursively for rbind), applies the options to the clone,
 /// and attaches it onto `target`.
 pub fn bind_fd(src: &Path, target: BorrowedFd<'_>, recursive: bool, opts: &Options) -> Result<()> {
+    bind_tree(src, target, recursive, opts, None)
+}
+
+/// `bind_fd`, id-mapped through `idmap` (recursively for `ridmap`, which
+/// the options mark as recursive) before anything else is applied.
+fn bind_tree(
+    src: &Path,
+    target: BorrowedFd<'_>,
+    recursive: bool,
+    opts: &Options,
+    idmap: Option<BorrowedFd<'_>>,
+) -> Result<()> {
     let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
     if recursive {
         flags |= OpenTreeFlags::AT_RECURSIVE;
     }
     let tree = open_tree(CWD, src, flags).with_context(|| format!("clone {}", src.display()))?;
+    if let Some(userns) = idmap {
+        super::idmap::apply(&tree, userns, opts.ridmap)?;
+    }
     let attr = opts.attr();
     if !attr.is_empty() {
         sys::mount_setattr(&tree, attr, false).context("apply the mount options")?;

@@ -30,6 +30,8 @@ pub struct Setup<'a> {
     /// A late launch: mask /proc before waiting for the resources (see
     /// `early_proc_paths`).
     pub proc_paths_early: bool,
+    /// The user namespaces of the id-mapped mounts, by mount index.
+    pub idmaps: &'a std::collections::BTreeMap<usize, std::os::fd::OwnedFd>,
 }
 
 /// The /proc paths of linux.maskedPaths and linux.readonlyPaths already
@@ -110,6 +112,7 @@ pub fn prepare(
         bundle: s.bundle,
         user_ns: s.user_ns,
         cgroup_ns: s.cgroup_ns,
+        idmaps: s.idmaps,
     };
     let list = s.spec.mounts().clone().unwrap_or_default();
     // The mounts that can go before the resources; /dev's devices go with
@@ -143,7 +146,7 @@ fn mount_all(
 ) -> Result<()> {
     for i in range {
         let m = &list[i];
-        mounts::mount_one(cx, m).with_context(|| {
+        mounts::mount_one(cx, m, cx.idmaps.get(&i).map(|fd| fd.as_fd())).with_context(|| {
             format!(
                 "mounts[{i}]: mount {} on {}",
                 m.typ().as_deref().unwrap_or("bind"),

@@ -118,12 +118,35 @@ struct RawMountAttr {
 /// mount_setattr(2) on the mount whose root `fd` is (AT_EMPTY_PATH), and on
 /// every mount below it when `recursive`.
 pub fn mount_setattr(fd: impl AsFd, attr: MountAttr, recursive: bool) -> io::Result<()> {
-    let raw = RawMountAttr {
-        attr_set: attr.set,
-        attr_clr: attr.clr,
-        propagation: attr.propagation,
-        userns_fd: 0,
-    };
+    mount_setattr_raw(
+        fd,
+        RawMountAttr {
+            attr_set: attr.set,
+            attr_clr: attr.clr,
+            propagation: attr.propagation,
+            userns_fd: 0,
+        },
+        recursive,
+    )
+}
+
+/// MOUNT_ATTR_IDMAP: the mount (a detached clone from open_tree) shows its
+/// files' owners through the id mappings of the user namespace `userns`.
+pub fn mount_setattr_idmap(fd: impl AsFd, userns: impl AsFd, recursive: bool) -> io::Result<()> {
+    const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+    mount_setattr_raw(
+        fd,
+        RawMountAttr {
+            attr_set: MOUNT_ATTR_IDMAP,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: userns.as_fd().as_raw_fd() as u64,
+        },
+        recursive,
+    )
+}
+
+fn mount_setattr_raw(fd: impl AsFd, raw: RawMountAttr, recursive: bool) -> io::Result<()> {
     let mut flags = libc::AT_EMPTY_PATH as u32;
     if recursive {
         flags |= 0x8000; // AT_RECURSIVE
