@@ -40,6 +40,22 @@ pub enum NetRequest {
     Claim {
         id: String,
     },
+    /// `linux.netDevices`: moves host network devices into the namespace
+    /// netstack holds for `id` (from `Claim`), each renamed if asked, with
+    /// its permanent global addresses, and up. A retry finds them moved.
+    MoveDevices {
+        id: String,
+        devices: Vec<NetDevice>,
+    },
+}
+
+/// One `linux.netDevices` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetDevice {
+    /// Its name on the host (the entry's key).
+    pub host_name: String,
+    /// Its name in the container; a trailing `%d` lets the kernel number it.
+    pub name: Option<String>,
 }
 
 /// A container whose loopback the server brought up.
@@ -61,6 +77,8 @@ pub enum NetResponse {
     List(Vec<NetLoopback>),
     /// The answer to `Claim`, with the namespace's fd.
     Claimed(NetLoopback),
+    /// The answer to `MoveDevices`: the devices' names in the container.
+    Moved(Vec<String>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -650,6 +650,21 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
                 limits: cl.clone(),
             }),
         ),
+        // --- linux.netDevices ---
+        (
+            "NetRequest::MoveDevices",
+            e(&NetRequest::MoveDevices {
+                id: "c".into(),
+                devices: vec![NetDevice {
+                    host_name: "eth1".into(),
+                    name: Some("ceth%d".into()),
+                }],
+            }),
+        ),
+        (
+            "NetResponse::Moved",
+            e(&NetResponse::Moved(vec!["ceth0".into()])),
+        ),
         // --- the same at a config's linux.cgroupsPath ---
         (
             "MemoryRequest::CreateJoinableAt",

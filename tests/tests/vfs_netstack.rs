@@ -7,7 +7,7 @@
 //! its pid.
 
 use asterism_tests::{alive, kill, wait_for, Constellation};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -399,4 +399,93 @@ fn netstack_refuses_what_is_not_a_container_netns() {
     assert!(err.contains("container id"), "{err}");
     assert!(!ns.lo_up());
     assert!(net_list(&c).is_empty());
+}
+
+/// A veth pair this test makes on the host (this kernel has no dummy
+/// driver), the first end with an address, deleted (by name, if still
+/// there) when dropped. No traffic goes through it.
+struct HostVeth(String, String);
+
+impl HostVeth {
+    fn new(name: &str, peer: &str, addr: &str) -> HostVeth {
+        let ip = |args: &[&str]| {
+            let out = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", name])
+            .output();
+        ip(&["link", "add", name, "type", "veth", "peer", "name", peer]);
+        let d = HostVeth(name.to_string(), peer.to_string());
+        ip(&["addr", "add", addr, "dev", name]);
+        d
+    }
+
+    fn on_host(&self, which: &str) -> bool {
+        std::path::Path::new("/sys/class/net").join(which).exists()
+    }
+}
+
+impl Drop for HostVeth {
+    fn drop(&mut self) {
+        for n in [&self.0, &self.1] {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", n])
+                .output();
+        }
+    }
+}
+
+/// linux.netDevices: a host device (here one end of a veth pair the test
+/// makes, with a permanent address and no traffic) moves into the
+/// container's network namespace under its new name, with its address, up;
+/// it is gone from the host; and when the container is deleted, the kernel
+/// destroys it with the namespace (a virtual device; its peer goes too). A
+/// device the host does not have is refused by name, leaving nothing.
+#[test]
+fn net_devices_move_into_the_container_with_their_addresses() {
+    let c = Constellation::start();
+    let veth = HostVeth::new("astveth0", "astveth1", "10.254.77.1/24");
+    let bundle = asterism_tests::Bundle::busybox_with(
+        &["sleep", "300"],
+        json!({"linux": {"netDevices": {"astveth0": {"name": "ceth0"}}}}),
+    );
+    c.ipc_ok(&[
+        "run",
+        "-d",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        "nd1",
+    ]);
+    assert!(!veth.on_host("astveth0"), "the device is still on the host");
+    let addr = c.ipc_ok(&["exec", "nd1", "ip", "-o", "addr", "show", "dev", "ceth0"]);
+    assert!(addr.contains("10.254.77.1/24"), "{addr}");
+    let flags = c.ipc_ok(&["exec", "nd1", "cat", "/sys/class/net/ceth0/flags"]);
+    let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 1, "ceth0 is not up: {flags:#x}");
+    c.ipc_ok(&["delete", "-f", "nd1"]);
+    let gone = asterism_tests::wait_for(std::time::Duration::from_secs(10), || {
+        (!veth.on_host("astveth0") && !veth.on_host("astveth1")).then_some(())
+    });
+    assert!(gone.is_some(), "a virtual device came back to the host");
+    // One the host does not have.
+    let missing = asterism_tests::Bundle::busybox_with(
+        &["true"],
+        json!({"linux": {"netDevices": {"astnothere9": {}}}}),
+    );
+    let e = c.ipc_err(&[
+        "create",
+        "--bundle",
+        missing.path().to_str().unwrap(),
+        "nd2",
+    ]);
+    assert!(e.contains("linux.netDevices.astnothere9"), "{e}");
+    assert!(!c.root().join("containers").join("nd2").exists());
 }

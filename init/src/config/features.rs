@@ -231,7 +231,8 @@ fn build() -> Features {
             selinux: NO,
             intel_rdt: NO,
             mount_extensions: MountExtensions { idmap: NO },
-            net_devices: NO,
+            // netstack moves them into the namespace it makes.
+            net_devices: Enabled { enabled: true },
             memory_policy: MemoryPolicy {
                 modes: super::tables::MPOL_MODES,
                 flags: super::tables::MPOL_FLAGS,
@@ -317,6 +318,7 @@ mod tests {
         assert_eq!(f["linux"]["cgroup"]["systemd"], false);
         assert_eq!(f["linux"]["cgroup"]["systemdUser"], false);
         assert_eq!(f["linux"]["namespaces"].as_array().unwrap().len(), 8);
+        assert_eq!(f["linux"]["netDevices"]["enabled"], true);
         assert_eq!(
             f["linux"]["memoryPolicy"]["modes"]
                 .as_array()

@@ -516,9 +516,6 @@ fn check_supported(req: &LaunchRequest<'_>) -> Result<()> {
         if l.seccomp().is_some() && req.seccomp.is_none() && !req.late {
             bail!("linux.seccomp: no compiled program was given to the launcher (seccomp-monitor compiles it)");
         }
-        if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-            return Err(unsupported("linux.netDevices"));
-        }
         if l.mount_label().is_some() && selinux_enabled() {
             return Err(unsupported("linux.mountLabel"));
         }

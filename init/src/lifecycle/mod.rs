@@ -63,6 +63,19 @@ pub struct Prepared {
 /// A new network namespace, and no user namespace: then a namespace
 /// netstack made in advance will do. (Under a user namespace the
 /// container's root must own its network namespace, so it makes its own.)
+/// linux.netDevices, as netstack takes them.
+fn net_devices(spec: &Spec) -> Vec<protocol::net::NetDevice> {
+    let Some(map) = spec.linux().as_ref().and_then(|l| l.net_devices().as_ref()) else {
+        return vec![];
+    };
+    map.iter()
+        .map(|(host, d)| protocol::net::NetDevice {
+            host_name: host.clone(),
+            name: d.name().clone(),
+        })
+        .collect()
+}
+
 fn wants_pooled_netns(spec: &Spec) -> bool {
     use oci_spec::runtime::LinuxNamespaceType as T;
     let ns = spec
@@ -403,6 +416,15 @@ impl Lifecycle {
         let mut joins = memory?;
         joins.extend(cpu?);
         let netns = netns?;
+        let devices = net_devices(spec);
+        if !devices.is_empty() {
+            if !pooled_netns {
+                return Err(Error::unsupported(
+                    "linux.netDevices: devices are moved only into a new network namespace the runtime makes (not one joined by path, nor one under a user namespace)",
+                ));
+            }
+            sv.send_net_move_devices(id, devices).wait()?;
+        }
         r.rootfs = rootfs?;
         self.put(r.clone())?;
         self.make_exec_fifo(&r.id, spec)?;

@@ -17,7 +17,7 @@ use libipc::{Client, ClientOptions};
 use protocol::cgroup::CgroupJoin;
 use protocol::cpu::{BlockIo, Cpu, CpuLimits, CpuRequest, CpuResponse, CpuStat, DeviceRule};
 use protocol::memory::{Memory, MemoryLimits, MemoryRequest, MemoryResponse, MemoryStat};
-use protocol::net::{Net, NetRequest, NetResponse};
+use protocol::net::{Net, NetDevice, NetRequest, NetResponse};
 use protocol::seccomp::{NotifyPolicy, Program, Seccomp, SeccompRequest, SeccompResponse};
 use protocol::vfs::{Vfs, VfsRequest, VfsResponse};
 use protocol::{Error, ErrorKind, Protocol};
@@ -294,6 +294,24 @@ impl Servers {
             (other, fds) => Err(Error::internal(format!(
                 "netstack answered Claim with {other:?} and {} fds (want 1)",
                 fds.len()
+            ))),
+        })
+    }
+
+    /// linux.netDevices into the namespace netstack holds for `id`.
+    pub fn send_net_move_devices(
+        &self,
+        id: &str,
+        devices: Vec<NetDevice>,
+    ) -> Sent<'_, Net, Vec<String>> {
+        let req = NetRequest::MoveDevices {
+            id: id.into(),
+            devices,
+        };
+        self.net.send(req, None, |r| match r?.0 {
+            NetResponse::Moved(names) => Ok(names),
+            other => Err(Error::internal(format!(
+                "netstack answered MoveDevices with {other:?}"
             ))),
         })
     }

@@ -10,6 +10,7 @@
 //! - [`state`]: the journaled table of containers.
 //! - [`service`]: the requests.
 
+pub mod devices;
 pub mod enter;
 pub mod netns;
 pub mod pool;

@@ -8,12 +8,17 @@
 //! anyway.
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REQUEST,
+};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
 };
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use protocol::Error;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// A link as the kernel reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +69,30 @@ impl Rtnl {
         }
     }
 
+    /// The name of link `index`.
+    pub fn name_of(&mut self, index: u32) -> Result<String, Error> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        self.send(RouteNetlinkMessage::GetLink(msg), NLM_F_REQUEST)
+            .map_err(|e| context(e, format!("read link {index}")))?;
+        match self
+            .recv_one()
+            .map_err(|e| context(e, format!("read link {index}")))?
+        {
+            Some(RouteNetlinkMessage::NewLink(m)) => m
+                .attributes
+                .iter()
+                .find_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n.clone()),
+                    _ => None,
+                })
+                .ok_or_else(|| Error::internal(format!("link {index} has no name"))),
+            other => Err(Error::internal(format!(
+                "read link {index}: the kernel answered {other:?} instead of the link"
+            ))),
+        }
+    }
+
     /// `ip link show NAME`.
     pub fn get(&mut self, name: &str) -> Result<LinkState, Error> {
         self.send(RouteNetlinkMessage::GetLink(by_name(name)), NLM_F_REQUEST)
@@ -78,6 +107,80 @@ impl Rtnl {
             }),
             other => Err(Error::internal(format!(
                 "read link {name}: the kernel answered {other:?} instead of the link"
+            ))),
+        }
+    }
+
+    /// The permanent addresses of global scope of link `index` (the ones
+    /// a device keeps when it moves: config-linux.md "netDevices").
+    pub fn permanent_global_addresses(&mut self, index: u32) -> Result<Vec<AddressMessage>, Error> {
+        self.send(
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+            NLM_F_REQUEST | NLM_F_DUMP,
+        )
+        .map_err(|e| context(e, format!("list the addresses of link {index}")))?;
+        let all = self
+            .recv_dump()
+            .map_err(|e| context(e, format!("list the addresses of link {index}")))?;
+        Ok(all
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewAddress(a) if a.header.index == index => Some(a),
+                _ => None,
+            })
+            .filter(|a| a.header.scope == AddressScope::Universe)
+            .filter(|a| {
+                a.header.flags.contains(AddressHeaderFlags::Permanent)
+                    || a.attributes.iter().any(|x| {
+                        matches!(x, AddressAttribute::Flags(f) if f.contains(AddressFlags::Permanent))
+                    })
+            })
+            .collect())
+    }
+
+    /// Moves link `index` into the network namespace `ns`, named `name`
+    /// there (a name ending in `%d` is a template the kernel fills in).
+    pub fn move_to(&mut self, index: u32, ns: BorrowedFd<'_>, name: &str) -> Result<(), Error> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.attributes.push(LinkAttribute::NetNsFd(ns.as_raw_fd()));
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        self.send(RouteNetlinkMessage::SetLink(msg), NLM_F_REQUEST | NLM_F_ACK)?;
+        match self.recv_one()? {
+            None => Ok(()),
+            Some(other) => Err(Error::internal(format!(
+                "the kernel answered {other:?} instead of an acknowledgement"
+            ))),
+        }
+    }
+
+    /// Gives link `index` an address read from another namespace.
+    pub fn add_address(&mut self, index: u32, a: &AddressMessage) -> Result<(), Error> {
+        let mut msg = AddressMessage::default();
+        msg.header = a.header.clone();
+        msg.header.index = index;
+        msg.attributes = a
+            .attributes
+            .iter()
+            .filter(|x| {
+                matches!(
+                    x,
+                    AddressAttribute::Address(_)
+                        | AddressAttribute::Local(_)
+                        | AddressAttribute::Broadcast(_)
+                        | AddressAttribute::Flags(_)
+                )
+            })
+            .cloned()
+            .collect();
+        self.send(
+            RouteNetlinkMessage::NewAddress(msg),
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        )?;
+        match self.recv_one()? {
+            None => Ok(()),
+            Some(other) => Err(Error::internal(format!(
+                "the kernel answered {other:?} instead of an acknowledgement"
             ))),
         }
     }
@@ -125,6 +228,43 @@ impl Rtnl {
                             "unexpected rtnetlink answer {other:?}"
                         ))),
                     };
+                }
+                if len == 0 {
+                    break;
+                }
+                off += len;
+            }
+        }
+    }
+}
+
+impl Rtnl {
+    /// Every message of a dump, up to its NLMSG_DONE.
+    fn recv_dump(&mut self) -> Result<Vec<RouteNetlinkMessage>, Error> {
+        let mut out = vec![];
+        loop {
+            let (buf, _) = self
+                .sock
+                .recv_from_full()
+                .map_err(|e| Error::io("receive from the kernel", &e))?;
+            let mut off = 0;
+            while off < buf.len() {
+                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[off..])
+                    .map_err(|e| Error::internal(format!("undecodable rtnetlink answer: {e}")))?;
+                let len = msg.header.length as usize;
+                if msg.header.sequence_number == self.seq {
+                    match msg.payload {
+                        NetlinkPayload::Done(_) => return Ok(out),
+                        NetlinkPayload::Error(e) if e.code.is_some() => {
+                            let io = e.to_io();
+                            return Err(Error::kernel(
+                                io.raw_os_error().unwrap_or(0),
+                                io.to_string(),
+                            ));
+                        }
+                        NetlinkPayload::InnerMessage(m) => out.push(m),
+                        _ => {}
+                    }
                 }
                 if len == 0 {
                     break;

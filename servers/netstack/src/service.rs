@@ -23,7 +23,7 @@ use crate::rtnl::Rtnl;
 use crate::state::{Record, Table};
 use libipc::journal::Journal;
 use libipc::server::{Ctx, Service};
-use protocol::net::{Net, NetRequest, NetResponse};
+use protocol::net::{Net, NetDevice, NetRequest, NetResponse};
 use protocol::{validate_id, Error};
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -130,9 +130,28 @@ impl NetService {
                     .collect(),
             )),
             NetRequest::Release { id } => self.release(key, &id),
+            NetRequest::MoveDevices { id, devices } => self.move_devices(&id, &devices),
             NetRequest::Loopback { .. } | NetRequest::Claim { .. } => unreachable!("handled above"),
         }
         .map(no_fds)
+    }
+
+    /// `linux.netDevices` into the namespace claimed for `id`. Not
+    /// journaled: where a device is, is the kernel's to say (a retry finds
+    /// it moved).
+    fn move_devices(&self, id: &str, devices: &[NetDevice]) -> Result<NetResponse, Error> {
+        validate_id("container id", id)?;
+        let ns = {
+            let t = self.lock();
+            let held = t.held.get(id).ok_or_else(|| {
+                Error::not_found(format!(
+                    "container {id} has no network namespace from netstack (Claim) to move linux.netDevices into"
+                ))
+            })?;
+            held.try_clone()
+                .map_err(|e| Error::io("dup the container's network namespace", &e))?
+        };
+        crate::devices::move_all(&ns, devices).map(NetResponse::Moved)
     }
 
     fn lock(&self) -> MutexGuard<'_, Tables> {
