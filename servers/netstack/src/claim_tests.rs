@@ -312,3 +312,81 @@ fn without_a_pool_and_across_restarts_claims_still_work() {
     assert!(svc.held().is_empty());
     assert!(svc.table().loopbacks.is_empty());
 }
+
+/// MoveDevices on the real kernel, with one end of a veth pair made here
+/// (deleted on drop if still on the host): moved under its new name, with
+/// its address, up; asked again (a retry after a lost answer), the same
+/// answer and nothing done twice; a device nowhere, not found; a container
+/// without a claimed namespace, not found.
+#[test]
+fn move_devices_moves_renames_readdresses_and_is_retried_safely() {
+    use protocol::net::NetDevice;
+    struct Veth;
+    impl Drop for Veth {
+        fn drop(&mut self) {
+            let _ = Command::new("ip")
+                .args(["link", "del", "nsvtest0"])
+                .output();
+        }
+    }
+    let ip = |args: &[&str]| {
+        let out = Command::new("ip").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let _ = Command::new("ip")
+        .args(["link", "del", "nsvtest0"])
+        .output();
+    ip(&[
+        "link", "add", "nsvtest0", "type", "veth", "peer", "name", "nsvtest1",
+    ]);
+    let _veth = Veth;
+    ip(&["addr", "add", "10.254.78.1/24", "dev", "nsvtest0"]);
+    let state = tempfile::tempdir().unwrap();
+    let svc = NetService::start_with_pool(state.path(), 0).unwrap();
+    let (_, ns) = claim(&svc, "mv1");
+    let req = || NetRequest::MoveDevices {
+        id: "mv1".into(),
+        devices: vec![NetDevice {
+            host_name: "nsvtest0".into(),
+            name: Some("inner0".into()),
+        }],
+    };
+    let want = NetResponse::Moved(vec!["inner0".into()]);
+    assert_eq!(svc.request(None, req(), vec![]).unwrap(), want);
+    assert!(!Path::new("/sys/class/net/nsvtest0").exists());
+    let inside = in_netns(ns.try_clone().unwrap(), || {
+        let mut r = Rtnl::open()?;
+        let l = r.get("inner0")?;
+        Ok((l, r.permanent_global_addresses(l.index)?.len()))
+    })
+    .unwrap();
+    assert!(inside.0.up(), "inner0 is not up");
+    assert_eq!(inside.1, 1, "its address did not come along");
+    assert_eq!(svc.request(None, req(), vec![]).unwrap(), want, "the retry");
+    let nowhere = NetRequest::MoveDevices {
+        id: "mv1".into(),
+        devices: vec![NetDevice {
+            host_name: "nsvnothere".into(),
+            name: None,
+        }],
+    };
+    let e = svc.request(None, nowhere, vec![]).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+    assert!(e.message.contains("linux.netDevices.nsvnothere"), "{e}");
+    let e = svc
+        .request(
+            None,
+            NetRequest::MoveDevices {
+                id: "unclaimed".into(),
+                devices: vec![],
+            },
+            vec![],
+        )
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+    release(&svc, "mv1");
+}
