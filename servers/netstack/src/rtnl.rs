@@ -203,45 +203,41 @@ impl Rtnl {
     /// The answer to the last request: `None` for an acknowledgement,
     /// `Some` for a message; an NLMSG_ERROR becomes the kernel's errno.
     fn recv_one(&mut self) -> Result<Option<RouteNetlinkMessage>, Error> {
-        loop {
-            let (buf, _) = self
-                .sock
-                .recv_from_full()
-                .map_err(|e| Error::io("receive from the kernel", &e))?;
-            let mut off = 0;
-            while off < buf.len() {
-                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[off..])
-                    .map_err(|e| Error::internal(format!("undecodable rtnetlink answer: {e}")))?;
-                let len = msg.header.length as usize;
-                if msg.header.sequence_number == self.seq {
-                    return match msg.payload {
-                        NetlinkPayload::Error(e) if e.code.is_some() => {
-                            let io = e.to_io();
-                            Err(Error::kernel(
-                                io.raw_os_error().unwrap_or(0),
-                                io.to_string(),
-                            ))
-                        }
-                        NetlinkPayload::Error(_) => Ok(None),
-                        NetlinkPayload::InnerMessage(m) => Ok(Some(m)),
-                        other => Err(Error::internal(format!(
-                            "unexpected rtnetlink answer {other:?}"
-                        ))),
-                    };
-                }
-                if len == 0 {
-                    break;
-                }
-                off += len;
+        let mut answer = None;
+        self.answers(|payload| match payload {
+            NetlinkPayload::Error(_) => Ok(true),
+            NetlinkPayload::InnerMessage(m) => {
+                answer = Some(m);
+                Ok(true)
             }
-        }
+            other => Err(Error::internal(format!(
+                "unexpected rtnetlink answer {other:?}"
+            ))),
+        })?;
+        Ok(answer)
     }
-}
 
-impl Rtnl {
     /// Every message of a dump, up to its NLMSG_DONE.
     fn recv_dump(&mut self) -> Result<Vec<RouteNetlinkMessage>, Error> {
         let mut out = vec![];
+        self.answers(|payload| match payload {
+            NetlinkPayload::Done(_) => Ok(true),
+            NetlinkPayload::InnerMessage(m) => {
+                out.push(m);
+                Ok(false)
+            }
+            _ => Ok(false),
+        })?;
+        Ok(out)
+    }
+
+    /// Feeds `take` the payloads answering the last request, until it says
+    /// it has had the last one (`Ok(true)`); an NLMSG_ERROR with a code is
+    /// the kernel's errno and ends it.
+    fn answers(
+        &mut self,
+        mut take: impl FnMut(NetlinkPayload<RouteNetlinkMessage>) -> Result<bool, Error>,
+    ) -> Result<(), Error> {
         loop {
             let (buf, _) = self
                 .sock
@@ -253,17 +249,17 @@ impl Rtnl {
                     .map_err(|e| Error::internal(format!("undecodable rtnetlink answer: {e}")))?;
                 let len = msg.header.length as usize;
                 if msg.header.sequence_number == self.seq {
-                    match msg.payload {
-                        NetlinkPayload::Done(_) => return Ok(out),
-                        NetlinkPayload::Error(e) if e.code.is_some() => {
+                    if let NetlinkPayload::Error(e) = &msg.payload {
+                        if e.code.is_some() {
                             let io = e.to_io();
                             return Err(Error::kernel(
                                 io.raw_os_error().unwrap_or(0),
                                 io.to_string(),
                             ));
                         }
-                        NetlinkPayload::InnerMessage(m) => out.push(m),
-                        _ => {}
+                    }
+                    if take(msg.payload)? {
+                        return Ok(());
                     }
                 }
                 if len == 0 {
