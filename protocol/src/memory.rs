@@ -76,16 +76,28 @@ pub enum MemoryRequest {
         id: String,
         limits: MemoryLimits,
     },
-    /// `CreateJoinable` with the group at the config's `linux.cgroupsPath`
-    /// instead of `<base>/<id>`: relative to the cgroup of the process that
-    /// started the constellation, or from the hierarchy's root when
-    /// absolute (see [`crate::cgroup::cgroups_path_parts`]). Missing
-    /// parents are made; the server removes them at its stop once empty.
+    /// init's Prepare: `CreateJoinable`, at the config's
+    /// `linux.cgroupsPath` when it names one (instead of `<base>/<id>`:
+    /// relative to the cgroup of the process that started the
+    /// constellation, or from the hierarchy's root when absolute, see
+    /// [`crate::cgroup::cgroups_path_parts`]; missing parents are made, and
+    /// removed at the server's stop once empty), with the container's
+    /// `hugepageLimits`.
     CreateJoinableAt {
         id: String,
-        cgroups_path: String,
+        cgroups_path: Option<String>,
         limits: MemoryLimits,
+        hugepages: Vec<HugepageLimit>,
     },
+}
+
+/// One `linux.resources.hugepageLimits` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HugepageLimit {
+    /// As the kernel names it in hugetlb's files: "2MB", "1GB".
+    pub page_size: String,
+    /// Bytes.
+    pub limit: u64,
 }
 
 /// A registered group as the server knows it.

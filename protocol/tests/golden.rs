@@ -670,8 +670,12 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             "MemoryRequest::CreateJoinableAt",
             e(&MemoryRequest::CreateJoinableAt {
                 id: id(),
-                cgroups_path: "pods/c1".into(),
+                cgroups_path: Some("pods/c1".into()),
                 limits: lim.clone(),
+                hugepages: vec![HugepageLimit {
+                    page_size: "2MB".into(),
+                    limit: 1 << 21,
+                }],
             }),
         ),
         (

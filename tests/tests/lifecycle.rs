@@ -181,6 +181,10 @@ fn resources_land_in_the_container_cgroups() {
             "blockIO: the block I/O settings of a running container cannot be changed by update",
         ),
         (
+            r#"{"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}"#,
+            "hugepageLimits: the hugepage limits of a running container cannot be changed by update",
+        ),
+        (
             r#"{"cpu": {"realtimeRuntime": 1000}}"#,
             "linux.resources.cpu.realtimeRuntime is not supported",
         ),

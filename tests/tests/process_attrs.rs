@@ -195,6 +195,12 @@ fn settings_not_built_yet_are_refused_by_name() {
             "linux.resources.memory.kernel (a kernel memory limit, deprecated by Linux) is not supported yet",
         ),
         (
+            // This host's hugetlb is on cgroup v2, memory on v1.
+            "huge",
+            json!({"linux": {"resources": {"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]}}}),
+            "linux.resources.hugepageLimits (2MB): hugetlb is not in this host's cgroup v1 memory hierarchy",
+        ),
+        (
             "flat",
             json!({"linux": {"resources": {"memory": {"useHierarchy": false}}}}),
             "linux.resources.memory.useHierarchy false (the kernel always accounts hierarchically)",

@@ -125,6 +125,9 @@ fn from_resources_json(src: &str) -> Result<(MemoryLimits, CpuLimits)> {
     // What the controllers cannot apply is refused, never dropped: an
     // update that returned 0 would say the limit is in force.
     crate::lifecycle::resources::unsupported(Some(&r)).map_err(|e| anyhow!("{}", e.message))?;
+    if !crate::lifecycle::resources::hugepages(Some(&r)).is_empty() {
+        bail!("{src}: hugepageLimits: the hugepage limits of a running container cannot be changed by update yet");
+    }
     if crate::lifecycle::resources::block_io(Some(&r)).is_some() {
         bail!("{src}: blockIO: the block I/O settings of a running container cannot be changed by update yet");
     }

@@ -406,7 +406,8 @@ impl Lifecycle {
             .and_then(|l| l.cgroups_path().as_ref())
             .map(|p| p.to_string_lossy().into_owned());
         let at = at.as_deref();
-        let memory = sv.send_memory_create(id, resources::memory(res), at, joins_itself);
+        let mem = (resources::memory(res), resources::hugepages(res));
+        let memory = sv.send_memory_create(id, mem, at, joins_itself);
         let io = (resources::devices(res), resources::block_io(res));
         let cpu = sv.send_cpu_create(id, resources::cpu(res), at, io, joins_itself);
         let netns = pooled_netns.then(|| sv.send_netns_claim(id));

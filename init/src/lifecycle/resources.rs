@@ -88,6 +88,18 @@ pub fn devices(r: Option<&LinuxResources>) -> Vec<DeviceRule> {
     out
 }
 
+/// linux.resources.hugepageLimits, as memory-controller takes them.
+pub fn hugepages(r: Option<&LinuxResources>) -> Vec<protocol::memory::HugepageLimit> {
+    r.and_then(|r| r.hugepage_limits().as_ref())
+        .into_iter()
+        .flatten()
+        .map(|h| protocol::memory::HugepageLimit {
+            page_size: h.page_size().clone(),
+            limit: h.limit().max(0) as u64,
+        })
+        .collect()
+}
+
 /// linux.resources.blockIO, when it sets anything (cpu-controller gives
 /// the container a blkio group only then).
 pub fn block_io(r: Option<&LinuxResources>) -> Option<BlockIo> {
@@ -133,9 +145,6 @@ pub fn unsupported(r: Option<&LinuxResources>) -> Result<(), Error> {
             "linux.resources.{what} is not supported yet by asterism's controllers"
         )))
     };
-    if r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty()) {
-        return refuse("hugepageLimits");
-    }
     // Kernel memory limits: deprecated by Linux (v1 memory.kmem.*), and
     // not set by memory-controller; refused rather than ignored.
     if let Some(m) = r.memory() {

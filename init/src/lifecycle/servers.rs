@@ -16,7 +16,9 @@ use libipc::client::new_key;
 use libipc::{Client, ClientOptions};
 use protocol::cgroup::CgroupJoin;
 use protocol::cpu::{BlockIo, Cpu, CpuLimits, CpuRequest, CpuResponse, CpuStat, DeviceRule};
-use protocol::memory::{Memory, MemoryLimits, MemoryRequest, MemoryResponse, MemoryStat};
+use protocol::memory::{
+    HugepageLimit, Memory, MemoryLimits, MemoryRequest, MemoryResponse, MemoryStat,
+};
 use protocol::net::{Net, NetDevice, NetRequest, NetResponse};
 use protocol::seccomp::{NotifyPolicy, Program, Seccomp, SeccompRequest, SeccompResponse};
 use protocol::vfs::{Vfs, VfsRequest, VfsResponse};
@@ -207,29 +209,16 @@ impl Servers {
     pub fn send_memory_create(
         &self,
         id: &str,
-        limits: MemoryLimits,
+        (limits, hugepages): (MemoryLimits, Vec<HugepageLimit>),
         cgroups_path: Option<&str>,
         joinable: bool,
     ) -> Sent<'_, Memory, Vec<(CgroupJoin, OwnedFd)>> {
         let key = Some(new_key("create", id));
-        let req = match (cgroups_path, joinable) {
-            (Some(p), _) => MemoryRequest::CreateJoinableAt {
-                id: id.into(),
-                cgroups_path: p.into(),
-                limits,
-            },
-            (None, true) => MemoryRequest::CreateJoinable {
-                id: id.into(),
-                limits,
-            },
-            (None, false) => {
-                let req = MemoryRequest::Create {
-                    id: id.into(),
-                    parent: None,
-                    limits,
-                };
-                return self.memory.send(req, key, |r| r.map(|_| vec![]));
-            }
+        let req = MemoryRequest::CreateJoinableAt {
+            id: id.into(),
+            cgroups_path: cgroups_path.map(str::to_string),
+            limits,
+            hugepages,
         };
         let answer: FromReply<Memory, _> = match joinable {
             true => |r| match r? {

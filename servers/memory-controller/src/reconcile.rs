@@ -116,6 +116,7 @@ fn walk(
                 oom_events: 0,
                 adopted: true,
                 cgroups_path: None,
+                hugepages: vec![],
             };
             table.groups.insert(name.clone(), rec);
             tracing::info!(
@@ -144,6 +145,7 @@ mod tests {
             oom_events: 3,
             adopted: false,
             cgroups_path: None,
+            hugepages: vec![],
         }
     }
 

@@ -17,7 +17,8 @@ use libipc::journal::Journal;
 use libipc::server::{Ctx, Service};
 use protocol::cgroup::CgroupJoin;
 use protocol::memory::{
-    Limit, Memory, MemoryEvent, MemoryGroup, MemoryLimits, MemoryRequest, MemoryResponse,
+    HugepageLimit, Limit, Memory, MemoryEvent, MemoryGroup, MemoryLimits, MemoryRequest,
+    MemoryResponse,
 };
 use protocol::{validate_id, Error};
 use std::os::fd::OwnedFd;
@@ -346,7 +347,11 @@ impl Shared {
         // with its begin: a crash after their mkdir and before the commit
         // must not leave them unknown (the redo finds them made). Listed
         // and absent, or left empty by a failure, the stop prunes them.
-        if let MemoryRequest::CreateJoinableAt { cgroups_path, .. } = &req {
+        if let MemoryRequest::CreateJoinableAt {
+            cgroups_path: Some(cgroups_path),
+            ..
+        } = &req
+        {
             let dir = self.places.resolve(cgroups_path)?;
             let parents = self.places.missing_parents(&dir);
             j.state_mut()
@@ -384,7 +389,14 @@ impl Shared {
                 id,
                 cgroups_path,
                 limits,
-            } => self.pre_create_at(t, id, cgroups_path, limits, resuming),
+                hugepages,
+            } => self.pre_create_at(
+                t,
+                id,
+                cgroups_path.as_deref(),
+                (limits, hugepages),
+                resuming,
+            ),
             MemoryRequest::Set {
                 id,
                 limits,
@@ -438,15 +450,20 @@ impl Shared {
         &self,
         t: &Table,
         id: &str,
-        cgroups_path: &str,
-        limits: &MemoryLimits,
+        cgroups_path: Option<&str>,
+        (limits, hugepages): (&MemoryLimits, &[HugepageLimit]),
         resuming: bool,
     ) -> Result<Pre, Error> {
         validate_id("group id", id)?;
-        let dir = self.places.resolve(cgroups_path)?;
+        let dir = self.container_dir(id, cgroups_path)?;
         self.backend.check(id, limits)?;
+        self.backend.check_hugepages(hugepages)?;
         if let Some(rec) = t.groups.get(id) {
-            if rec.cgroups_path.as_deref() == Some(cgroups_path) && &rec.requested == limits {
+            let same = rec.parent.is_none()
+                && rec.cgroups_path.as_deref() == cgroups_path
+                && &rec.requested == limits
+                && rec.hugepages == hugepages;
+            if same {
                 return Ok(Pre::Done(MemoryResponse::JoinFds(vec![])));
             }
             return Err(Error::exists(format!(
@@ -454,6 +471,9 @@ impl Shared {
                 describe(rec)
             )));
         }
+        let Some(cgroups_path) = cgroups_path else {
+            return Ok(Pre::Go);
+        };
         // Only a group whose directory has the same name can be there:
         // the others are not resolved (a create stays cheap with many).
         let name = dir.path().file_name();
@@ -573,8 +593,9 @@ impl Shared {
                 id,
                 cgroups_path,
                 limits,
+                hugepages,
             } => self
-                .make_at(id, cgroups_path, limits)
+                .make_at(id, cgroups_path.as_deref(), limits, hugepages)
                 .map(|change| (MemoryResponse::JoinFds(vec![]), change)),
             MemoryRequest::Set { id, limits, .. } => self.set(t, id, limits),
             MemoryRequest::Attach { id, pid } => t
@@ -644,6 +665,7 @@ impl Shared {
             oom_events: 0,
             adopted: false,
             cgroups_path: None,
+            hugepages: vec![],
         };
         let group = read_back.map(|l| self.group(id, rec.parent.clone(), l, &dir));
         Ok((group, Change::Put(id.to_string(), rec, vec![])))
@@ -656,14 +678,23 @@ impl Shared {
     fn make_at(
         &self,
         id: &str,
-        cgroups_path: &str,
+        cgroups_path: Option<&str>,
         limits: &MemoryLimits,
+        hugepages: &[HugepageLimit],
     ) -> Result<Change, Error> {
-        let dir = self.places.resolve(cgroups_path)?;
+        if cgroups_path.is_none() && !self.places.base.exists() {
+            // The last delete removed it (remove_empty_base).
+            self.backend.prepare_base()?;
+        }
+        let dir = self.container_dir(id, cgroups_path)?;
         let mut made: Vec<CgroupDir> = vec![];
         let done = self.make_chain(id, &dir, &mut made).and_then(|()| {
             self.backend
                 .apply(id, &dir, limits)
+                .and_then(|_| match hugepages.is_empty() {
+                    true => Ok(()),
+                    false => self.backend.apply_hugepages(&dir, hugepages),
+                })
                 .and_then(|_| self.watcher().watch(id, &dir))
         });
         if let Err(e) = done {
@@ -683,7 +714,8 @@ impl Shared {
             requested: limits.clone(),
             oom_events: 0,
             adopted: false,
-            cgroups_path: Some(cgroups_path.to_string()),
+            cgroups_path: cgroups_path.map(str::to_string),
+            hugepages: hugepages.to_vec(),
         };
         // The leaf is the group's own; only the parents are kept in `made`.
         let parents = made
@@ -692,6 +724,15 @@ impl Shared {
             .map(|d| d.path().to_path_buf())
             .collect();
         Ok(Change::Put(id.to_string(), rec, parents))
+    }
+
+    /// A container's group directory: at its cgroupsPath, else
+    /// `<base>/<id>`.
+    fn container_dir(&self, id: &str, cgroups_path: Option<&str>) -> Result<CgroupDir, Error> {
+        match cgroups_path {
+            Some(p) => self.places.resolve(p),
+            None => Ok(self.places.base.child(id)),
+        }
     }
 
     /// mkdir the missing parents of `dir`, top first, then `dir`; each one

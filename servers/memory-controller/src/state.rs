@@ -8,7 +8,7 @@
 //! [`cgroupfs::place`]), checked again each time it is resolved.
 
 use cgroupfs::{CgroupDir, Places};
-use protocol::memory::MemoryLimits;
+use protocol::memory::{HugepageLimit, MemoryLimits};
 use protocol::Error;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,6 +37,9 @@ pub struct GroupRecord {
     /// The config's `linux.cgroupsPath`, when the group was made there.
     #[serde(default)]
     pub cgroups_path: Option<String>,
+    /// Its `hugepageLimits`.
+    #[serde(default)]
+    pub hugepages: Vec<HugepageLimit>,
 }
 
 impl Table {
@@ -94,6 +97,7 @@ mod tests {
             oom_events: 0,
             adopted: false,
             cgroups_path: None,
+            hugepages: vec![],
         }
     }
 

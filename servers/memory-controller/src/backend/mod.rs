@@ -6,7 +6,7 @@ pub mod v1;
 pub mod v2;
 
 use cgroupfs::{Base, CgroupDir, Hierarchies, Version};
-use protocol::memory::{MemoryLimits, MemoryStat};
+use protocol::memory::{HugepageLimit, MemoryLimits, MemoryStat};
 use protocol::Error;
 use std::time::Duration;
 
@@ -34,6 +34,13 @@ pub trait Backend: Send + Sync {
 
     /// Writes the settings that `limits` sets, in an order the kernel accepts.
     fn apply(&self, group: &str, dir: &CgroupDir, limits: &MemoryLimits) -> Result<(), Error>;
+
+    /// Refuses hugepage limits this hierarchy cannot hold (its hugetlb
+    /// controller is elsewhere), before anything is made.
+    fn check_hugepages(&self, limits: &[HugepageLimit]) -> Result<(), Error>;
+
+    /// Writes `linux.resources.hugepageLimits` to the group.
+    fn apply_hugepages(&self, dir: &CgroupDir, limits: &[HugepageLimit]) -> Result<(), Error>;
 
     /// Every setting as the kernel holds it now.
     fn read_limits(&self, dir: &CgroupDir) -> Result<MemoryLimits, Error>;

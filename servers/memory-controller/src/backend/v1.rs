@@ -4,7 +4,7 @@
 use super::Backend;
 use crate::limits::{from_read, show, v1_value, validate};
 use cgroupfs::{CgroupDir, Version};
-use protocol::memory::{Limit, MemoryLimits, MemoryStat};
+use protocol::memory::{HugepageLimit, Limit, MemoryLimits, MemoryStat};
 use protocol::Error;
 
 const LIMIT: &str = "memory.limit_in_bytes";
@@ -134,6 +134,30 @@ impl Backend for V1 {
 
     fn create(&self, _group: &str, _parent: &CgroupDir, dir: &CgroupDir) -> Result<bool, Error> {
         dir.create()
+    }
+
+    /// Only where hugetlb is mounted with memory (the base has its files).
+    fn check_hugepages(&self, limits: &[HugepageLimit]) -> Result<(), Error> {
+        for h in limits {
+            let file = format!("hugetlb.{}.limit_in_bytes", h.page_size);
+            if !self.base.has_file(&file) && !CgroupDir::new(&self.root).has_file(&file) {
+                return Err(Error::unsupported(format!(
+                    "linux.resources.hugepageLimits ({}): hugetlb is not in this host's cgroup v1 memory hierarchy (no {file} there), and memory-controller manages no other hierarchy yet",
+                    h.page_size
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_hugepages(&self, dir: &CgroupDir, limits: &[HugepageLimit]) -> Result<(), Error> {
+        for h in limits {
+            dir.write(
+                &format!("hugetlb.{}.limit_in_bytes", h.page_size),
+                &h.limit.to_string(),
+            )?;
+        }
+        Ok(())
     }
 
     fn apply(&self, group: &str, dir: &CgroupDir, l: &MemoryLimits) -> Result<(), Error> {

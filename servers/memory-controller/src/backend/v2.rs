@@ -4,7 +4,7 @@
 use super::Backend;
 use crate::limits::{from_read, v2_swap_max, v2_swap_oci, v2_value, validate};
 use cgroupfs::{CgroupDir, Version};
-use protocol::memory::{Limit, MemoryLimits, MemoryStat};
+use protocol::memory::{HugepageLimit, Limit, MemoryLimits, MemoryStat};
 use protocol::Error;
 use std::path::PathBuf;
 
@@ -154,6 +154,51 @@ impl Backend for V2 {
             self.enable_memory(parent, &format!("the parent group of {group},"))?;
         }
         (self.ops.mkdir)(dir)
+    }
+
+    /// hugetlb is a v2 controller of the same directories: it must be
+    /// available at the mount's root.
+    fn check_hugepages(&self, limits: &[HugepageLimit]) -> Result<(), Error> {
+        if limits.is_empty() {
+            return Ok(());
+        }
+        let root = CgroupDir::new(&self.mount);
+        let available = root.read_string("cgroup.controllers")?;
+        if !available.split_whitespace().any(|c| c == "hugetlb") {
+            return Err(Error::unsupported(format!(
+                "linux.resources.hugepageLimits: the hugetlb controller is not available on this host's cgroup v2 mount {} (its cgroup.controllers is {:?})",
+                self.mount.display(),
+                available.trim()
+            )));
+        }
+        Ok(())
+    }
+
+    /// hugetlb delegated down to the group's parent, then the group's
+    /// `hugetlb.<size>.max`.
+    fn apply_hugepages(&self, dir: &CgroupDir, limits: &[HugepageLimit]) -> Result<(), Error> {
+        let mut chain = vec![];
+        let mut cur = dir.path().parent();
+        while let Some(p) = cur.filter(|p| p.starts_with(&self.mount)) {
+            chain.push(CgroupDir::new(p));
+            cur = p.parent();
+        }
+        for d in chain.iter().rev() {
+            let on = d.read_string("cgroup.subtree_control")?;
+            if !on
+                .split_whitespace()
+                .any(|c| c.trim_start_matches('+') == "hugetlb")
+            {
+                d.write("cgroup.subtree_control", "+hugetlb")?;
+            }
+        }
+        for h in limits {
+            dir.write(
+                &format!("hugetlb.{}.max", h.page_size),
+                &h.limit.to_string(),
+            )?;
+        }
+        Ok(())
     }
 
     fn apply(&self, group: &str, dir: &CgroupDir, l: &MemoryLimits) -> Result<(), Error> {

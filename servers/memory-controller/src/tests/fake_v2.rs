@@ -26,6 +26,7 @@ pub const FRESH: &[(&str, &str)] = &[
     ("memory.current", "0\n"),
     ("memory.peak", "0\n"),
     ("memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n"),
+    ("hugetlb.2MB.max", "max\n"),
     (
         "memory.stat",
         "anon 0\nfile 0\nkernel 0\nkernel_stack 0\npagetables 0\nsock 0\nshmem 0\nfile_mapped 0\nfile_dirty 0\nfile_writeback 0\nswapcached 0\ninactive_anon 0\nactive_anon 0\ninactive_file 0\nactive_file 0\nunevictable 0\npgfault 0\npgmajfault 0\n",

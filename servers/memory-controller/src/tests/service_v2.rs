@@ -594,7 +594,8 @@ fn create_joinable_at_a_cgroups_path_on_v2() {
     let own = CgroupDir::new(f.base().path().parent().unwrap());
     let req = Req::CreateJoinableAt {
         id: "c1".into(),
-        cgroups_path: "pods/a/c1".into(),
+        cgroups_path: Some("pods/a/c1".into()),
+        hugepages: vec![],
         limits: limit(64),
     };
     let mut c = ctx(Some("k1"), vec![]);
@@ -623,7 +624,8 @@ fn create_joinable_at_a_cgroups_path_on_v2() {
             Some("k2"),
             Req::CreateJoinableAt {
                 id: "c2".into(),
-                cgroups_path: "asterism-test/x".into(),
+                cgroups_path: Some("asterism-test/x".into()),
+                hugepages: vec![],
                 limits: limit(64),
             },
         )
@@ -634,7 +636,8 @@ fn create_joinable_at_a_cgroups_path_on_v2() {
             Some("k3"),
             Req::CreateJoinableAt {
                 id: "c3".into(),
-                cgroups_path: "pods/a/c1".into(),
+                cgroups_path: Some("pods/a/c1".into()),
+                hugepages: vec![],
                 limits: limit(64),
             },
         )
@@ -655,4 +658,51 @@ fn create_joinable_at_a_cgroups_path_on_v2() {
     );
     svc.shutdown();
     assert!(!own.child("pods").exists());
+}
+
+/// hugepageLimits on cgroup v2: refused while the mount has no hugetlb
+/// controller (nothing made); with it, delegated down to the group and
+/// written to `hugetlb.<size>.max`.
+#[test]
+fn hugepage_limits_on_v2() {
+    use cgroupfs::join_testing::ctx;
+    use libipc::server::Service;
+    use protocol::memory::HugepageLimit;
+    let f = Fixture::new();
+    let (svc, _) = f.start();
+    let req = |id: &str| Req::CreateJoinableAt {
+        id: id.into(),
+        cgroups_path: None,
+        limits: limit(64),
+        hugepages: vec![HugepageLimit {
+            page_size: "2MB".into(),
+            limit: 4 << 20,
+        }],
+    };
+    let e = svc
+        .handle(&mut ctx(Some("k1"), vec![]), req("h1"))
+        .unwrap_err();
+    assert!(
+        e.message.contains("hugetlb controller is not available"),
+        "{e}"
+    );
+    assert!(!f.base().child("h1").exists());
+    let root = f.mount.mount();
+    std::fs::write(
+        root.join("cgroup.controllers"),
+        "cpu io memory pids hugetlb\n",
+    )
+    .unwrap();
+    svc.handle(&mut ctx(Some("k2"), vec![]), req("h2")).unwrap();
+    let dir = f.base().child("h2");
+    assert_eq!(
+        dir.read_string("hugetlb.2MB.max").unwrap().trim(),
+        (4u64 << 20).to_string()
+    );
+    assert!(f
+        .base()
+        .read_string("cgroup.subtree_control")
+        .unwrap()
+        .contains("hugetlb"));
+    assert_eq!(svc.table().groups["h2"].hugepages.len(), 1);
 }

@@ -502,7 +502,8 @@ fn v1_create_joinable_at_a_cgroups_path_makes_parents_and_removes_them_at_stop()
     let svc = g.service(state.path());
     let at = |id: &str, path: &str, mib_limit: u64| Req::CreateJoinableAt {
         id: id.into(),
-        cgroups_path: path.into(),
+        cgroups_path: Some(path.into()),
+        hugepages: vec![],
         limits: MemoryLimits {
             limit: Some(Limit::Value(mib(mib_limit))),
             ..Default::default()
@@ -603,7 +604,8 @@ fn v1_a_cgroups_path_create_cut_by_a_crash_is_finished_at_restart() {
     drop(g.service(state.path()));
     let req = Req::CreateJoinableAt {
         id: "c1".into(),
-        cgroups_path: "pods/deep/c1".into(),
+        cgroups_path: Some("pods/deep/c1".into()),
+        hugepages: vec![],
         limits: MemoryLimits {
             limit: Some(Limit::Value(mib(64))),
             ..Default::default()
@@ -660,7 +662,8 @@ fn v1_a_cgroups_path_create_journals_its_parents_before_making_them() {
     let svc = g.service(state.path());
     let bad = Req::CreateJoinableAt {
         id: "c1".into(),
-        cgroups_path: "pods/bad\nname".into(),
+        cgroups_path: Some("pods/bad\nname".into()),
+        hugepages: vec![],
         limits: MemoryLimits::default(),
     };
     let e = svc.request(Some("k1"), bad).unwrap_err();
