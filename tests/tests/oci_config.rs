@@ -1134,10 +1134,13 @@ fn features_are_consistent_with_validation() {
         );
     }
     accepted(json!({"hooks": hooks}));
+    // (idmap and ridmap need the mount's own mappings here: no user
+    // namespace to take them from.)
     let options = f["mountOptions"].clone();
+    let map = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
     accepted(
         json!({"mounts": [{"destination": "/data", "source": "/srv", "type": "none",
-                                "options": options}]}),
+                                "options": options, "uidMappings": map, "gidMappings": map}]}),
     );
     // Every seccomp action and operator it lists passes validation.
     assert_eq!(f["linux"]["seccomp"]["enabled"], true);

@@ -265,23 +265,54 @@ fn an_id_mapped_bind_mount_shows_its_owners_through_the_mappings() {
         "{e}"
     );
     assert!(!c.root().join("containers").join("idmap2").exists());
-    // In a container with a user namespace: not built yet, said so.
+    // In a container with a user namespace (host 100000.. as its 0..):
+    // the mount's own mapping is read through it (host 1000 shows as the
+    // container's 0), and `idmap` alone takes the container's mapping
+    // (host root's files show as the container root's).
+    let root_owned = shared.path().join("rootowned");
+    std::fs::create_dir(&root_owned).unwrap();
+    let mut mounts = asterism_tests::default_config()["mounts"].clone();
+    let list = mounts.as_array_mut().unwrap();
+    list.push(
+        json!({"destination": "/data", "type": "none", "source": dir,
+        "options": ["bind", "idmap"], "uidMappings": map, "gidMappings": map}),
+    );
+    list.push(
+        json!({"destination": "/host", "type": "none", "source": root_owned,
+        "options": ["bind", "idmap"]}),
+    );
     let userns = Bundle::busybox_with(
-        &["true"],
+        &[
+            "sh",
+            "-c",
+            "stat -c '%u:%g' /data /host; echo hi > /data/ours; echo hi > /host/ours",
+        ],
         json!({"linux": {
             "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}],
             "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
             "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]
-        }, "root": {"path": "rootfs", "readonly": false},
-        "mounts": [{
-            "destination": "/data", "type": "none", "source": dir,
-            "options": ["bind", "idmap"], "uidMappings": map, "gidMappings": map
-        }]}),
+        }, "root": {"path": "rootfs", "readonly": false}, "mounts": mounts}),
     );
-    let e = c.ipc_err(&["create", "--bundle", b(&userns), "idmap3"]);
+    // The mount points, made here: the container's root cannot write the
+    // host's rootfs.
+    for d in ["data", "host"] {
+        std::fs::create_dir_all(userns.rootfs().join(d)).unwrap();
+    }
+    let out = c.ipc(&["run", "--bundle", b(&userns), "idmap3"]);
     assert!(
-        e.contains("with a user namespace are not supported yet"),
-        "{e}"
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!c.root().join("containers").join("idmap3").exists());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        vec!["0:0", "0:0"],
+        "{text}"
+    );
+    let ours = std::fs::metadata(dir.join("ours")).unwrap();
+    assert_eq!((ours.uid(), ours.gid()), (1000, 1000));
+    let ours = std::fs::metadata(root_owned.join("ours")).unwrap();
+    assert_eq!((ours.uid(), ours.gid()), (0, 0));
 }

@@ -20,8 +20,7 @@ pub const HOOKS: &[&str] = &[
 /// The mount options the launcher implements: mount(8)'s
 /// filesystem-independent flags, bind/rbind and the propagation types.
 /// Left out until implemented: the recursive mount_setattr(2) attributes
-/// (`rro`, `rnosuid`, ...), `tmpcopyup`, `idmap`/`ridmap` (built for bind
-/// mounts in containers without a user namespace only), and `mand`/`nomand`
+/// (`rro`, `rnosuid`, ...), `tmpcopyup`, and `mand`/`nomand`
 /// (deprecated since Linux 5.15). Other strings are filesystem data, passed
 /// to mount(2) as config.md says.
 pub const MOUNT_OPTIONS: &[&str] = &[
@@ -33,6 +32,7 @@ pub const MOUNT_OPTIONS: &[&str] = &[
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
     "iversion",
     "lazytime",
     "loud",
@@ -50,6 +50,7 @@ pub const MOUNT_OPTIONS: &[&str] = &[
     "rbind",
     "relatime",
     "remount",
+    "ridmap",
     "ro",
     "rprivate",
     "rshared",
@@ -230,7 +231,10 @@ fn build() -> Features {
             apparmor: NO,
             selinux: NO,
             intel_rdt: NO,
-            mount_extensions: MountExtensions { idmap: NO },
+            // Id-mapped bind mounts (the launcher's idmap.rs).
+            mount_extensions: MountExtensions {
+                idmap: Enabled { enabled: true },
+            },
             // netstack moves them into the namespace it makes.
             net_devices: Enabled { enabled: true },
             memory_policy: MemoryPolicy {
@@ -292,10 +296,12 @@ mod tests {
             );
         }
         assert_eq!(ours["hooks"], runc["hooks"]);
-        // Every option listed is one runc recognizes too (a subset of the spec's).
+        // Every option listed is one runc recognizes too (a subset of the
+        // spec's), but for idmap and ridmap: the spec's, newer than runc 1.1.
         let runc_opts = runc["mountOptions"].as_array().unwrap();
         for o in ours["mountOptions"].as_array().unwrap() {
-            assert!(runc_opts.contains(o), "{o}");
+            let newer = o == "idmap" || o == "ridmap";
+            assert!(runc_opts.contains(o) || newer, "{o}");
         }
         // On this kernel (cap_last_cap 40) the list is runc's.
         if crate::config::caps::last_cap() == 40 {
@@ -314,7 +320,7 @@ mod tests {
         assert_eq!(f["linux"]["apparmor"]["enabled"], false);
         assert_eq!(f["linux"]["selinux"]["enabled"], false);
         assert_eq!(f["linux"]["intelRdt"]["enabled"], false);
-        assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], false);
+        assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], true);
         assert_eq!(f["linux"]["cgroup"]["systemd"], false);
         assert_eq!(f["linux"]["cgroup"]["systemdUser"], false);
         assert_eq!(f["linux"]["namespaces"].as_array().unwrap().len(), 8);

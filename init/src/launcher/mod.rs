@@ -193,7 +193,7 @@ pub(crate) struct Prepared {
     late: bool,
     /// See `LaunchRequest::start_gate`.
     gate: bool,
-    /// The user namespaces of the id-mapped mounts, by mount index.
+    /// The id-mapped clones of the id-mapped bind mounts, by mount index.
     idmaps: std::collections::BTreeMap<usize, OwnedFd>,
 }
 
@@ -459,8 +459,7 @@ fn prepare(req: &LaunchRequest<'_>) -> Result<Prepared> {
     namespaces::check_mappings(&ns, req.spec)?;
     let mut idmaps = std::collections::BTreeMap::new();
     if creating {
-        let mounts = req.spec.mounts().as_deref().unwrap_or(&[]);
-        for (i, fd) in idmap::prepare(mounts, ns.user_ns)? {
+        for (i, fd) in idmap::prepare(req.spec, req.bundle, ns.user_ns)? {
             idmaps.insert(i, lift(fd, min_fd)?);
         }
     }

@@ -34,8 +34,6 @@ pub struct Options {
     pub data: Vec<String>,
     pub tmpcopyup: bool,
     pub idmap: bool,
-    /// `ridmap`: the id-mapping goes to every mount of an rbind clone.
-    pub ridmap: bool,
 }
 
 impl Default for Options {
@@ -49,7 +47,6 @@ impl Default for Options {
             data: Vec::new(),
             tmpcopyup: false,
             idmap: false,
-            ridmap: false,
         }
     }
 }
@@ -135,11 +132,7 @@ pub fn parse(options: &[String]) -> Result<Options> {
             "rbind" => o.rbind = true,
             "defaults" => {}
             "tmpcopyup" => o.tmpcopyup = true,
-            "idmap" => o.idmap = true,
-            "ridmap" => {
-                o.idmap = true;
-                o.ridmap = true;
-            }
+            "idmap" | "ridmap" => o.idmap = true,
             _ => o.data.push(opt.clone()),
         }
     }
@@ -233,12 +226,13 @@ pub struct MountCx<'a> {
     pub user_ns: bool,
     /// The container has its own cgroup namespace.
     pub cgroup_ns: bool,
-    /// The user namespaces of the id-mapped mounts, by mount index.
+    /// The id-mapped clones of the id-mapped bind mounts, by mount index.
     pub idmaps: &'a std::collections::BTreeMap<usize, OwnedFd>,
 }
 
-/// Makes one config mount; `idmap`: the user namespace whose mappings an
-/// id-mapped one shows (see [`super::idmap`]).
+/// Makes one config mount; `idmap`: for an id-mapped bind mount, the
+/// id-mapped clone of its source that the runtime made (see
+/// [`super::idmap`]), to attach in its place.
 pub fn mount_one(cx: &MountCx<'_>, m: &Mount, idmap: Option<BorrowedFd<'_>>) -> Result<()> {
     let dest = destination(m);
     let opts = parse(m.options().as_deref().unwrap_or(&[]))?;
@@ -290,8 +284,8 @@ pub fn bind_fd(src: &Path, target: BorrowedFd<'_>, recursive: bool, opts: &Optio
     bind_tree(src, target, recursive, opts, None)
 }
 
-/// `bind_fd`, id-mapped through `idmap` (recursively for `ridmap`, which
-/// the options mark as recursive) before anything else is applied.
+/// `bind_fd`, or, for an id-mapped bind, attaching the clone the runtime
+/// made and id-mapped (`idmap`) rather than cloning the source here.
 fn bind_tree(
     src: &Path,
     target: BorrowedFd<'_>,
@@ -303,10 +297,13 @@ fn bind_tree(
     if recursive {
         flags |= OpenTreeFlags::AT_RECURSIVE;
     }
-    let tree = open_tree(CWD, src, flags).with_context(|| format!("clone {}", src.display()))?;
-    if let Some(userns) = idmap {
-        super::idmap::apply(&tree, userns, opts.ridmap)?;
-    }
+    let tree = match idmap {
+        // Made and id-mapped by the runtime, in the host's user namespace.
+        Some(tree) => tree
+            .try_clone_to_owned()
+            .context("dup the id-mapped clone")?,
+        None => open_tree(CWD, src, flags).with_context(|| format!("clone {}", src.display()))?,
+    };
     let attr = opts.attr();
     if !attr.is_empty() {
         sys::mount_setattr(&tree, attr, false).context("apply the mount options")?;

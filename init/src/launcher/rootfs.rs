@@ -30,7 +30,7 @@ pub struct Setup<'a> {
     /// A late launch: mask /proc before waiting for the resources (see
     /// `early_proc_paths`).
     pub proc_paths_early: bool,
-    /// The user namespaces of the id-mapped mounts, by mount index.
+    /// The id-mapped clones of the id-mapped bind mounts, by mount index.
     pub idmaps: &'a std::collections::BTreeMap<usize, std::os::fd::OwnedFd>,
 }
 
