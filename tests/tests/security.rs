@@ -230,19 +230,23 @@ fn an_id_mapped_bind_mount_shows_its_owners_through_the_mappings() {
             "options": ["bind", "idmap"], "uidMappings": map, "gidMappings": map
         }]}),
     );
-    let out = c.ipc(&["run", "--bundle", b(&bundle), "idmap1"]);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        text.lines().collect::<Vec<_>>(),
-        vec!["0:0", "0:0"],
-        "{text}"
-    );
+    // Both owners as the container sees them: root's.
+    let owners_seen = |bundle: &Bundle, id: &str| {
+        let out = c.ipc(&["run", "--bundle", b(bundle), id]);
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            text.lines().collect::<Vec<_>>(),
+            vec!["0:0", "0:0"],
+            "{text}"
+        );
+    };
+    owners_seen(&bundle, "idmap1");
     let mine = std::fs::metadata(dir.join("mine")).unwrap();
     assert_eq!((mine.uid(), mine.gid()), (1000, 1000));
     let host = std::fs::metadata(&dir).unwrap();
@@ -298,19 +302,7 @@ fn an_id_mapped_bind_mount_shows_its_owners_through_the_mappings() {
     for d in ["data", "host"] {
         std::fs::create_dir_all(userns.rootfs().join(d)).unwrap();
     }
-    let out = c.ipc(&["run", "--bundle", b(&userns), "idmap3"]);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        text.lines().collect::<Vec<_>>(),
-        vec!["0:0", "0:0"],
-        "{text}"
-    );
+    owners_seen(&userns, "idmap3");
     let ours = std::fs::metadata(dir.join("ours")).unwrap();
     assert_eq!((ours.uid(), ours.gid()), (1000, 1000));
     let ours = std::fs::metadata(root_owned.join("ours")).unwrap();
