@@ -407,15 +407,19 @@ impl Lifecycle {
             .map(|p| p.to_string_lossy().into_owned());
         let at = at.as_deref();
         let mem = (resources::memory(res), resources::hugepages(res));
-        let memory = sv.send_memory_create(id, mem, at, joins_itself);
+        let memory = sv.send_memory_create(id, mem, at);
         let io = (resources::devices(res), resources::block_io(res));
-        let cpu = sv.send_cpu_create(id, resources::cpu(res), at, io, joins_itself);
+        let cpu = sv.send_cpu_create(id, resources::cpu(res), at, io);
         let netns = pooled_netns.then(|| sv.send_netns_claim(id));
         let rootfs = sv.send_vfs_prepare(id, &r.bundle, &path, false);
         let (memory, cpu, rootfs) = (memory.wait(), cpu.wait(), rootfs.wait());
         let netns = netns.map(|n| n.wait()).transpose();
         let mut joins = memory?;
         joins.extend(cpu?);
+        if !joins_itself {
+            // The process is attached by pid later; the fds close here.
+            joins.clear();
+        }
         let netns = netns?;
         let devices = net_devices(spec);
         if !devices.is_empty() {

@@ -202,16 +202,14 @@ impl Servers {
     }
 
     /// Creates `id`'s memory group, at `cgroups_path` when the config
-    /// names one. `joinable`: for a process that joins it by itself; the
-    /// reply then holds the fds it joins with (one round trip,
-    /// CreateJoinable). Otherwise no fds (a plain Create, or the
-    /// cgroupsPath variant with its fds closed).
+    /// names one, and answers with the fds a process joins it with (one
+    /// round trip, CreateJoinableAt). A caller that attaches the process
+    /// by pid instead drops them.
     pub fn send_memory_create(
         &self,
         id: &str,
         (limits, hugepages): (MemoryLimits, Vec<HugepageLimit>),
         cgroups_path: Option<&str>,
-        joinable: bool,
     ) -> Sent<'_, Memory, Vec<(CgroupJoin, OwnedFd)>> {
         let key = Some(new_key("create", id));
         let req = MemoryRequest::CreateJoinableAt {
@@ -220,22 +218,12 @@ impl Servers {
             limits,
             hugepages,
         };
-        let answer: FromReply<Memory, _> = match joinable {
-            true => |r| match r? {
-                (MemoryResponse::JoinFds(entries), fds) => joins("memory-controller", entries, fds),
-                (other, _) => Err(Error::internal(format!(
-                    "memory-controller answered its create with {other:?}"
-                ))),
-            },
-            // The fds close here: the process is attached by pid later.
-            false => |r| match r? {
-                (MemoryResponse::JoinFds(_), _) => Ok(vec![]),
-                (other, _) => Err(Error::internal(format!(
-                    "memory-controller answered its create with {other:?}"
-                ))),
-            },
-        };
-        self.memory.send(req, key, answer)
+        self.memory.send(req, key, |r| match r? {
+            (MemoryResponse::JoinFds(entries), fds) => joins("memory-controller", entries, fds),
+            (other, _) => Err(Error::internal(format!(
+                "memory-controller answered its create with {other:?}"
+            ))),
+        })
     }
 
     /// As `send_memory_create`, for `id`'s cpu groups, with its device
@@ -247,7 +235,6 @@ impl Servers {
         limits: CpuLimits,
         cgroups_path: Option<&str>,
         (devices, block_io): (Vec<DeviceRule>, Option<BlockIo>),
-        joinable: bool,
     ) -> Sent<'_, Cpu, Vec<(CgroupJoin, OwnedFd)>> {
         let key = Some(new_key("create", id));
         let req = CpuRequest::CreateJoinableAt {
@@ -257,22 +244,12 @@ impl Servers {
             devices,
             block_io,
         };
-        let answer: FromReply<Cpu, _> = match joinable {
-            true => |r| match r? {
-                (CpuResponse::JoinFds(entries), fds) => joins("cpu-controller", entries, fds),
-                (other, _) => Err(Error::internal(format!(
-                    "cpu-controller answered its create with {other:?}"
-                ))),
-            },
-            // The fds close here: the process is attached by pid later.
-            false => |r| match r? {
-                (CpuResponse::JoinFds(_), _) => Ok(vec![]),
-                (other, _) => Err(Error::internal(format!(
-                    "cpu-controller answered its create with {other:?}"
-                ))),
-            },
-        };
-        self.cpu.send(req, key, answer)
+        self.cpu.send(req, key, |r| match r? {
+            (CpuResponse::JoinFds(entries), fds) => joins("cpu-controller", entries, fds),
+            (other, _) => Err(Error::internal(format!(
+                "cpu-controller answered its create with {other:?}"
+            ))),
+        })
     }
 
     /// A fresh network namespace with loopback up, from netstack's pool.

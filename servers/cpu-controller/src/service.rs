@@ -238,6 +238,7 @@ impl Inner {
         if let CpuRequest::CreateJoinableAt {
             id,
             cgroups_path: Some(path),
+            block_io,
             ..
         } = req
         {
@@ -252,6 +253,8 @@ impl Inner {
                 .layout
                 .mounts()
                 .iter()
+                // As group::make: the optional blkio hierarchy only with blockIO.
+                .filter(|m| !m.optional() || block_io.is_some())
                 .flat_map(|m| m.places().missing_parents(&m.dir(&rel)))
                 .map(|d| d.path().to_path_buf())
                 .collect();
@@ -321,17 +324,7 @@ impl Inner {
                 limits,
                 devices,
                 block_io,
-            } => {
-                self.check_create_at(id, cgroups_path.as_deref(), limits, devices)?;
-                if let Some(rec) = self.table().groups.get(id) {
-                    if rec.block_io != *block_io {
-                        return Err(Error::exists(format!(
-                            "cpu group {id:?} already exists with other blockIO settings; delete it first"
-                        )));
-                    }
-                }
-                crate::blkio::check(&self.layout, block_io.as_ref())
-            }
+            } => self.check_create_at(id, cgroups_path.as_deref(), limits, devices, block_io),
             CpuRequest::Set { id, limits } => {
                 validate_id("group id", id)?;
                 let rec = self.table().get(id)?;
@@ -390,6 +383,7 @@ impl Inner {
         cgroups_path: Option<&str>,
         l: &CpuLimits,
         devices: &[DeviceRule],
+        block_io: &Option<BlockIo>,
     ) -> Result<(), Error> {
         validate_id("group id", id)?;
         if let Some(p) = cgroups_path {
@@ -399,19 +393,22 @@ impl Inner {
         }
         limits::validate(l)?;
         crate::devices::check(devices)?;
+        crate::blkio::check(&self.layout, block_io.as_ref())?;
         if let Some(rec) = self.table().groups.get(id) {
             let same = rec.parent.is_none()
                 && rec.cgroups_path.as_deref() == cgroups_path
                 && rec.requested == *l
-                && rec.devices == devices;
+                && rec.devices == devices
+                && rec.block_io == *block_io;
             if same {
                 return Ok(());
             }
             return Err(Error::exists(format!(
-                "cpu group {id:?} already exists with other settings (cgroupsPath {:?}, limits {:?}, {} device rules); delete it first",
+                "cpu group {id:?} already exists with other settings (cgroupsPath {:?}, limits {:?}, {} device rules, blockIO {:?}); delete it first",
                 rec.cgroups_path,
                 rec.requested,
-                rec.devices.len()
+                rec.devices.len(),
+                rec.block_io
             )));
         }
         let Some(cgroups_path) = cgroups_path else {
