@@ -44,6 +44,10 @@ pub struct Client<P: Protocol> {
     path: PathBuf,
     opts: ClientOptions,
     conn: Option<Conn>,
+    /// Our hello went out on `conn` and its answer is not read yet: the
+    /// first request follows it at once (no round trip of its own), and
+    /// the answer is read before that request's.
+    hello_pending: bool,
     hello: Option<Hello>,
     next_id: u64,
     _p: std::marker::PhantomData<fn() -> P>,
@@ -90,6 +94,7 @@ impl<P: Protocol> Client<P> {
             path,
             opts,
             conn: None,
+            hello_pending: false,
             hello: None,
             next_id: 1,
             _p: std::marker::PhantomData,
@@ -259,11 +264,18 @@ impl<P: Protocol> Client<P> {
         fds: &[OwnedFd],
         deadline: Instant,
     ) -> Result<(), Attempt> {
-        self.ensure_connected(deadline)?;
+        self.ensure_connected()?;
         let conn = self.conn.as_ref().expect("connected");
         let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
-        conn.send(bytes, &borrowed)
-            .map_err(|e| classify_io(&format!("send to {}", P::NAME), e))
+        let sent = conn
+            .send(bytes, &borrowed)
+            .map_err(|e| classify_io(&format!("send to {}", P::NAME), e));
+        if sent.is_err() {
+            // A server that refused our hello closed the connection after
+            // answering it: that answer says why.
+            self.read_hello(deadline)?;
+        }
+        sent
     }
 
     fn attempt(
@@ -283,6 +295,7 @@ impl<P: Protocol> Client<P> {
         id: u64,
         deadline: Instant,
     ) -> Result<(Reply<P::Response>, Vec<OwnedFd>), Attempt> {
+        self.read_hello(deadline)?;
         let Some(conn) = self.conn.as_ref() else {
             return Err(Attempt::Retry(Error::unavailable(format!(
                 "no connection to {} to receive an answer on",
@@ -331,7 +344,9 @@ impl<P: Protocol> Client<P> {
         }
     }
 
-    fn ensure_connected(&mut self, deadline: Instant) -> Result<(), Attempt> {
+    /// Connects and sends our hello, when there is no connection. Its
+    /// answer is read by `read_hello`, after the first request has gone.
+    fn ensure_connected(&mut self) -> Result<(), Attempt> {
         if self.conn.is_some() {
             return Ok(());
         }
@@ -348,33 +363,41 @@ impl<P: Protocol> Client<P> {
         let bytes = protocol::encode(&hello).map_err(Attempt::Fail)?;
         conn.send(&bytes, &[])
             .map_err(|e| classify_io(&format!("send hello to {}", P::NAME), e))?;
-        let left = deadline.saturating_duration_since(Instant::now());
-        let msg = match conn.recv(Some(left)) {
-            Ok(m) => m,
-            Err(RecvError::Closed) => {
-                return Err(Attempt::Retry(Error::unavailable(format!(
-                    "{} closed the connection during hello",
-                    P::NAME
-                ))))
-            }
-            Err(RecvError::Io(e)) => {
-                return Err(classify_io(&format!("hello from {}", P::NAME), e))
-            }
-            Err(e) => return Err(Attempt::Fail(e.into_error(P::NAME))),
-        };
-        let answer: Result<Hello, Error> = protocol::decode(&msg.bytes).map_err(Attempt::Fail)?;
-        let hello = answer.map_err(Attempt::Fail)?;
-        if self.opts.check_name && hello.server != P::NAME {
-            return Err(Attempt::Fail(Error::invalid(format!(
-                "{} is served by {:?}, not {}",
-                self.path.display(),
-                hello.server,
-                P::NAME
-            ))));
-        }
-        self.hello = Some(hello);
         self.conn = Some(conn);
+        self.hello_pending = true;
         Ok(())
+    }
+
+    /// Reads the server's answer to our hello, if it is still to come. A
+    /// connection whose hello failed is dropped.
+    fn read_hello(&mut self, deadline: Instant) -> Result<(), Attempt> {
+        if !std::mem::take(&mut self.hello_pending) {
+            return Ok(());
+        }
+        let Some(conn) = self.conn.as_ref() else {
+            return Ok(()); // a new connection sends a new hello
+        };
+        let answered = hello_answer::<P>(conn, deadline).and_then(|hello| {
+            if self.opts.check_name && hello.server != P::NAME {
+                return Err(Attempt::Fail(Error::invalid(format!(
+                    "{} is served by {:?}, not {}",
+                    self.path.display(),
+                    hello.server,
+                    P::NAME
+                ))));
+            }
+            Ok(hello)
+        });
+        match answered {
+            Ok(hello) => {
+                self.hello = Some(hello);
+                Ok(())
+            }
+            Err(e) => {
+                self.conn = None;
+                Err(e)
+            }
+        }
     }
 
     /// Opens a fresh connection and turns it into an event stream.
@@ -390,6 +413,24 @@ impl<P: Protocol> Client<P> {
         s.resubscribe()?;
         Ok(s)
     }
+}
+
+/// The server's answer to our hello, read from `conn`.
+fn hello_answer<P: Protocol>(conn: &Conn, deadline: Instant) -> Result<Hello, Attempt> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let msg = match conn.recv(Some(left)) {
+        Ok(m) => m,
+        Err(RecvError::Closed) => {
+            return Err(Attempt::Retry(Error::unavailable(format!(
+                "{} closed the connection during hello",
+                P::NAME
+            ))))
+        }
+        Err(RecvError::Io(e)) => return Err(classify_io(&format!("hello from {}", P::NAME), e)),
+        Err(e) => return Err(Attempt::Fail(e.into_error(P::NAME))),
+    };
+    let answer: Result<Hello, Error> = protocol::decode(&msg.bytes).map_err(Attempt::Fail)?;
+    answer.map_err(Attempt::Fail)
 }
 
 /// Connection-level errors that mean "the server is not there right now".

@@ -184,6 +184,10 @@ impl Conn {
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let (msg, bytes) = RECV_BUF.with(|buf| {
             let mut buf = buf.borrow_mut();
+            // A peer that closed with a message of ours unread in its queue
+            // leaves ECONNRESET, reported once (the kernel clears it) and
+            // before what the peer sent us first: that is read after all.
+            let mut reset = None;
             let msg = loop {
                 let mut iov = [IoSliceMut::new(&mut buf.0[..])];
                 match rustix::net::recvmsg(
@@ -192,8 +196,12 @@ impl Conn {
                     &mut control,
                     RecvFlags::CMSG_CLOEXEC,
                 ) {
+                    Ok(m) if m.bytes == 0 && reset.is_some() => {
+                        return Err(RecvError::Io(Errno::CONNRESET.into()))
+                    }
                     Ok(m) => break m,
                     Err(Errno::INTR) => continue,
+                    Err(Errno::CONNRESET) if reset.is_none() => reset = Some(()),
                     Err(e) => return Err(RecvError::Io(e.into())),
                 }
             };

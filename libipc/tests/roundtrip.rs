@@ -6,6 +6,7 @@ use libipc::{Client, ClientOptions, Ctx, Events, Server, ServerOptions, Service}
 use protocol::{Error, Protocol};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Seek, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 struct Echo;
@@ -218,4 +219,51 @@ fn send_only_then_finish_gets_the_answer() {
     );
     let e = c.send_only(EchoReq::Thread, None, vec![]).err().unwrap();
     assert_eq!(e.kind, protocol::ErrorKind::Unavailable, "{e}");
+}
+
+/// The first request follows the hello without waiting for its answer.
+/// A server that refuses the hello (here: our uid is not allowed) closes
+/// the connection unread: the caller gets the server's reason, not
+/// "unavailable", and the request it sent along is never served.
+#[test]
+fn a_refused_hello_is_the_answer_and_the_request_behind_it_is_not_served() {
+    static SERVED: AtomicUsize = AtomicUsize::new(0);
+    struct Counting;
+    impl Service for Counting {
+        type P = Echo;
+        fn handle(&self, _: &mut Ctx, _: EchoReq) -> Result<EchoResp, Error> {
+            SERVED.fetch_add(1, Ordering::SeqCst);
+            Ok(EchoResp::Published)
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = ServerOptions::new("echo", dir.path().to_path_buf(), 9);
+    opts.allowed_uids = vec![u32::MAX - 1];
+    let server = Server::<Echo>::bind(opts).unwrap();
+    std::thread::spawn(move || server.serve(Counting));
+    let mut c = Client::<Echo>::new(dir.path(), ClientOptions::default());
+    let topic = || EchoReq::Publish { topic: "t".into() };
+    let e = c.call(topic(), None).unwrap_err();
+    assert_eq!(e.kind, protocol::ErrorKind::PermissionDenied, "{e}");
+    assert!(e.message.contains("accepts only uid"), "{e}");
+    assert_eq!(c.epoch(), None);
+    let sent = c.send_only(topic(), None, vec![]).unwrap();
+    let e = c.finish(sent).unwrap_err();
+    assert_eq!(e.kind, protocol::ErrorKind::PermissionDenied, "{e}");
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(SERVED.load(Ordering::SeqCst), 0);
+}
+
+/// A pipelined hello on a fresh connection is read before the answer of
+/// a request sent with `send_only`, and sets the epoch.
+#[test]
+fn send_only_on_a_fresh_connection_reads_the_hello_first() {
+    let dir = tempfile::tempdir().unwrap();
+    start(dir.path());
+    let mut c = Client::<Echo>::new(dir.path(), ClientOptions::default());
+    assert_eq!(c.epoch(), None);
+    let sent = c.send_only(EchoReq::BounceFds, None, vec![]).unwrap();
+    assert!(matches!(c.finish(sent).unwrap().0, EchoResp::Bounced(0)));
+    assert_eq!(c.epoch(), Some(7));
+    assert_eq!(c.status().unwrap().name, "echo");
 }

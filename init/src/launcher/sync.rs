@@ -63,23 +63,9 @@ pub fn send_with_fds(
     conn.send(&bytes, fds)
 }
 
-/// The next message and the fds attached to it.
-///
-/// A peer that closed with our last message still unread in its queue
-/// leaves us ECONNRESET, reported once (the kernel clears it) and before
-/// what it sent us first: then the message it sent before it exited, its
-/// error, is read after all.
+/// The next message and the fds attached to it. (A peer that exited with
+/// our last message unread still has its own read: see `Conn::recv`.)
 pub fn recv_with_fds(conn: &Conn) -> std::io::Result<Option<(Msg, Vec<std::os::fd::OwnedFd>)>> {
-    match recv_with_fds_once(conn) {
-        Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => match recv_with_fds_once(conn) {
-            Ok(Some(m)) => Ok(Some(m)),
-            _ => Err(e),
-        },
-        other => other,
-    }
-}
-
-fn recv_with_fds_once(conn: &Conn) -> std::io::Result<Option<(Msg, Vec<std::os::fd::OwnedFd>)>> {
     match conn.recv(None) {
         Ok(m) => serde_json::from_slice(&m.bytes)
             .map(|msg| Some((msg, m.fds)))
