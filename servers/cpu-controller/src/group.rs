@@ -64,6 +64,18 @@ fn make_dirs(
             continue;
         }
         let dir = m.dir(rel);
+        // Usually every parent exists: on v1 the group itself is tried
+        // first, without a look at each parent. (On v2 a parent must
+        // delegate our controllers before its child is made.)
+        if m.version == Version::V1 {
+            match make_one(layout, m, &parent_of(&dir)?, &dir, made) {
+                Err(e) if e.errno == Some(libc::ENOENT) => {}
+                done => {
+                    done?;
+                    continue;
+                }
+            }
+        }
         for d in m.places().missing_parents(&dir).iter().chain([&dir]) {
             make_one(layout, m, &parent_of(d)?, d, made)?;
         }
@@ -95,7 +107,8 @@ fn make_one(
         made.push(dir.clone());
     }
     if m.version == Version::V1 && m.has(Ctl::Cpuset) {
-        v1::init_cpuset(dir, parent)?;
+        // The base clones its cpus and mems to its children (below).
+        v1::init_cpuset(dir, parent, new && *parent != m.base)?;
         // The base's groups then start with its cpus and mems (the kernel
         // copies them at mkdir): four file operations less per container.
         if new && *dir == m.base {

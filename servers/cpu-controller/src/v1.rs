@@ -10,10 +10,13 @@ use std::time::Duration;
 
 /// A v1 cpuset cgroup starts with empty cpuset.cpus and cpuset.mems, and the
 /// kernel refuses to attach a task to it until both are set; copy the
-/// parent's down (what cgroup.clone_children would have done).
-pub fn init_cpuset(dir: &CgroupDir, parent: &CgroupDir) -> Result<(), Error> {
+/// parent's down (what cgroup.clone_children would have done). `fresh`:
+/// `dir` was just made under a parent that may not clone them, so it is
+/// not read first (a copy the kernel made already is written again, the
+/// same values).
+pub fn init_cpuset(dir: &CgroupDir, parent: &CgroupDir, fresh: bool) -> Result<(), Error> {
     for file in ["cpuset.cpus", "cpuset.mems"] {
-        if dir.read_string(file)?.trim().is_empty() {
+        if fresh || dir.read_string(file)?.trim().is_empty() {
             let value = parent.read_string(file)?;
             dir.write(file, value.trim())?;
         }
