@@ -271,6 +271,25 @@ pub fn parse_keyed(text: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// A small interface file, whole: open, read until EOF, close. (std's
+/// read_to_string also stats the file for a size hint, which cgroupfs
+/// files do not give: one syscall more per read, on every create.)
+fn read_small(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match f.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,23 +314,4 @@ mod tests {
         let e = d.read_u64("nope").unwrap_err();
         assert!(e.message.contains("nope"), "{e}");
     }
-}
-
-/// A small interface file, whole: open, read until EOF, close. (std's
-/// read_to_string also stats the file for a size hint, which cgroupfs
-/// files do not give: one syscall more per read, on every create.)
-fn read_small(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut bytes = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        match f.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }

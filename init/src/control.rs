@@ -77,6 +77,7 @@ impl Service for InitService {
             InitRequest::Pause { id } => lc.pause(&id),
             InitRequest::Resume { id } => lc.resume(&id),
             InitRequest::Update { id, memory, cpu } => lc.update(&id, memory, cpu),
+            InitRequest::UpdateBlockIo { id, block_io } => lc.update_block_io(&id, block_io),
             InitRequest::Pids { id } => lc.pids(&id),
             InitRequest::Stats { id } => lc.stats(&id),
             InitRequest::SeccompListener { id } => {

@@ -91,6 +91,14 @@ pub enum CpuRequest {
         /// group in the (v1) blkio hierarchy.
         block_io: Option<BlockIo>,
     },
+    /// `update` of `linux.resources.blockIO`: the settings given are
+    /// written over the group's (a per-device entry replaces the one for
+    /// the same device, the others stay). On cgroup v1 only a group made
+    /// with blockIO has a blkio directory to write to.
+    SetBlockIo {
+        id: String,
+        block_io: BlockIo,
+    },
 }
 
 /// `linux.resources.blockIO`, as the v1 blkio files take it.

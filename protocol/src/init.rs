@@ -165,6 +165,11 @@ pub enum InitRequest {
         id: String,
         pid: i32,
     },
+    /// `update` of `linux.resources.blockIO` (cpu-controller's SetBlockIo).
+    UpdateBlockIo {
+        id: String,
+        block_io: crate::cpu::BlockIo,
+    },
 }
 
 /// The OCI state of a container (runtime.md "State"), plus what runc's

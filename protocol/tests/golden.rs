@@ -717,6 +717,31 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
                 }),
             }),
         ),
+        // --- update of blockIO ---
+        (
+            "CpuRequest::SetBlockIo",
+            e(&CpuRequest::SetBlockIo {
+                id: id(),
+                block_io: BlockIo {
+                    throttle_write_bps: vec![DeviceRate {
+                        major: 254,
+                        minor: 0,
+                        rate: 2 << 20,
+                    }],
+                    ..Default::default()
+                },
+            }),
+        ),
+        (
+            "InitRequest::UpdateBlockIo",
+            e(&InitRequest::UpdateBlockIo {
+                id: "c1".into(),
+                block_io: BlockIo {
+                    weight: Some(300),
+                    ..Default::default()
+                },
+            }),
+        ),
     ]
 }
 

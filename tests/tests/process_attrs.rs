@@ -348,6 +348,49 @@ fn block_io_throttles_land_in_the_containers_blkio_group() {
         assert!(!base.join("io3").exists());
         assert!(!c.root().join("containers").join("io3").exists());
     }
+    // update: a new read rate for the device replaces the old one, a
+    // write rate joins it, the write IOPS stay as they were.
+    let res = b.path().join("io-update.json");
+    std::fs::write(
+        &res,
+        json!({"blockIO": {
+            "throttleReadBpsDevice": [{"major": dev.0, "minor": dev.1, "rate": 2097152}],
+            "throttleWriteBpsDevice": [{"major": dev.0, "minor": dev.1, "rate": 4194304}]
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    c.ipc_ok(&["update", "--resources", res.to_str().unwrap(), "io1"]);
+    assert_eq!(
+        read("blkio.throttle.read_bps_device").trim(),
+        format!("{}:{} 2097152", dev.0, dev.1)
+    );
+    assert_eq!(
+        read("blkio.throttle.write_bps_device").trim(),
+        format!("{}:{} 4194304", dev.0, dev.1)
+    );
+    assert_eq!(
+        read("blkio.throttle.write_iops_device").trim(),
+        format!("{}:{} 50", dev.0, dev.1)
+    );
+    // A container made without blockIO has no blkio group to update:
+    // refused by name, and still none made.
+    let e = c.ipc_err(&["update", "--resources", res.to_str().unwrap(), "io2"]);
+    assert!(e.contains("created without blockIO"), "{e}");
+    assert!(!base.join("io2").exists());
+    // runc's --blkio-weight: out of range refused; here (no CFQ or BFQ)
+    // refused by name, else written.
+    let e = c.ipc_err(&["update", "--blkio-weight", "5", "io1"]);
+    assert!(e.contains("--blkio-weight: 5"), "{e}");
+    if base.join("blkio.weight").exists() || base.join("blkio.bfq.weight").exists() {
+        c.ipc_ok(&["update", "--blkio-weight", "500", "io1"]);
+    } else {
+        let e = c.ipc_err(&["update", "--blkio-weight", "500", "io1"]);
+        assert!(e.contains("linux.resources.blockIO.weight"), "{e}");
+    }
+    // runc's flags for what is not built: refused as such.
+    let e = c.ipc_err(&["update", "--cpu-rt-runtime", "1000", "io1"]);
+    assert!(e.contains("unsupported"), "{e}");
     c.ipc_ok(&["delete", "-f", "io1"]);
     c.ipc_ok(&["delete", "-f", "io2"]);
     assert!(

@@ -2,7 +2,7 @@
 
 use super::oci::{init_client, UpdateArgs};
 use anyhow::{anyhow, bail, Context, Result};
-use protocol::cpu::CpuLimits;
+use protocol::cpu::{BlockIo, CpuLimits};
 use protocol::init::{InitRequest, InitResponse};
 use protocol::memory::{Limit, MemoryLimits};
 use protocol::ErrorKind;
@@ -52,10 +52,17 @@ pub fn resume(root: &Path, id: &str) -> Result<()> {
 }
 
 pub fn update(root: &Path, a: &UpdateArgs) -> Result<()> {
-    let (mut memory, mut cpu) = match &a.resources {
+    refuse_unsupported_flags(a)?;
+    let (mut memory, mut cpu, mut block_io) = match &a.resources {
         Some(src) => from_resources_json(src)?,
-        None => (MemoryLimits::default(), CpuLimits::default()),
+        None => (MemoryLimits::default(), CpuLimits::default(), None),
     };
+    if let Some(w) = a.blkio_weight.filter(|w| *w != 0) {
+        if !(10..=1000).contains(&w) {
+            bail!("--blkio-weight: {w} is not a weight from 10 to 1000");
+        }
+        block_io.get_or_insert_with(BlockIo::default).weight = Some(w);
+    }
     let size = |flag: &str, v: &Option<String>| -> Result<Option<Limit>> {
         match v.as_deref() {
             None => Ok(None),
@@ -99,22 +106,46 @@ pub fn update(root: &Path, a: &UpdateArgs) -> Result<()> {
     }
     let memory = (memory != MemoryLimits::default()).then_some(memory);
     let cpu = (cpu != CpuLimits::default()).then_some(cpu);
-    if memory.is_none() && cpu.is_none() {
+    if memory.is_none() && cpu.is_none() && block_io.is_none() {
         bail!("update: nothing to change (give --memory, --cpu-quota, ... or --resources FILE)");
     }
-    init_client(root)?.call(
-        InitRequest::Update {
-            id: a.id.clone(),
-            memory,
-            cpu,
-        },
-        None,
-    )?;
+    let mut init = init_client(root)?;
+    if memory.is_some() || cpu.is_some() {
+        init.call(
+            InitRequest::Update {
+                id: a.id.clone(),
+                memory,
+                cpu,
+            },
+            None,
+        )?;
+    }
+    if let Some(block_io) = block_io {
+        init.call(
+            InitRequest::UpdateBlockIo {
+                id: a.id.clone(),
+                block_io,
+            },
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// runc's flags for what asterism does not do: a clear refusal, not
+/// clap's "unexpected argument" and not a silent success.
+fn refuse_unsupported_flags(a: &UpdateArgs) -> Result<()> {
+    if a.cpu_rt_period.is_some() || a.cpu_rt_runtime.is_some() {
+        bail!("--cpu-rt-period/--cpu-rt-runtime: unsupported: realtime CPU bandwidth (cpu.rt_*) is not set by asterism");
+    }
+    if a.l3_cache_schema.is_some() || a.mem_bw_schema.is_some() {
+        bail!("--l3-cache-schema/--mem-bw-schema: unsupported: Intel RDT (linux.intelRdt) is not supported");
+    }
     Ok(())
 }
 
 /// `--resources FILE` (or `-`): a runtime-spec linux.resources object.
-fn from_resources_json(src: &str) -> Result<(MemoryLimits, CpuLimits)> {
+fn from_resources_json(src: &str) -> Result<(MemoryLimits, CpuLimits, Option<BlockIo>)> {
     let text = if src == "-" {
         std::io::read_to_string(std::io::stdin()).context("read resources from stdin")?
     } else {
@@ -128,9 +159,6 @@ fn from_resources_json(src: &str) -> Result<(MemoryLimits, CpuLimits)> {
     if !crate::lifecycle::resources::hugepages(Some(&r)).is_empty() {
         bail!("{src}: hugepageLimits: the hugepage limits of a running container cannot be changed by update yet");
     }
-    if crate::lifecycle::resources::block_io(Some(&r)).is_some() {
-        bail!("{src}: blockIO: the block I/O settings of a running container cannot be changed by update yet");
-    }
     if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
         bail!(
             "{src}: devices: the device rules of a running container cannot be changed by update"
@@ -139,6 +167,7 @@ fn from_resources_json(src: &str) -> Result<(MemoryLimits, CpuLimits)> {
     Ok((
         crate::lifecycle::resources::memory(Some(&r)),
         crate::lifecycle::resources::cpu(Some(&r)),
+        crate::lifecycle::resources::block_io(Some(&r)),
     ))
 }
 

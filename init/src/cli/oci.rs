@@ -166,7 +166,8 @@ pub struct UpdateArgs {
     pub memory_reservation: Option<String>,
     #[arg(long)]
     pub memory_swap: Option<String>,
-    #[arg(long)]
+    /// runc spells it --cpu-share.
+    #[arg(long, visible_alias = "cpu-share")]
     pub cpu_shares: Option<u64>,
     #[arg(long)]
     pub cpu_quota: Option<i64>,
@@ -180,6 +181,18 @@ pub struct UpdateArgs {
     pub cpuset_mems: Option<String>,
     #[arg(long)]
     pub pids_limit: Option<i64>,
+    /// blockIO.weight, 10 to 1000 (0: leave as is, as runc).
+    #[arg(long)]
+    pub blkio_weight: Option<u16>,
+    /// Accepted as runc does, refused as unsupported.
+    #[arg(long)]
+    pub cpu_rt_period: Option<u64>,
+    #[arg(long)]
+    pub cpu_rt_runtime: Option<i64>,
+    #[arg(long)]
+    pub l3_cache_schema: Option<String>,
+    #[arg(long)]
+    pub mem_bw_schema: Option<String>,
 }
 
 /// Runs one OCI command; Ok(code) is the process exit code.

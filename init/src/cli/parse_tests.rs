@@ -52,6 +52,8 @@ fn oci_command_lines_parse_the_same_with_both_trees() {
         "ps --format json c1",
         "events --stats c1",
         "update --memory 64M --pids-limit 10 c1",
+        "update --cpu-share 512 --blkio-weight 300 c1",
+        "update --cpu-rt-period 1000 --l3-cache-schema L3:0=f c1",
         "pause c1",
         "resume c1",
         "features",
@@ -246,4 +248,18 @@ fn the_fast_parser_agrees_with_clap_on_random_lines() {
         }
     }
     assert!(taken > tried / 50, "only {taken} of {tried} lines taken");
+}
+
+/// runc's update spells the shares --cpu-share; --cpu-shares stays too.
+#[test]
+fn update_takes_runcs_flag_spellings() {
+    for flag in ["--cpu-share", "--cpu-shares"] {
+        let line = format!("update {flag} 512 --blkio-weight 300 c1");
+        let o = <OciCli as clap::Parser>::try_parse_from(argv(&line)).expect(&line);
+        let super::oci::OciCmd::Update(a) = o.command else {
+            panic!("{line}: not an update")
+        };
+        assert_eq!(a.cpu_shares, Some(512), "{line}");
+        assert_eq!(a.blkio_weight, Some(300), "{line}");
+    }
 }

@@ -801,6 +801,20 @@ impl Lifecycle {
         Ok(InitResponse::Done)
     }
 
+    /// `update` of linux.resources.blockIO (cpu-controller's).
+    pub fn update_block_io(&self, id: &str, block_io: protocol::cpu::BlockIo) -> Res {
+        let l = self.lock(id);
+        let _g = l.lock().unwrap();
+        let r = self.refreshed(id)?;
+        if r.status == Status::Stopped {
+            return Err(Error::conflict(format!(
+                "container {id} is stopped; nothing to update"
+            )));
+        }
+        self.servers.cpu_set_block_io(id, block_io)?;
+        Ok(InitResponse::Done)
+    }
+
     pub fn pids(&self, id: &str) -> Res {
         let r = self.refreshed(id)?;
         if r.status == Status::Stopped {

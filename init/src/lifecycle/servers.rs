@@ -413,6 +413,18 @@ impl Servers {
             .map(|_| ())
     }
 
+    pub fn cpu_set_block_io(&self, id: &str, block_io: BlockIo) -> Result<(), Error> {
+        self.cpu
+            .call(
+                CpuRequest::SetBlockIo {
+                    id: id.into(),
+                    block_io,
+                },
+                Some(new_key("blkio", id)),
+            )
+            .map(|_| ())
+    }
+
     pub fn cpu_freeze(&self, id: &str) -> Result<(), Error> {
         self.cpu
             .call(

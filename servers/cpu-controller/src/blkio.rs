@@ -38,6 +38,53 @@ pub fn check(layout: &Layout, b: Option<&BlockIo>) -> Result<(), Error> {
     Ok(())
 }
 
+/// `update` of a group's blockIO: as `check`, and on cgroup v1 only a
+/// group made with blockIO has a blkio directory (the others were spared
+/// it, see the module doc; moving a running container's processes into a
+/// new one is not done).
+pub fn check_update(
+    layout: &Layout,
+    id: &str,
+    made_with: Option<&BlockIo>,
+    b: &BlockIo,
+) -> Result<(), Error> {
+    check(layout, Some(b))?;
+    let optional = layout.mount_of(Ctl::Blkio).is_some_and(|m| m.optional());
+    if optional && made_with.is_none() {
+        return Err(Error::unsupported(format!(
+            "linux.resources.blockIO: container {id} was created without blockIO, so it has no group in the cgroup v1 blkio hierarchy; block I/O settings can be updated only for a container created with some"
+        )));
+    }
+    Ok(())
+}
+
+/// The settings after an update: `new`'s weights where it gives them, and
+/// its per-device entries in place of `old`'s for the same device.
+pub fn merge(old: Option<&BlockIo>, new: &BlockIo) -> BlockIo {
+    let Some(old) = old else { return new.clone() };
+    fn by_device<T: Clone>(old: &[T], new: &[T], dev: impl Fn(&T) -> (i64, i64)) -> Vec<T> {
+        let mut out: Vec<T> = old
+            .iter()
+            .filter(|o| !new.iter().any(|n| dev(n) == dev(o)))
+            .cloned()
+            .collect();
+        out.extend(new.iter().cloned());
+        out
+    }
+    let rate = |d: &DeviceRate| (d.major, d.minor);
+    BlockIo {
+        weight: new.weight.or(old.weight),
+        leaf_weight: new.leaf_weight.or(old.leaf_weight),
+        weight_device: by_device(&old.weight_device, &new.weight_device, |d| {
+            (d.major, d.minor)
+        }),
+        throttle_read_bps: by_device(&old.throttle_read_bps, &new.throttle_read_bps, rate),
+        throttle_write_bps: by_device(&old.throttle_write_bps, &new.throttle_write_bps, rate),
+        throttle_read_iops: by_device(&old.throttle_read_iops, &new.throttle_read_iops, rate),
+        throttle_write_iops: by_device(&old.throttle_write_iops, &new.throttle_write_iops, rate),
+    }
+}
+
 fn device(at: &str, major: i64, minor: i64) -> Result<(), Error> {
     if major < 0 || minor < 0 {
         return Err(Error::invalid(format!(

@@ -32,10 +32,9 @@ pub fn create(
     let result = make_dirs(layout, rel, &mut made, block_io.is_some())
         .and_then(|()| apply(layout, rel, limits))
         .and_then(|()| apply_devices(layout, rel, devices))
-        .and_then(|()| match (block_io, layout.mount_of(Ctl::Blkio)) {
-            (Some(b), Some(m)) if m.version == Version::V1 => crate::blkio::apply(&m.dir(rel), b),
-            (Some(b), Some(m)) => crate::blkio::apply_v2(&m.dir(rel), b),
-            _ => Ok(()),
+        .and_then(|()| match block_io {
+            Some(b) => apply_block_io(layout, rel, b),
+            None => Ok(()),
         });
     if let Err(e) = result {
         for dir in made.iter().rev() {
@@ -116,6 +115,16 @@ fn make_one(
         }
     }
     Ok(())
+}
+
+/// `linux.resources.blockIO`, to the group's v1 blkio directory or v2 io
+/// files (a host with neither was refused by `blkio::check`).
+pub fn apply_block_io(layout: &Layout, rel: &Path, b: &BlockIo) -> Result<(), Error> {
+    match layout.mount_of(Ctl::Blkio) {
+        Some(m) if m.version == Version::V1 => crate::blkio::apply(&m.dir(rel), b),
+        Some(m) => crate::blkio::apply_v2(&m.dir(rel), b),
+        None => Ok(()),
+    }
 }
 
 /// The device rules: written to the group's files in the v1 devices

@@ -330,6 +330,11 @@ impl Inner {
                 let rec = self.table().get(id)?;
                 limits::validate_set(&rec.requested, limits)
             }
+            CpuRequest::SetBlockIo { id, block_io } => {
+                validate_id("group id", id)?;
+                let rec = self.table().get(id)?;
+                crate::blkio::check_update(&self.layout, id, rec.block_io.as_ref(), block_io)
+            }
             CpuRequest::Attach { id, pid } => {
                 validate_id("group id", id)?;
                 self.table().get(id)?;
@@ -503,6 +508,17 @@ impl Inner {
                 group::apply(&self.layout, &rel, limits)?;
                 let mut rec = self.table().get(id)?.clone();
                 rec.requested = limits::merge(&rec.requested, limits);
+                let g = self.describe(id, &rec)?;
+                Ok((
+                    CpuResponse::Updated(g),
+                    Change::Put(id.clone(), rec, vec![]),
+                ))
+            }
+            CpuRequest::SetBlockIo { id, block_io } => {
+                let rel = self.table().rel(id)?;
+                group::apply_block_io(&self.layout, &rel, block_io)?;
+                let mut rec = self.table().get(id)?.clone();
+                rec.block_io = Some(crate::blkio::merge(rec.block_io.as_ref(), block_io));
                 let g = self.describe(id, &rec)?;
                 Ok((
                     CpuResponse::Updated(g),

@@ -1061,6 +1061,39 @@ fn block_io_gets_a_blkio_group_only_when_asked() {
         "254:0 100"
     );
     assert_joined(join(&c.fds_out).pid(), &entries);
+    // update: the device's read rate is replaced, its write IOPS stay, and
+    // the record keeps both; a group made without blockIO has no blkio
+    // directory to update, and gets none.
+    let set = |id: &str, rate: u64| CpuRequest::SetBlockIo {
+        id: id.into(),
+        block_io: BlockIo {
+            throttle_read_bps: vec![DeviceRate {
+                major: 254,
+                minor: 0,
+                rate,
+            }],
+            ..Default::default()
+        },
+    };
+    svc.handle(&mut ctx(Some("k5"), vec![]), set("io", 2 << 20))
+        .unwrap();
+    assert_eq!(
+        rig.read(Ctl::Blkio, "io", "blkio.throttle.read_bps_device"),
+        "254:0 2097152"
+    );
+    assert_eq!(
+        rig.read(Ctl::Blkio, "io", "blkio.throttle.write_iops_device"),
+        "254:0 100"
+    );
+    let rec = svc.table().get("io").unwrap().block_io.clone().unwrap();
+    assert_eq!(rec.throttle_read_bps[0].rate, 2 << 20);
+    assert_eq!(rec.throttle_write_iops[0].rate, 100);
+    let e = svc
+        .handle(&mut ctx(Some("k6"), vec![]), set("plain", 1 << 20))
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    assert!(e.message.contains("created without blockIO"), "{e}");
+    assert!(!rig.dir(Ctl::Blkio, "plain").exists());
     // A restart does not take "plain" for a group that lost its blkio
     // directory, and keeps both.
     drop(svc);

@@ -1143,4 +1143,51 @@ fn block_io_on_v2_goes_to_io_max_and_io_weight() {
         !rig.base.join("leaf").exists(),
         "a refused create left its group"
     );
+    // update: on v2 every group has its io files, one made without
+    // blockIO too; the record keeps the settings laid over each other.
+    let plain = CpuRequest::CreateJoinableAt {
+        id: "plain".into(),
+        cgroups_path: None,
+        limits: CpuLimits::default(),
+        devices: vec![],
+        block_io: None,
+    };
+    svc.handle(&mut ctx(Some("k4"), vec![]), plain).unwrap();
+    let set = |id: &str, b: BlockIo| CpuRequest::SetBlockIo {
+        id: id.into(),
+        block_io: b,
+    };
+    let more = BlockIo {
+        throttle_write_bps: rate(2 << 20),
+        ..Default::default()
+    };
+    svc.handle(&mut ctx(Some("k5"), vec![]), set("plain", more.clone()))
+        .unwrap();
+    assert_eq!(rig.read("plain/io.max"), "8:0 wbps=2097152");
+    svc.handle(&mut ctx(Some("k6"), vec![]), set("w", more))
+        .unwrap();
+    assert_eq!(rig.read("w/io.max"), "8:0 wbps=2097152");
+    let rec = svc.table().get("w").unwrap().block_io.clone().unwrap();
+    assert_eq!(rec.weight, Some(500));
+    assert_eq!(rec.throttle_write_bps, rate(2 << 20));
+    let e = svc
+        .handle(
+            &mut ctx(Some("k7"), vec![]),
+            set(
+                "w",
+                BlockIo {
+                    leaf_weight: Some(300),
+                    ..Default::default()
+                },
+            ),
+        )
+        .unwrap_err();
+    assert!(e.message.contains("leafWeight"), "{e}");
+    let e = svc
+        .handle(
+            &mut ctx(Some("k8"), vec![]),
+            set("nope", BlockIo::default()),
+        )
+        .unwrap_err();
+    assert_eq!(e.kind, protocol::ErrorKind::NotFound, "{e}");
 }
