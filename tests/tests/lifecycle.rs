@@ -175,11 +175,16 @@ fn resources_land_in_the_container_cgroups() {
     let res = bundle.path().join("resources.json");
     std::fs::write(&res, r#"{"pids": {"limit": 48}}"#).unwrap();
     c.ipc_ok(&["update", "--resources", res.to_str().unwrap(), "res1"]);
-    for (text, want) in [
-        (
+    let mut refused = vec![];
+    if c.cgroup_base("blkio").is_some() {
+        refused.push((
+            // Made without blockIO: no v1 blkio group to update, and the
+            // pids limit given with it is not applied either.
             r#"{"blockIO": {"weight": 300}, "pids": {"limit": 40}}"#,
-            "blockIO: the block I/O settings of a running container cannot be changed by update",
-        ),
+            "blockIO: container res1 was created without blockIO",
+        ));
+    }
+    for (text, want) in refused.into_iter().chain([
         (
             r#"{"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}"#,
             "hugepageLimits: the hugepage limits of a running container cannot be changed by update",
@@ -192,7 +197,7 @@ fn resources_land_in_the_container_cgroups() {
             r#"{"devices": [{"allow": true, "access": "rwm"}]}"#,
             "devices: the device rules of a running container cannot be changed",
         ),
-    ] {
+    ]) {
         std::fs::write(&res, text).unwrap();
         let e = c.ipc_err(&["update", "--resources", res.to_str().unwrap(), "res1"]);
         assert!(e.contains(want), "{text}: {e}");

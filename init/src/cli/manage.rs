@@ -110,21 +110,23 @@ pub fn update(root: &Path, a: &UpdateArgs) -> Result<()> {
         bail!("update: nothing to change (give --memory, --cpu-quota, ... or --resources FILE)");
     }
     let mut init = init_client(root)?;
+    // blockIO first: it is the part most often refused as a whole (no
+    // blkio group, no weights here), and then nothing has changed.
+    if let Some(block_io) = block_io {
+        init.call(
+            InitRequest::UpdateBlockIo {
+                id: a.id.clone(),
+                block_io,
+            },
+            None,
+        )?;
+    }
     if memory.is_some() || cpu.is_some() {
         init.call(
             InitRequest::Update {
                 id: a.id.clone(),
                 memory,
                 cpu,
-            },
-            None,
-        )?;
-    }
-    if let Some(block_io) = block_io {
-        init.call(
-            InitRequest::UpdateBlockIo {
-                id: a.id.clone(),
-                block_io,
             },
             None,
         )?;

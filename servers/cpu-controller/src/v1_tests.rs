@@ -1149,3 +1149,63 @@ fn block_io_gets_a_blkio_group_only_when_asked() {
     assert!(!rig.dir(Ctl::Blkio, "io").exists());
     assert!(!rig.dir(Ctl::Cpu, "plain").exists());
 }
+
+/// A server killed between the begin and the commit of a blockIO update:
+/// the restarted server applies it and records its answer, and the
+/// client's retry (same key) gets that answer.
+#[test]
+fn a_block_io_update_cut_by_a_crash_is_finished_at_restart() {
+    use cgroupfs::join_testing::ctx;
+    use libipc::server::Service;
+    use protocol::cpu::{BlockIo, DeviceRate};
+    let Some(rig) = Rig::new() else { return };
+    let rate = |rate| {
+        vec![DeviceRate {
+            major: 254,
+            minor: 0,
+            rate,
+        }]
+    };
+    let svc = rig.service();
+    let create = CpuRequest::CreateJoinableAt {
+        id: "io".into(),
+        cgroups_path: None,
+        limits: CpuLimits::default(),
+        devices: vec![],
+        block_io: Some(BlockIo {
+            throttle_read_bps: rate(1 << 20),
+            ..Default::default()
+        }),
+    };
+    svc.handle(&mut ctx(Some("k1"), vec![]), create).unwrap();
+    drop(svc);
+    let set = CpuRequest::SetBlockIo {
+        id: "io".into(),
+        block_io: BlockIo {
+            throttle_read_bps: rate(3 << 20),
+            ..Default::default()
+        },
+    };
+    {
+        let mut j = crate::service::CpuJournal::open(rig.state.path()).unwrap();
+        j.begin(Some("k2"), &set).unwrap();
+    }
+    let svc = rig.service();
+    assert_eq!(
+        rig.read(Ctl::Blkio, "io", "blkio.throttle.read_bps_device"),
+        "254:0 3145728"
+    );
+    let rec = svc.table().get("io").unwrap().block_io.clone().unwrap();
+    assert_eq!(rec.throttle_read_bps, rate(3 << 20));
+    let again = svc.handle(&mut ctx(Some("k2"), vec![]), set).unwrap();
+    assert!(matches!(again, CpuResponse::Updated(_)), "{again:?}");
+    svc.request(
+        Some("d1"),
+        CpuRequest::Delete {
+            id: "io".into(),
+            force: true,
+        },
+    )
+    .unwrap();
+    assert!(!rig.dir(Ctl::Blkio, "io").exists());
+}
