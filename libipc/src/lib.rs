@@ -3,20 +3,21 @@
 //! - [`wire`]: SOCK_SEQPACKET sockets, one message per datagram with a size
 //!   cap, file descriptors (SCM_RIGHTS) received straight into `OwnedFd`s
 //!   with their count checked, and the peer's credentials (SO_PEERCRED).
-//! - [`server`]: the server loop every server runs: an accept thread, a
-//!   thread per connection that also runs its requests' handlers, hello and
-//!   version check, peer check, deadlines, ping/status/subscribe, events.
+//! - [`server`]: the server loop every server runs: threads that each
+//!   accept a connection and serve it, running its requests' handlers
+//!   ([`acceptors`]), hello and version check, peer check, deadlines,
+//!   ping/status/subscribe, events.
 //! - [`client`]: deadlines, retry of "unavailable" with reconnects across a
 //!   server restart, idempotency keys, subscriptions.
 //! - [`journal`]: a server's small durable table plus the results of recent
 //!   keyed requests, so a retried request is applied exactly once.
 
+pub mod acceptors;
 pub mod caps;
 pub mod client;
 pub mod journal;
 pub mod server;
 pub mod wire;
-pub mod workers;
 
 use std::path::{Path, PathBuf};
 

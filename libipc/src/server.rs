@@ -362,28 +362,14 @@ impl<P: Protocol> Server<P> {
             spawn_small("events", move || dispatch_events(rx, sh, svc))?;
         }
         tracing::info!("{} ready (epoch {})", self.opts.name, self.opts.epoch);
-        let workers = crate::workers::Workers::new("conn", MAX_IDLE_CONN_THREADS, CONN_IDLE);
-        loop {
-            let conn = match wire::accept(self.listener.as_fd()) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                }
-            };
-            let (sh, svc) = (shared.clone(), service.clone());
-            if let Err(e) = workers.run(move || read_connection(conn, sh, svc)) {
-                tracing::warn!("cannot start a connection thread: {e}");
-            }
-        }
+        crate::acceptors::run(self.listener, "conn", MAX_IDLE_CONN_THREADS, move |conn| {
+            read_connection(conn, shared.clone(), service.clone())
+        })
     }
 }
 
-/// How long a connection thread waits for the next connection once its
-/// own has closed, and how many may wait at once: a short-lived client (one
-/// `ipc` command) then costs no thread creation and exit.
-const CONN_IDLE: Duration = Duration::from_secs(30);
+/// How many connection threads may wait in accept at once: a short-lived
+/// client (one `ipc` command) then costs no thread creation and exit.
 const MAX_IDLE_CONN_THREADS: usize = 16;
 
 /// Blocks SIGTERM and SIGINT in the calling thread. run_main calls it
