@@ -303,20 +303,12 @@ impl<P: Protocol> Client<P> {
             ))));
         };
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let msg = match conn.recv(Some(left)) {
-                Ok(m) => m,
-                Err(RecvError::Closed) => {
-                    return Err(Attempt::Retry(Error::unavailable(format!(
-                        "{} closed the connection before answering (restarting?)",
-                        P::NAME
-                    ))))
-                }
-                Err(RecvError::Io(e)) => {
-                    return Err(classify_io(&format!("receive from {}", P::NAME), e))
-                }
-                Err(e) => return Err(Attempt::Fail(e.into_error(P::NAME))),
-            };
+            let msg = recv_attempt::<P>(
+                conn,
+                deadline,
+                "before answering (restarting?)",
+                "receive from",
+            )?;
             let frame: ServerFrame<P::Response, P::Event> =
                 protocol::decode(&msg.bytes).map_err(Attempt::Fail)?;
             let ServerFrame::Response(resp) = frame else {
@@ -417,20 +409,30 @@ impl<P: Protocol> Client<P> {
 
 /// The server's answer to our hello, read from `conn`.
 fn hello_answer<P: Protocol>(conn: &Conn, deadline: Instant) -> Result<Hello, Attempt> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    let msg = match conn.recv(Some(left)) {
-        Ok(m) => m,
-        Err(RecvError::Closed) => {
-            return Err(Attempt::Retry(Error::unavailable(format!(
-                "{} closed the connection during hello",
-                P::NAME
-            ))))
-        }
-        Err(RecvError::Io(e)) => return Err(classify_io(&format!("hello from {}", P::NAME), e)),
-        Err(e) => return Err(Attempt::Fail(e.into_error(P::NAME))),
-    };
+    let msg = recv_attempt::<P>(conn, deadline, "during hello", "hello from")?;
     let answer: Result<Hello, Error> = protocol::decode(&msg.bytes).map_err(Attempt::Fail)?;
     answer.map_err(Attempt::Fail)
+}
+
+/// The next message from the server before `deadline`. A closed
+/// connection is "unavailable" (the server restarting: retry); `closed`
+/// says when it closed, `io` what failed otherwise.
+fn recv_attempt<P: Protocol>(
+    conn: &Conn,
+    deadline: Instant,
+    closed: &str,
+    io: &str,
+) -> Result<crate::wire::Message, Attempt> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    match conn.recv(Some(left)) {
+        Ok(m) => Ok(m),
+        Err(RecvError::Closed) => Err(Attempt::Retry(Error::unavailable(format!(
+            "{} closed the connection {closed}",
+            P::NAME
+        )))),
+        Err(RecvError::Io(e)) => Err(classify_io(&format!("{io} {}", P::NAME), e)),
+        Err(e) => Err(Attempt::Fail(e.into_error(P::NAME))),
+    }
 }
 
 /// Connection-level errors that mean "the server is not there right now".

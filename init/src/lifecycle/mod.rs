@@ -784,25 +784,24 @@ impl Lifecycle {
         memory: Option<protocol::memory::MemoryLimits>,
         cpu: Option<protocol::cpu::CpuLimits>,
     ) -> Res {
-        let l = self.lock(id);
-        let _g = l.lock().unwrap();
-        let r = self.refreshed(id)?;
-        if r.status == Status::Stopped {
-            return Err(Error::conflict(format!(
-                "container {id} is stopped; nothing to update"
-            )));
-        }
-        if let Some(m) = memory {
-            self.servers.memory_set(id, m)?;
-        }
-        if let Some(c) = cpu {
-            self.servers.cpu_set(id, c)?;
-        }
-        Ok(InitResponse::Done)
+        self.updating(id, || {
+            if let Some(m) = memory {
+                self.servers.memory_set(id, m)?;
+            }
+            if let Some(c) = cpu {
+                self.servers.cpu_set(id, c)?;
+            }
+            Ok(())
+        })
     }
 
     /// `update` of linux.resources.blockIO (cpu-controller's).
     pub fn update_block_io(&self, id: &str, block_io: protocol::cpu::BlockIo) -> Res {
+        self.updating(id, || self.servers.cpu_set_block_io(id, block_io))
+    }
+
+    /// Runs `apply` on a container that is not stopped, under its lock.
+    fn updating(&self, id: &str, apply: impl FnOnce() -> Result<(), Error>) -> Res {
         let l = self.lock(id);
         let _g = l.lock().unwrap();
         let r = self.refreshed(id)?;
@@ -811,7 +810,7 @@ impl Lifecycle {
                 "container {id} is stopped; nothing to update"
             )));
         }
-        self.servers.cpu_set_block_io(id, block_io)?;
+        apply()?;
         Ok(InitResponse::Done)
     }
 
