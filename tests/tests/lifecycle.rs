@@ -261,6 +261,54 @@ fn exec_joins_a_running_container() {
     c.ipc_ok(&["delete", "-f", "ex1"]);
 }
 
+/// runc's exec flags: a paused container refuses an exec unless
+/// --ignore-paused, and then the process waits, frozen, until resume;
+/// --cgroup is refused as unsupported; --apparmor and --process-label are
+/// refused where that LSM is on and ignored where it is off, as in a config.
+#[test]
+fn exec_into_a_paused_container_waits_for_resume_with_ignore_paused() {
+    let c = Constellation::start();
+    let bundle = Bundle::busybox_with(&["sleep", "300"], json!({}));
+    c.ipc_ok(&["run", "-d", "--bundle", b(&bundle), "ex2"]);
+    let e = c.ipc_err(&["exec", "--cgroup", "sub", "ex2", "true"]);
+    assert!(e.contains("--cgroup: unsupported"), "{e}");
+    let apparmor_on = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.trim() == "Y");
+    let out = c.ipc(&["exec", "--apparmor", "unconfined-x", "ex2", "true"]);
+    match apparmor_on {
+        true => assert!(String::from_utf8_lossy(&out.stderr).contains("apparmorProfile")),
+        false => assert!(out.status.success(), "{out:?}"),
+    }
+    c.ipc_ok(&["pause", "ex2"]);
+    let e = c.ipc_err(&["exec", "ex2", "true"]);
+    assert!(e.contains("--ignore-paused"), "{e}");
+    let mut frozen = c
+        .ipc_cmd()
+        .args([
+            "exec",
+            "--ignore-paused",
+            "ex2",
+            "sh",
+            "-c",
+            "echo thawed > /dev/shm/m",
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let early = frozen.try_wait().unwrap();
+    // Resumed before any assertion, so that a failure leaves no process
+    // waiting on a frozen container.
+    c.ipc_ok(&["resume", "ex2"]);
+    let status = frozen.wait().unwrap();
+    assert!(early.is_none(), "exec finished while paused: {early:?}");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        c.ipc_ok(&["exec", "ex2", "cat", "/dev/shm/m"]).trim(),
+        "thawed"
+    );
+    c.ipc_ok(&["delete", "-f", "ex2"]);
+}
+
 /// A bundle running `args` whose four host hooks each append their name
 /// and the state JSON they read to `log`, a line each.
 fn bundle_logging_hooks(args: &[&str], log: &Path) -> Bundle {

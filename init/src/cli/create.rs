@@ -566,12 +566,20 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     let mut init = init_client(root)?;
     let state =
         super::manage::expect_state(init.call(InitRequest::State { id: a.id.clone() }, None)?)?;
-    if state.status != "running" {
-        bail!(
-            "cannot exec in a container that is not running: {} is {}",
-            a.id,
-            state.status
-        );
+    if !a.cgroup.is_empty() {
+        bail!("--cgroup: unsupported: exec into a sub-cgroup of the container is not supported; the process joins the container's own groups");
+    }
+    match state.status.as_str() {
+        "running" => {}
+        "paused" if a.ignore_paused => {}
+        "paused" => bail!(
+            "cannot exec in a paused container {} (use --ignore-paused to override)",
+            a.id
+        ),
+        other => bail!(
+            "cannot exec in a container that is not running: {} is {other}",
+            a.id
+        ),
     }
     let saved = crate::lifecycle::record::container_dir(root, &a.id).join("config.json");
     let spec: Spec = serde_json::from_slice(
@@ -731,6 +739,12 @@ fn exec_process(spec: &Spec, a: &ExecArgs) -> Result<Process> {
     }
     if a.no_new_privs {
         p.set_no_new_privileges(Some(true));
+    }
+    if let Some(label) = &a.process_label {
+        p.set_selinux_label(Some(label.clone()));
+    }
+    if let Some(profile) = &a.apparmor {
+        p.set_apparmor_profile(Some(profile.clone()));
     }
     if !a.cap.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();

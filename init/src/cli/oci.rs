@@ -152,6 +152,19 @@ pub struct ExecArgs {
     pub cap: Vec<String>,
     #[arg(long)]
     pub no_new_privs: bool,
+    /// The process's SELinux label and AppArmor profile: as in a config,
+    /// refused where that LSM is on (not supported), ignored where it is off.
+    #[arg(long)]
+    pub process_label: Option<String>,
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// Exec in a paused container too: the process then waits, frozen with
+    /// the rest, until `resume`.
+    #[arg(long)]
+    pub ignore_paused: bool,
+    /// runc's exec into a sub-cgroup: refused as unsupported.
+    #[arg(long)]
+    pub cgroup: Vec<String>,
 }
 
 #[derive(Args, Debug)]
