@@ -172,6 +172,7 @@ impl<'a> Line<'a> {
                 create: self.create_args()?,
                 detach: self.detach,
                 keep: self.keep,
+                no_subreaper: false,
             }),
             Word::Start => OciCmd::Start {
                 id: one_id(&self.positionals)?,
@@ -203,6 +204,8 @@ impl<'a> Line<'a> {
             log_format: self.log_format.unwrap_or("text").to_string(),
             debug: self.debug,
             systemd_cgroup: self.systemd_cgroup,
+            criu: None,
+            rootless: None,
         };
         Some(Cli {
             globals,

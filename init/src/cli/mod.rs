@@ -56,6 +56,14 @@ pub struct Globals {
     /// runc's systemd cgroup driver: not supported (asterism manages cgroupfs itself).
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
+    /// runc's path to criu, for checkpoint and restore, which asterism
+    /// does not do: taken and unused.
+    #[arg(long, global = true)]
+    pub criu: Option<PathBuf>,
+    /// runc's rootless mode (true, false or auto): asterism runs as root,
+    /// so `true` is refused and the others change nothing.
+    #[arg(long, global = true)]
+    pub rootless: Option<String>,
 }
 
 /// The same command line with the OCI commands only. Building clap's
@@ -147,6 +155,13 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     if cli.globals.systemd_cgroup {
         anyhow::bail!("--systemd-cgroup: the systemd cgroup driver is not supported; asterism manages cgroupfs through its controllers (drop the flag)");
+    }
+    match cli.globals.rootless.as_deref() {
+        None | Some("false") | Some("auto") => {}
+        Some("true") => {
+            anyhow::bail!("--rootless true: unsupported: asterism runs containers as root only")
+        }
+        Some(other) => anyhow::bail!("--rootless {other:?}: must be true, false or auto"),
     }
     let root = cli.globals.root;
     let done = |r: anyhow::Result<()>| r.map(|_| 0);

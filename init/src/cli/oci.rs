@@ -115,6 +115,10 @@ pub struct RunArgs {
     /// Keep the container's record after it exits.
     #[arg(long)]
     pub keep: bool,
+    /// runc's: do not reap re-parented processes. `ipc run` is no
+    /// subreaper in the first place (init is, for containers it starts).
+    #[arg(long)]
+    pub no_subreaper: bool,
 }
 
 #[derive(Args, Debug)]

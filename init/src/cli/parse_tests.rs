@@ -53,6 +53,7 @@ fn oci_command_lines_parse_the_same_with_both_trees() {
         "events --stats c1",
         "update --memory 64M --pids-limit 10 c1",
         "update --cpu-share 512 --blkio-weight 300 c1",
+        "--criu /usr/sbin/criu --rootless auto run --no-subreaper --bundle /b c1",
         "update --cpu-rt-period 1000 --l3-cache-schema L3:0=f c1",
         "pause c1",
         "resume c1",
@@ -262,4 +263,18 @@ fn update_takes_runcs_flag_spellings() {
         assert_eq!(a.cpu_shares, Some(512), "{line}");
         assert_eq!(a.blkio_weight, Some(300), "{line}");
     }
+}
+
+/// runc's --rootless: asterism runs as root, so only `true` is refused,
+/// and a value that is none of runc's is named.
+#[test]
+fn rootless_true_is_refused_and_auto_is_not() {
+    let run = |line: &str| {
+        let cli = <Cli as clap::Parser>::try_parse_from(argv(line)).expect(line);
+        super::run(cli)
+    };
+    let e = run("--rootless true state c1").unwrap_err().to_string();
+    assert!(e.contains("--rootless true: unsupported"), "{e}");
+    let e = run("--rootless maybe state c1").unwrap_err().to_string();
+    assert!(e.contains("must be true, false or auto"), "{e}");
 }
