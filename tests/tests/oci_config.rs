@@ -1092,6 +1092,23 @@ fn default_spec_matches_the_installed_runc() {
         assert!(status.success());
         let theirs = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
         assert_eq!(config::default_spec_json(rootless), theirs, "{flag:?}");
+        // And the command itself (`ipc spec` once panicked in clap when a
+        // global flag shared spec's --rootless name).
+        let ours_dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(asterism_tests::bin("ipc"))
+            .arg("spec")
+            .args(flag)
+            .current_dir(ours_dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ipc spec {flag:?}: {out:?}");
+        // runc's config plus moby's default seccomp profile (spec.rs).
+        let ours = std::fs::read_to_string(ours_dir.path().join("config.json")).unwrap();
+        let mut ours: Value = serde_json::from_str(&ours).unwrap();
+        let seccomp = ours["linux"].as_object_mut().unwrap().remove("seccomp");
+        assert!(seccomp.is_some(), "ipc spec {flag:?}: no seccomp profile");
+        let theirs: Value = serde_json::from_str(&theirs).unwrap();
+        assert_eq!(ours, theirs, "ipc spec {flag:?}");
     }
 }
 

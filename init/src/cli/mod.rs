@@ -61,8 +61,9 @@ pub struct Globals {
     #[arg(long, global = true)]
     pub criu: Option<PathBuf>,
     /// runc's rootless mode (true, false or auto): asterism runs as root,
-    /// so `true` is refused and the others change nothing.
-    #[arg(long, global = true)]
+    /// so `true` is refused and the others change nothing. Before the
+    /// command only, as runc has it: `spec` has a `--rootless` of its own.
+    #[arg(long)]
     pub rootless: Option<String>,
 }
 

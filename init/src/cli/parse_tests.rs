@@ -278,3 +278,26 @@ fn rootless_true_is_refused_and_auto_is_not() {
     let e = run("--rootless maybe state c1").unwrap_err().to_string();
     assert!(e.contains("must be true, false or auto"), "{e}");
 }
+
+/// Every OCI command line of the CLI reference converts into its
+/// arguments (clap checks the types only then: a global flag whose name a
+/// subcommand also uses, as `spec --rootless`, panicked there).
+#[test]
+fn every_command_line_converts_into_its_arguments() {
+    for line in [
+        "--rootless auto --criu /c spec --rootless",
+        "spec --rootless --bundle /b",
+        "--rootless false state c1",
+        "create --bundle /b c1",
+        "run --no-subreaper -d -b /b c1",
+        "exec --ignore-paused --apparmor p --process-label l --cgroup x c1 true",
+        "update --cpu-share 2 --blkio-weight 10 --cpu-rt-period 1 c1",
+        "events --stats c1",
+        "list -q",
+        "ps c1",
+        "features",
+    ] {
+        <Cli as clap::Parser>::try_parse_from(argv(line)).expect(line);
+        <OciCli as clap::Parser>::try_parse_from(argv(line)).expect(line);
+    }
+}
