@@ -301,3 +301,32 @@ fn every_command_line_converts_into_its_arguments() {
         <OciCli as clap::Parser>::try_parse_from(argv(line)).expect(line);
     }
 }
+
+/// No command has an argument of its own named as a global one: clap
+/// merges the two and panics when it converts them (`spec --rootless`
+/// did, with a global `--rootless VALUE`).
+#[test]
+fn no_command_reuses_a_global_arguments_name() {
+    fn walk(cmd: &clap::Command, globals: &[String], path: &str) {
+        for sub in cmd.get_subcommands() {
+            let here = format!("{path} {}", sub.get_name());
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str().to_string();
+                assert!(
+                    arg.is_global_set() || !globals.contains(&id),
+                    "`{here}` has an argument `{id}` named as a global one"
+                );
+            }
+            walk(sub, globals, &here);
+        }
+    }
+    for cmd in [Cli::command(), OciCli::command()] {
+        let globals: Vec<String> = cmd
+            .get_arguments()
+            .filter(|a| a.is_global_set())
+            .map(|a| a.get_id().as_str().to_string())
+            .collect();
+        assert!(globals.contains(&"root".to_string()), "{globals:?}");
+        walk(&cmd, &globals, "ipc");
+    }
+}
