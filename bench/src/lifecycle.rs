@@ -47,7 +47,7 @@ impl Opts {
         let mut o = Opts {
             runs: 60,
             phases: 30,
-            containers: 50,
+            containers: 200,
             workers: 4,
             rss: 10,
             warmup: 3,
@@ -683,22 +683,45 @@ fn print_phases(o: &Opts, env: &Env, hook: Duration, failed: &mut Vec<String>) {
     check_deleted(env, "[2]", failed);
 }
 
+/// The throughput runs go in this many rounds, the runtimes taking turns
+/// in each, so that the machine's drift over the seconds a runtime's batch
+/// takes falls on all of them alike.
+const ROUNDS: usize = 5;
+
 fn print_throughput(o: &Opts, env: &Env, hook: Duration, failed: &mut Vec<String>) {
     println!();
     println!(
-        "[3] containers per second: {} runs of /bin/true (run + delete), one at a time, then {} at once (each worker its own ids); bundles written before the clock",
+        "[3] containers per second: {} runs of /bin/true (run + delete) each, one at a time, then {} at once (each worker its own ids), in {ROUNDS} rounds that take turns between the runtimes; bundles written before the clock",
         o.containers, o.workers
     );
     let mut rates = vec![[0.0f64; 2]; env.runtimes.len()];
     for (j, workers) in [1, o.workers].into_iter().enumerate() {
-        for (k, rt) in env.runtimes.iter().enumerate() {
-            let tag = format!("t{workers}");
-            match measure::batch(rt, &env.bundles, &tag, o.containers, workers) {
-                Ok(b) => rates[k][j] = print_batch(rt, &b, workers, hook),
-                Err(e) => {
-                    println!("   {} {workers} at once FAILED: {e:#}", rt.name());
-                    failed.push(format!("{} throughput x{workers}: {e:#}", rt.name()));
+        let mut batches: Vec<Option<measure::Batch>> = env.runtimes.iter().map(|_| None).collect();
+        let mut broken = vec![false; env.runtimes.len()];
+        for round in 0..ROUNDS {
+            // The first containers % ROUNDS rounds run one more.
+            let n = o.containers / ROUNDS + usize::from(round < o.containers % ROUNDS);
+            for (k, rt) in env.runtimes.iter().enumerate() {
+                if n == 0 || broken[k] {
+                    continue;
                 }
+                let tag = format!("t{workers}r{round}");
+                match measure::batch(rt, &env.bundles, &tag, n, workers) {
+                    Ok(b) => match &mut batches[k] {
+                        Some(all) => all.add(b),
+                        none => *none = Some(b),
+                    },
+                    Err(e) => {
+                        broken[k] = true;
+                        println!("   {} {workers} at once FAILED: {e:#}", rt.name());
+                        failed.push(format!("{} throughput x{workers}: {e:#}", rt.name()));
+                    }
+                }
+            }
+        }
+        for (k, rt) in env.runtimes.iter().enumerate() {
+            if let (Some(b), false) = (&batches[k], broken[k]) {
+                rates[k][j] = print_batch(rt, b, workers, hook);
             }
         }
     }
@@ -731,8 +754,7 @@ fn print_batch(rt: &Runtime, b: &measure::Batch, workers: usize, hook: Duration)
     let n = b.latencies.len();
     let raw = n as f64 / b.wall.as_secs_f64();
     let (wall, note) = if rt.kind == Kind::Crun {
-        let per_worker = n.div_ceil(workers) as u32;
-        let w = b.wall.saturating_sub(hook * per_worker);
+        let w = b.wall.saturating_sub(hook * b.per_worker as u32);
         (w, format!(" (raw {raw:.1}/s)"))
     } else {
         (b.wall, String::new())

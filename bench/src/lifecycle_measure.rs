@@ -88,6 +88,18 @@ fn wait_exit(pidfd: &std::os::fd::OwnedFd, limit: Duration) -> Result<()> {
 pub struct Batch {
     pub wall: Duration,
     pub latencies: Vec<Duration>,
+    /// Runs the busiest worker made (what crun's per-command hook cost is
+    /// taken off the wall for).
+    pub per_worker: usize,
+}
+
+impl Batch {
+    /// Another batch of the same runtime, as if it had run right after.
+    pub fn add(&mut self, other: Batch) {
+        self.wall += other.wall;
+        self.latencies.extend(other.latencies);
+        self.per_worker += other.per_worker;
+    }
 }
 
 pub fn batch(
@@ -130,7 +142,11 @@ pub fn batch(
     for r in results {
         latencies.extend(r?);
     }
-    Ok(Batch { wall, latencies })
+    Ok(Batch {
+        wall,
+        latencies,
+        per_worker: n.div_ceil(workers),
+    })
 }
 
 /// Peak RSS (VmHWM, KiB) of the runtime's own process during one `run`,
