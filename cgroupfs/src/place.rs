@@ -64,6 +64,27 @@ impl Places {
         Ok(CgroupDir::new(dir))
     }
 
+    /// Makes `dir` and whichever of its parents are missing, top first,
+    /// each with `make(parent, dir)` (a mkdir, and whatever the parent
+    /// needs first). The group itself is tried first: its parents are
+    /// usually there, and only its ENOENT makes us look for them (a statx
+    /// a level otherwise, on every create).
+    pub fn make_with_parents(
+        &self,
+        dir: &CgroupDir,
+        mut make: impl FnMut(&CgroupDir, &CgroupDir) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let parent_of = |d: &CgroupDir| CgroupDir::new(d.path().parent().unwrap_or(d.path()));
+        match make(&parent_of(dir), dir) {
+            Err(e) if e.errno == Some(libc::ENOENT) => {}
+            done => return done,
+        }
+        for d in self.missing_parents(dir).iter().chain([dir]) {
+            make(&parent_of(d), d)?;
+        }
+        Ok(())
+    }
+
     /// The parents of `dir` that do not exist yet, top first. Stops at the
     /// hierarchy's root.
     pub fn missing_parents(&self, dir: &CgroupDir) -> Vec<CgroupDir> {

@@ -62,31 +62,11 @@ fn make_dirs(
         if m.optional() && !with_optional {
             continue;
         }
-        let dir = m.dir(rel);
-        // Usually every parent exists: on v1 the group itself is tried
-        // first, without a look at each parent. (On v2 a parent must
-        // delegate our controllers before its child is made.)
-        if m.version == Version::V1 {
-            match make_one(layout, m, &parent_of(&dir)?, &dir, made) {
-                Err(e) if e.errno == Some(libc::ENOENT) => {}
-                done => {
-                    done?;
-                    continue;
-                }
-            }
-        }
-        for d in m.places().missing_parents(&dir).iter().chain([&dir]) {
-            make_one(layout, m, &parent_of(d)?, d, made)?;
-        }
+        m.places().make_with_parents(&m.dir(rel), |parent, d| {
+            make_one(layout, m, parent, d, made)
+        })?;
     }
     Ok(())
-}
-
-fn parent_of(dir: &CgroupDir) -> Result<CgroupDir, Error> {
-    dir.path()
-        .parent()
-        .map(CgroupDir::new)
-        .ok_or_else(|| Error::internal(format!("{} has no parent", dir.path().display())))
 }
 
 /// mkdir one cgroup under `parent`: on v2 the parent must first delegate our

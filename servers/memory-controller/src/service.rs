@@ -743,13 +743,12 @@ impl Shared {
         dir: &CgroupDir,
         made: &mut Vec<CgroupDir>,
     ) -> Result<(), Error> {
-        for d in self.places.missing_parents(dir).iter().chain([dir]) {
-            let parent = CgroupDir::new(d.path().parent().unwrap_or(d.path()));
-            if self.backend.create(id, &parent, d)? {
+        self.places.make_with_parents(dir, |parent, d| {
+            if self.backend.create(id, parent, d)? {
                 made.push(d.clone());
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn set(
