@@ -11,11 +11,14 @@
 //!   server restart, idempotency keys, subscriptions.
 //! - [`journal`]: a server's small durable table plus the results of recent
 //!   keyed requests, so a retried request is applied exactly once.
+//! - [`rows`]: a table's rows by key, which remember what changed so that
+//!   the journal logs only that.
 
 pub mod acceptors;
 pub mod caps;
 pub mod client;
 pub mod journal;
+pub mod rows;
 pub mod server;
 pub mod wire;
 

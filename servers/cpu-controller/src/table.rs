@@ -1,18 +1,41 @@
 //! The server's table of groups, as kept in the journal.
 
+use libipc::journal::{self, RowChanges, Rows};
 use protocol::cpu::{BlockIo, CpuLimits, DeviceRule};
 use protocol::Error;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Table {
-    pub groups: BTreeMap<String, Record>,
+    pub groups: Rows<Record>,
     /// Parent directories (in every hierarchy) that cgroupsPath creates
     /// made, removed at the server's stop once empty.
     #[serde(default)]
     pub made: BTreeSet<PathBuf>,
+}
+
+/// The journal logs the rows changed and `made` (a few parent directories)
+/// whole.
+#[derive(Serialize, Deserialize)]
+pub struct TableChange {
+    groups: RowChanges<Record>,
+    made: BTreeSet<PathBuf>,
+}
+
+impl journal::Table for Table {
+    type Change = TableChange;
+    fn take_change(&mut self) -> TableChange {
+        TableChange {
+            groups: self.groups.take_changes(),
+            made: self.made.clone(),
+        }
+    }
+    fn apply_change(&mut self, c: TableChange) {
+        self.groups.apply(c.groups);
+        self.made = c.made;
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

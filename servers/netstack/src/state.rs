@@ -1,14 +1,25 @@
 //! The server's table: the containers whose loopback it brought up, in a
 //! namespace they brought (`Loopback`) or one netstack handed out (`Claim`).
 
+use libipc::journal::{self, RowChanges, Rows};
 use protocol::net::NetLoopback;
 use protocol::Error;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Table {
-    pub loopbacks: BTreeMap<String, Record>,
+    pub loopbacks: Rows<Record>,
+}
+
+/// The journal logs the rows changed.
+impl journal::Table for Table {
+    type Change = RowChanges<Record>;
+    fn take_change(&mut self) -> RowChanges<Record> {
+        self.loopbacks.take_changes()
+    }
+    fn apply_change(&mut self, c: RowChanges<Record>) {
+        self.loopbacks.apply(c)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,15 +1,26 @@
 //! The server's table of prepared rootfs, as kept in the journal, and the
 //! host paths derived from a validated container id.
 
+use libipc::journal::{self, RowChanges, Rows};
 use protocol::vfs::VfsRootfs;
 use protocol::Error;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Table {
-    pub rootfs: BTreeMap<String, Record>,
+    pub rootfs: Rows<Record>,
+}
+
+/// The journal logs the rows changed.
+impl journal::Table for Table {
+    type Change = RowChanges<Record>;
+    fn take_change(&mut self) -> RowChanges<Record> {
+        self.rootfs.take_changes()
+    }
+    fn apply_change(&mut self, c: RowChanges<Record>) {
+        self.rootfs.apply(c)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
