@@ -4,7 +4,10 @@
 //! - v1: per group an eventfd registered through cgroup.event_control with
 //!   the group's memory.oom_control; the kernel adds 1 per OOM (and also
 //!   signals when the cgroup is removed, which we tell apart by the
-//!   directory being gone).
+//!   directory being gone). The eventfds sit in one epoll instance, so a
+//!   group made or removed costs one epoll_ctl, not a new poll(2) over
+//!   every group's eventfd (with 300 containers running, that poll was a
+//!   third of a millisecond of CPU per container created).
 //! - v2: inotify on each group's memory.events; the kernel modifies it on
 //!   every event, so we compare the `oom`/`oom_kill` counters with what we
 //!   saw last and report only increases.
@@ -15,6 +18,7 @@
 use crate::backend::Backend;
 use cgroupfs::{CgroupDir, Version};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use protocol::Error;
@@ -39,7 +43,9 @@ pub struct OomNotice {
 pub type OnOom = Box<dyn Fn(OomNotice) + Send + Sync>;
 
 struct V1Entry {
-    efd: Arc<EventFd>,
+    efd: EventFd,
+    /// Its epoll event's data.
+    token: u64,
     /// Kept open: the registration refers to it.
     _oom_control: std::fs::File,
     dir: CgroupDir,
@@ -53,8 +59,29 @@ struct V2Entry {
     kills: u64,
 }
 
+/// v1's watched groups by id, and their ids by epoll token.
+#[derive(Default)]
+struct V1Map {
+    by_id: HashMap<String, V1Entry>,
+    by_token: HashMap<u64, String>,
+    next_token: u64,
+}
+
+impl V1Map {
+    fn remove(&mut self, epoll: &Epoll, id: &str) {
+        if let Some(e) = self.by_id.remove(id) {
+            self.by_token.remove(&e.token);
+            // Closing the eventfd would drop it from the epoll set too.
+            let _ = epoll.delete(&e.efd);
+        }
+    }
+}
+
 enum Kind {
-    V1(Mutex<HashMap<String, V1Entry>>),
+    V1 {
+        epoll: Epoll,
+        map: Mutex<V1Map>,
+    },
     V2 {
         ino: Inotify,
         map: Mutex<HashMap<WatchDescriptor, V2Entry>>,
@@ -63,7 +90,7 @@ enum Kind {
 
 struct Shared {
     backend: Arc<dyn Backend>,
-    /// Written to make the thread pick up a changed v1 watch set.
+    /// Wakes the v2 thread (v1 watches are added to its epoll set live).
     wake: EventFd,
     kind: Kind,
     on_oom: OnOom,
@@ -84,7 +111,11 @@ impl Watcher {
         let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
             .map_err(|e| errno("create the OOM watcher's eventfd", e))?;
         let kind = match backend.version() {
-            Version::V1 => Kind::V1(Mutex::new(HashMap::new())),
+            Version::V1 => Kind::V1 {
+                epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
+                    .map_err(|e| errno("create the OOM watcher's epoll instance", e))?,
+                map: Mutex::new(V1Map::default()),
+            },
             Version::V2 => Kind::V2 {
                 ino: Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
                     .map_err(|e| errno("create the OOM watcher's inotify instance", e))?,
@@ -110,18 +141,24 @@ impl Watcher {
         let s = &self.shared;
         let (_, kills) = s.backend.oom_counters(dir)?;
         match &s.kind {
-            Kind::V1(map) => {
+            Kind::V1 { epoll, map } => {
                 let (efd, file) = register_v1(dir)?;
+                let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
+                map.remove(epoll, id);
+                let token = map.next_token;
+                map.next_token += 1;
+                epoll
+                    .add(&efd, EpollEvent::new(EpollFlags::EPOLLIN, token))
+                    .map_err(|e| errno("add an OOM eventfd to the epoll set", e))?;
                 let entry = V1Entry {
-                    efd: Arc::new(efd),
+                    efd,
+                    token,
                     _oom_control: file,
                     dir: dir.clone(),
                     kills,
                 };
-                map.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(id.to_string(), entry);
-                let _ = s.wake.arm();
+                map.by_token.insert(token, id.to_string());
+                map.by_id.insert(id.to_string(), entry);
             }
             Kind::V2 { ino, map } => {
                 let (oom, _) = s.backend.oom_counters(dir)?;
@@ -145,12 +182,10 @@ impl Watcher {
     /// Stops watching group `id` (before its directory is removed).
     pub fn unwatch(&self, id: &str) {
         match &self.shared.kind {
-            Kind::V1(map) => {
-                map.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(id);
-                let _ = self.shared.wake.arm();
-            }
+            Kind::V1 { epoll, map } => map
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(epoll, id),
             Kind::V2 { ino, map } => {
                 let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
                 let wds: Vec<_> = map
@@ -169,9 +204,10 @@ impl Watcher {
     /// Ids being watched (for tests and status).
     pub fn watched(&self) -> Vec<String> {
         let mut out: Vec<String> = match &self.shared.kind {
-            Kind::V1(map) => map
+            Kind::V1 { map, .. } => map
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
+                .by_id
                 .keys()
                 .cloned()
                 .collect(),
@@ -203,7 +239,7 @@ impl Shared {
     fn run(&self) {
         loop {
             let r = match &self.kind {
-                Kind::V1(map) => self.round_v1(map),
+                Kind::V1 { epoll, map } => self.round_v1(epoll, map),
                 Kind::V2 { ino, map } => self.round_v2(ino, map),
             };
             if let Err(e) = r {
@@ -214,62 +250,43 @@ impl Shared {
         }
     }
 
-    fn round_v1(&self, map: &Mutex<HashMap<String, V1Entry>>) -> Result<(), Error> {
-        let set: Vec<(String, Arc<EventFd>)> = map
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(k, e)| (k.clone(), e.efd.clone()))
-            .collect();
-        let mut fds = vec![PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
-        fds.extend(
-            set.iter()
-                .map(|(_, e)| PollFd::new(e.as_fd(), PollFlags::POLLIN)),
-        );
-        match poll(&mut fds, PollTimeout::NONE) {
+    fn round_v1(&self, epoll: &Epoll, map: &Mutex<V1Map>) -> Result<(), Error> {
+        let mut events = [EpollEvent::empty(); 16];
+        let n = match epoll.wait(&mut events, EpollTimeout::NONE) {
             Err(nix::errno::Errno::EINTR) => return Ok(()),
-            Err(e) => return Err(errno("poll OOM eventfds", e)),
-            Ok(_) => {}
-        }
-        let ready: Vec<bool> = fds.iter().map(|f| f.any().unwrap_or(false)).collect();
-        drop(fds);
-        if ready[0] {
-            let _ = self.wake.read();
-        }
-        for (i, (id, efd)) in set.iter().enumerate() {
-            if ready[i + 1] {
-                if let Ok(n) = efd.read() {
-                    self.v1_fired(map, id, n);
-                }
+            Err(e) => return Err(errno("wait for OOM eventfds", e)),
+            Ok(n) => n,
+        };
+        for ev in &events[..n] {
+            let fired = {
+                let map = map.lock().unwrap_or_else(PoisonError::into_inner);
+                // Unwatched since epoll_wait returned: nothing to say.
+                let Some(id) = map.by_token.get(&ev.data()) else {
+                    continue;
+                };
+                map.by_id[id].efd.read().ok().map(|n| (id.clone(), n))
+            };
+            if let Some((id, n)) = fired {
+                self.v1_fired(epoll, map, &id, n);
             }
         }
         Ok(())
     }
 
     /// `n` notifications for `id`: an OOM, or the cgroup went away.
-    fn v1_fired(&self, map: &Mutex<HashMap<String, V1Entry>>, id: &str, n: u64) {
-        let Some((dir, before)) = map
-            .lock()
-            .unwrap()
-            .get(id)
-            .map(|e| (e.dir.clone(), e.kills))
-        else {
+    fn v1_fired(&self, epoll: &Epoll, map: &Mutex<V1Map>, id: &str, n: u64) {
+        let lock = || map.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some((dir, before)) = lock().by_id.get(id).map(|e| (e.dir.clone(), e.kills)) else {
             return;
         };
         if !dir.exists() {
-            map.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(id);
+            lock().remove(epoll, id);
             return;
         }
         // The kernel notifies before it picks a victim: give the kill a
         // moment to be counted so the notice carries it.
         let kills = wait_for_kill(&*self.backend, &dir, before);
-        if let Some(e) = map
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_mut(id)
-        {
+        if let Some(e) = lock().by_id.get_mut(id) {
             e.kills = kills;
         }
         (self.on_oom)(OomNotice {

@@ -330,12 +330,24 @@ fn v1_oom_is_seen_through_the_eventfd_and_counted() {
         swap: Some(Limit::Value(mib(32))),
         ..Default::default()
     };
+    // Quiet groups beside it, one removed before the OOM: its removal
+    // signals its eventfd too, and must not be taken for an OOM.
+    for (key, id) in [("q1", "quiet-a"), ("q2", "quiet-z"), ("c1", "hog")] {
+        svc.request(
+            Some(key),
+            Req::Create {
+                id: id.into(),
+                parent: None,
+                limits: limits.clone(),
+            },
+        )
+        .unwrap();
+    }
     svc.request(
-        Some("c1"),
-        Req::Create {
-            id: "hog".into(),
-            parent: None,
-            limits,
+        Some("q3"),
+        Req::Delete {
+            id: "quiet-a".into(),
+            force: false,
         },
     )
     .unwrap();
@@ -360,6 +372,9 @@ fn v1_oom_is_seen_through_the_eventfd_and_counted() {
         oom_events >= 1 && oom_kills >= 1,
         "events {oom_events} kills {oom_kills}"
     );
+    while let Ok(MemoryEvent::Oom { id, .. }) = rx.recv_timeout(Duration::from_millis(300)) {
+        assert_eq!(id, "hog", "a notice for a group that had no OOM");
+    }
     let Resp::Stat(st) = svc.request(None, Req::Stat { id: "hog".into() }).unwrap() else {
         panic!()
     };
@@ -367,14 +382,16 @@ fn v1_oom_is_seen_through_the_eventfd_and_counted() {
     // v1's count lives in the journal, so it survives a restart
     let j = MemJournal::open(state.path()).unwrap();
     assert!(j.state().groups["hog"].oom_events >= 1);
-    svc.request(
-        Some("d1"),
-        Req::Delete {
-            id: "hog".into(),
-            force: true,
-        },
-    )
-    .unwrap();
+    for (key, id) in [("d1", "hog"), ("d2", "quiet-z")] {
+        svc.request(
+            Some(key),
+            Req::Delete {
+                id: id.into(),
+                force: true,
+            },
+        )
+        .unwrap();
+    }
     let _ = child.wait();
 }
 
