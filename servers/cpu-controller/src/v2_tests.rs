@@ -1191,3 +1191,29 @@ fn block_io_on_v2_goes_to_io_max_and_io_weight() {
         .unwrap_err();
     assert_eq!(e.kind, protocol::ErrorKind::NotFound, "{e}");
 }
+
+/// The journal logs what a request changed: one more group costs the same
+/// bytes with 60 groups in the table as with none (the whole table was
+/// logged before, and grew with every container).
+#[test]
+fn a_create_journals_the_same_bytes_however_many_groups_there_are() {
+    let rig = Rig::new("cpuset cpu io memory pids");
+    let svc = rig.service();
+    let log = || {
+        std::fs::metadata(rig.state.join("journal.log"))
+            .unwrap()
+            .len()
+    };
+    let grows = |id: &str| {
+        let before = log();
+        create(&svc, id, None, full_limits()).unwrap();
+        log() - before
+    };
+    let first = grows("g000");
+    for i in 1..60 {
+        create(&svc, &format!("g{i:03}"), None, full_limits()).unwrap();
+    }
+    assert_eq!(grows("g060"), first);
+    let j = crate::service::CpuJournal::open(&rig.state).unwrap();
+    assert_eq!(j.state().groups.len(), 61, "the log replays to every group");
+}
