@@ -13,7 +13,7 @@ pub struct InitService {
     pub root: PathBuf,
     pub table: Table,
     pub epoch: u64,
-    pub stop: crossbeam_channel::Sender<()>,
+    pub stop: crate::supervisor::Waker,
     pub lifecycle: Arc<Lifecycle>,
 }
 
@@ -25,7 +25,7 @@ impl Service for InitService {
         match req {
             InitRequest::Constellation => Ok(InitResponse::Constellation(self.status())),
             InitRequest::Shutdown => {
-                let _ = self.stop.send(());
+                self.stop.stop();
                 Ok(InitResponse::ShuttingDown)
             }
             InitRequest::Register {

@@ -9,11 +9,17 @@
 //! pause, not an error. If init itself dies, the servers keep running; the
 //! next init finds them from their pid files, takes a copy of their listening
 //! socket back with pidfd_getfd, and adopts them.
+//!
+//! Its thread sleeps in one poll(2) on the servers' pidfds and a wake-up
+//! eventfd (a stop asked for, a server's readiness reported) until a server
+//! dies, a restart is due or the next health check: an idle constellation
+//! wakes it every `health_interval`, not 20 times a second.
 
 use crate::root::Root;
 use anyhow::{bail, Context, Result};
 use command_fds::{CommandFdExt, FdMapping};
 use libipc::wire::listen;
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use protocol::init::{ServerEntry, ServerState};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
@@ -21,6 +27,7 @@ use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -64,7 +71,8 @@ pub struct Slot {
     crashes: VecDeque<Instant>,
     next_start: Option<Instant>,
     listener: Option<OwnedFd>,
-    pidfd: Option<OwnedFd>,
+    /// Shared with the supervisor's poll, which runs without the table lock.
+    pidfd: Option<Arc<OwnedFd>>,
     child: Option<std::process::Child>,
     missed_pings: u32,
 }
@@ -107,6 +115,29 @@ impl Slot {
 
 pub type Table = Arc<Mutex<Vec<Slot>>>;
 
+/// Called when a server answers hello after a start: its name and epoch.
+pub type OnRunning = Box<dyn Fn(&'static str, u64) + Send>;
+
+/// Wakes the supervisor's thread from any thread: to stop, or to take a
+/// readiness report.
+#[derive(Clone)]
+pub struct Waker {
+    fd: Arc<EventFd>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Waker {
+    fn wake(&self) {
+        let _ = self.fd.arm();
+    }
+
+    /// Asks `Supervisor::run` to stop every server and return.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+}
+
 pub struct Supervisor {
     root: Arc<Root>,
     cfg: Config,
@@ -114,20 +145,38 @@ pub struct Supervisor {
     ready_tx: crossbeam_channel::Sender<(&'static str, u64, bool)>,
     ready_rx: crossbeam_channel::Receiver<(&'static str, u64, bool)>,
     last_health: Instant,
+    waker: Waker,
+    on_running: Arc<Mutex<Option<OnRunning>>>,
 }
 
 impl Supervisor {
-    pub fn new(root: Arc<Root>, cfg: Config) -> Supervisor {
+    pub fn new(root: Arc<Root>, cfg: Config) -> Result<Supervisor> {
         let table = protocol::SERVERS.iter().map(|n| Slot::new(n)).collect();
         let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
-        Supervisor {
+        let fd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+            .context("create the supervisor's wake-up eventfd")?;
+        Ok(Supervisor {
             root,
             cfg,
             table: Arc::new(Mutex::new(table)),
             ready_tx,
             ready_rx,
             last_health: Instant::now(),
-        }
+            waker: Waker {
+                fd: Arc::new(fd),
+                stop: Arc::new(AtomicBool::new(false)),
+            },
+            on_running: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    pub fn waker(&self) -> Waker {
+        self.waker.clone()
+    }
+
+    /// Sets what to call each time a (re)started server answers hello.
+    pub fn on_running(&self, f: OnRunning) {
+        *self.on_running.lock().unwrap() = Some(f);
     }
 
     pub fn table(&self) -> Table {
@@ -173,14 +222,18 @@ impl Supervisor {
         }
     }
 
-    /// Runs until `stop` receives a message, then stops every server.
-    pub fn run(&mut self, stop: crossbeam_channel::Receiver<()>) {
+    /// Runs until [`Waker::stop`], then stops every server.
+    pub fn run(&mut self) {
         loop {
-            if stop.try_recv().is_ok() {
+            if self.waker.stop.load(Ordering::SeqCst) {
                 self.stop_all();
                 return;
             }
-            self.tick(Duration::from_millis(50));
+            let next_health = self
+                .cfg
+                .health_interval
+                .saturating_sub(self.last_health.elapsed());
+            self.tick(next_health);
         }
     }
 
@@ -227,42 +280,35 @@ impl Supervisor {
             .map(|n| n.saturating_duration_since(Instant::now()))
     }
 
-    /// poll(2) on every live server's pidfd; returns the slots that exited.
-    /// Polls duplicates so that the table stays unlocked meanwhile.
+    /// poll(2) on every live server's pidfd and the wake-up eventfd, for at
+    /// most `timeout`; returns the slots that exited. The table stays
+    /// unlocked meanwhile (the poll holds its own references).
     fn wait_for_deaths(&self, timeout: Duration) -> Vec<usize> {
-        let live: Vec<(usize, OwnedFd)> = {
+        let live: Vec<(usize, Arc<OwnedFd>)> = {
             let t = self.table.lock().unwrap();
             t.iter()
                 .enumerate()
-                .filter_map(|(i, s)| {
-                    s.pidfd
-                        .as_ref()
-                        .and_then(|p| p.try_clone().ok())
-                        .map(|p| (i, p))
-                })
+                .filter_map(|(i, s)| s.pidfd.clone().map(|p| (i, p)))
                 .collect()
         };
-        if live.is_empty() {
-            std::thread::sleep(timeout);
-            return vec![];
-        }
-        let mut fds: Vec<PollFd> = live
-            .iter()
-            .map(|(_, p)| PollFd::new(p, PollFlags::IN))
-            .collect();
+        let mut fds = vec![PollFd::new(&*self.waker.fd, PollFlags::IN)];
+        fds.extend(live.iter().map(|(_, p)| PollFd::new(p, PollFlags::IN)));
         let ts = Timespec {
             tv_sec: timeout.as_secs() as i64,
             tv_nsec: timeout.subsec_nanos() as i64,
         };
-        match poll(&mut fds, Some(&ts)) {
-            Ok(0) | Err(_) => vec![],
-            Ok(_) => fds
-                .iter()
-                .zip(live.iter())
-                .filter(|(f, _)| !f.revents().is_empty())
-                .map(|(_, (i, _))| *i)
-                .collect(),
+        if !matches!(poll(&mut fds, Some(&ts)), Ok(n) if n > 0) {
+            return vec![];
         }
+        if !fds[0].revents().is_empty() {
+            let _ = self.waker.fd.read();
+        }
+        fds[1..]
+            .iter()
+            .zip(live.iter())
+            .filter(|(f, _)| !f.revents().is_empty())
+            .map(|(_, (i, _))| *i)
+            .collect()
     }
 
     fn on_exit(&mut self, i: usize) {
@@ -329,6 +375,10 @@ impl Supervisor {
         if ok {
             slot.state = ServerState::Running;
             slot.missed_pings = 0;
+            drop(t);
+            if let Some(f) = self.on_running.lock().unwrap().as_ref() {
+                f(name_of(name), epoch);
+            }
         } else if let Some(p) = slot.pidfd.as_ref() {
             tracing::warn!(
                 "{} did not answer hello within {:?}; killing it",
@@ -394,7 +444,7 @@ impl Supervisor {
             slot.pid = pid;
             slot.started = Instant::now();
             slot.next_start = None;
-            slot.pidfd = Some(pidfd);
+            slot.pidfd = Some(Arc::new(pidfd));
             slot.child = Some(child);
             write_pid_file(&self.root, slot);
         }
@@ -405,14 +455,16 @@ impl Supervisor {
 
     /// Reports on the ready channel once the server answers hello.
     fn watch_ready(&self, name: &'static str, epoch: u64) {
-        let (tx, root, timeout) = (
+        let (tx, root, timeout, waker) = (
             self.ready_tx.clone(),
             self.root.dir.clone(),
             self.cfg.ready_timeout,
+            self.waker.clone(),
         );
         std::thread::spawn(move || {
             let ok = ping_server(&root, name, timeout).is_ok();
             let _ = tx.send((name, epoch, ok));
+            waker.wake();
         });
     }
 
@@ -452,7 +504,7 @@ impl Supervisor {
         slot.pid = pid;
         slot.epoch = epoch;
         slot.restarts = restarts;
-        slot.pidfd = Some(pidfd);
+        slot.pidfd = Some(Arc::new(pidfd));
         slot.listener = Some(listener);
         slot.started = process_start(pid).unwrap_or_else(Instant::now);
         Ok(true)
@@ -545,6 +597,15 @@ fn ping_server(
 fn kill_and_wait(pidfd: &OwnedFd) {
     let _ = pidfd_send_signal(pidfd, Signal::KILL);
     wait_exit(pidfd, Duration::from_secs(2));
+}
+
+/// The server name in `protocol::SERVERS` equal to `name`.
+fn name_of(name: &str) -> &'static str {
+    protocol::SERVERS
+        .iter()
+        .find(|n| **n == name)
+        .copied()
+        .unwrap_or("?")
 }
 
 /// Waits for a pidfd to become readable (the process exited).

@@ -76,23 +76,19 @@ fn run(args: Args) -> Result<()> {
         crash_window: Duration::from_secs(args.restart_window),
         ..Config::default()
     };
-    let mut sup = Supervisor::new(root.clone(), cfg);
-    let (stop_tx, stop_rx) = crossbeam_channel::unbounded();
+    let mut sup = Supervisor::new(root.clone(), cfg)?;
     {
-        let tx = stop_tx.clone();
-        ctrlc::set_handler(move || {
-            let _ = tx.send(());
-        })
-        .context("install the SIGINT/SIGTERM handler")?;
+        let waker = sup.waker();
+        ctrlc::set_handler(move || waker.stop()).context("install the SIGINT/SIGTERM handler")?;
     }
     if let Err(e) = sup.start_all() {
         sup.stop_all();
         return Err(e);
     }
-    serve_control(&root, epoch, &sup, stop_tx, &bin_dir)?;
+    serve_control(&root, epoch, &sup, &bin_dir)?;
     println!("ready");
     std::io::stdout().flush().ok();
-    sup.run(stop_rx);
+    sup.run();
     let _ = std::fs::remove_file(root.socket(Init::NAME));
     let _ = std::fs::remove_file(root.dir.join("init.pid"));
     Ok(())
@@ -103,7 +99,6 @@ fn serve_control(
     root: &Root,
     epoch: u64,
     sup: &Supervisor,
-    stop: crossbeam_channel::Sender<()>,
     bin_dir: &std::path::Path,
 ) -> Result<()> {
     let opts = libipc::ServerOptions::new(Init::NAME, root.dir.clone(), epoch);
@@ -114,11 +109,13 @@ fn serve_control(
     rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
         .context("become a child subreaper")?;
     let lifecycle = Lifecycle::start(&root.dir, bin_dir);
+    let lc = lifecycle.clone();
+    sup.on_running(Box::new(move |name, epoch| lc.server_running(name, epoch)));
     let service = InitService {
         root: root.dir.clone(),
         table: sup.table(),
         epoch,
-        stop,
+        stop: sup.waker(),
         lifecycle,
     };
     std::thread::Builder::new()

@@ -39,10 +39,12 @@ pub struct Lifecycle {
     /// Process handles of live containers (and of `ipc create` processes
     /// while they create), with the pid each is for, watched by the exit
     /// watcher.
-    pidfds: Mutex<HashMap<String, (i32, OwnedFd)>>,
+    watched: watch::Watched,
     servers: Arc<Servers>,
     /// Listeners seccomp-monitor watches (see seccomp.rs).
     seccomp_fds: seccomp::FdStore,
+    /// The seccomp-monitor epoch those listeners were last handed to.
+    seccomp_epoch: Mutex<Option<u64>>,
 }
 
 type Res = Result<InitResponse, Error>;
@@ -101,9 +103,10 @@ impl Lifecycle {
             bin_dir: bin_dir.to_path_buf(),
             records: Mutex::new(BTreeMap::new()),
             locks: Mutex::new(HashMap::new()),
-            pidfds: Mutex::new(HashMap::new()),
+            watched: watch::Watched::new().expect("create the exit watcher's epoll instance"),
             servers: Arc::new(Servers::new(root)),
             seccomp_fds: seccomp::FdStore::default(),
+            seccomp_epoch: Mutex::new(seccomp::monitor_epoch(root)),
         });
         let _ = std::fs::create_dir_all(record::containers_dir(root));
         for r in record::load_all(root) {
@@ -111,7 +114,6 @@ impl Lifecycle {
         }
         lc.reconcile();
         watch::spawn(lc.clone());
-        spawn_seccomp_rewatch(lc.clone());
         lc
     }
 
@@ -152,7 +154,7 @@ impl Lifecycle {
             }
         }
         self.records.lock().unwrap().remove(id);
-        self.pidfds.lock().unwrap().remove(id);
+        self.watched.remove(id);
         let dir = record::container_dir(&self.root, id);
         record::remove_temporaries(&dir);
         for f in ["exec.fifo", "config.json", "state.json"] {
@@ -351,6 +353,18 @@ impl Lifecycle {
             }
         }
         Ok(InitResponse::Done)
+    }
+
+    /// The supervisor's report that server `name` answers at `epoch`. A
+    /// seccomp-monitor at a new epoch restarted and lost its listeners.
+    pub fn server_running(&self, name: &str, epoch: u64) {
+        if name != <protocol::seccomp::Seccomp as protocol::Protocol>::NAME {
+            return;
+        }
+        let seen = self.seccomp_epoch.lock().unwrap().replace(epoch);
+        if seen.is_some_and(|s| s != epoch) {
+            self.seccomp_rewatch();
+        }
     }
 
     /// seccomp-monitor restarted: hand it every stored listener again.
@@ -947,16 +961,13 @@ impl Lifecycle {
             tracing::error!("cannot record that {id} stopped: {e}");
         }
         drop(recs);
-        self.pidfds.lock().unwrap().remove(id);
+        self.watched.remove(id);
     }
 
     fn watch_pid(&self, id: &str, pid: i32) {
         if let Some(p) = Pid::from_raw(pid) {
             if let Ok(fd) = pidfd_open(p, PidfdFlags::empty()) {
-                self.pidfds
-                    .lock()
-                    .unwrap()
-                    .insert(id.to_string(), (pid, fd));
+                self.watched.insert(id, pid, fd);
             }
         }
     }
@@ -1017,26 +1028,6 @@ impl Lifecycle {
             _ => {}
         }
     }
-}
-
-/// Watches seccomp-monitor's epoch; on a change (it restarted) hands it
-/// back every listener of the fd store. A change is seen within 200 ms.
-fn spawn_seccomp_rewatch(lc: Arc<Lifecycle>) {
-    let _ = std::thread::Builder::new()
-        .name("seccomp-rewatch".into())
-        .spawn(move || {
-            let mut seen = seccomp::monitor_epoch(&lc.root);
-            loop {
-                std::thread::sleep(Duration::from_millis(200));
-                let now = seccomp::monitor_epoch(&lc.root);
-                if now.is_some() && now != seen {
-                    if seen.is_some() {
-                        lc.seccomp_rewatch();
-                    }
-                    seen = now;
-                }
-            }
-        });
 }
 
 /// The host uid and gid that the container's root maps to, when it has a
