@@ -10,6 +10,7 @@
 //! - [`place`]: where a group named by `linux.cgroupsPath` goes.
 //! - [`join`]: the fds a new process uses to join a group by itself
 //!   (JoinFds of both controllers).
+//! - [`table`]: what both controllers' journal lines hold.
 
 pub mod base;
 pub mod dir;
@@ -19,6 +20,7 @@ pub mod join;
 pub mod join_testing;
 pub mod peer;
 pub mod place;
+pub mod table;
 
 pub use base::Base;
 pub use dir::CgroupDir;

@@ -13,10 +13,12 @@
 //!   keyed requests, so a retried request is applied exactly once.
 //! - [`rows`]: a table's rows by key, which remember what changed so that
 //!   the journal logs only that.
+//! - [`epoll_map`]: file descriptors watched by key in one epoll set.
 
 pub mod acceptors;
 pub mod caps;
 pub mod client;
+pub mod epoll_map;
 pub mod journal;
 pub mod rows;
 pub mod server;

@@ -1,6 +1,6 @@
 //! The server's table of groups, as kept in the journal.
 
-use libipc::journal::{self, RowChanges, Rows};
+use libipc::journal::{self, Rows};
 use protocol::cpu::{BlockIo, CpuLimits, DeviceRule};
 use protocol::Error;
 use serde::{Deserialize, Serialize};
@@ -16,25 +16,13 @@ pub struct Table {
     pub made: BTreeSet<PathBuf>,
 }
 
-/// The journal logs the rows changed and `made` (a few parent directories)
-/// whole.
-#[derive(Serialize, Deserialize)]
-pub struct TableChange {
-    groups: RowChanges<Record>,
-    made: BTreeSet<PathBuf>,
-}
-
 impl journal::Table for Table {
-    type Change = TableChange;
-    fn take_change(&mut self) -> TableChange {
-        TableChange {
-            groups: self.groups.take_changes(),
-            made: self.made.clone(),
-        }
+    type Change = cgroupfs::table::GroupsChange<Record>;
+    fn take_change(&mut self) -> Self::Change {
+        Self::Change::take(&mut self.groups, &self.made)
     }
-    fn apply_change(&mut self, c: TableChange) {
-        self.groups.apply(c.groups);
-        self.made = c.made;
+    fn apply_change(&mut self, c: Self::Change) {
+        c.apply(&mut self.groups, &mut self.made)
     }
 }
 

@@ -17,13 +17,13 @@
 
 use crate::backend::Backend;
 use cgroupfs::{CgroupDir, Version};
+use libipc::epoll_map::{EpollMap, Fired};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use protocol::Error;
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -44,12 +44,16 @@ pub type OnOom = Box<dyn Fn(OomNotice) + Send + Sync>;
 
 struct V1Entry {
     efd: EventFd,
-    /// Its epoll event's data.
-    token: u64,
     /// Kept open: the registration refers to it.
     _oom_control: std::fs::File,
     dir: CgroupDir,
     kills: u64,
+}
+
+impl AsFd for V1Entry {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.efd.as_fd()
+    }
 }
 
 struct V2Entry {
@@ -59,29 +63,9 @@ struct V2Entry {
     kills: u64,
 }
 
-/// v1's watched groups by id, and their ids by epoll token.
-#[derive(Default)]
-struct V1Map {
-    by_id: HashMap<String, V1Entry>,
-    by_token: HashMap<u64, String>,
-    next_token: u64,
-}
-
-impl V1Map {
-    fn remove(&mut self, epoll: &Epoll, id: &str) {
-        if let Some(e) = self.by_id.remove(id) {
-            self.by_token.remove(&e.token);
-            // Closing the eventfd would drop it from the epoll set too.
-            let _ = epoll.delete(&e.efd);
-        }
-    }
-}
-
 enum Kind {
-    V1 {
-        epoll: Epoll,
-        map: Mutex<V1Map>,
-    },
+    /// v1's watched groups by id.
+    V1(EpollMap<V1Entry>),
     V2 {
         ino: Inotify,
         map: Mutex<HashMap<WatchDescriptor, V2Entry>>,
@@ -111,11 +95,9 @@ impl Watcher {
         let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
             .map_err(|e| errno("create the OOM watcher's eventfd", e))?;
         let kind = match backend.version() {
-            Version::V1 => Kind::V1 {
-                epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
-                    .map_err(|e| errno("create the OOM watcher's epoll instance", e))?,
-                map: Mutex::new(V1Map::default()),
-            },
+            Version::V1 => Kind::V1(
+                EpollMap::new().map_err(|e| errno("create the OOM watcher's epoll instance", e))?,
+            ),
             Version::V2 => Kind::V2 {
                 ino: Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
                     .map_err(|e| errno("create the OOM watcher's inotify instance", e))?,
@@ -141,24 +123,16 @@ impl Watcher {
         let s = &self.shared;
         let (_, kills) = s.backend.oom_counters(dir)?;
         match &s.kind {
-            Kind::V1 { epoll, map } => {
+            Kind::V1(map) => {
                 let (efd, file) = register_v1(dir)?;
-                let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
-                map.remove(epoll, id);
-                let token = map.next_token;
-                map.next_token += 1;
-                epoll
-                    .add(&efd, EpollEvent::new(EpollFlags::EPOLLIN, token))
-                    .map_err(|e| errno("add an OOM eventfd to the epoll set", e))?;
                 let entry = V1Entry {
                     efd,
-                    token,
                     _oom_control: file,
                     dir: dir.clone(),
                     kills,
                 };
-                map.by_token.insert(token, id.to_string());
-                map.by_id.insert(id.to_string(), entry);
+                map.insert(id, entry)
+                    .map_err(|e| errno("add an OOM eventfd to the epoll set", e))?;
             }
             Kind::V2 { ino, map } => {
                 let (oom, _) = s.backend.oom_counters(dir)?;
@@ -182,10 +156,9 @@ impl Watcher {
     /// Stops watching group `id` (before its directory is removed).
     pub fn unwatch(&self, id: &str) {
         match &self.shared.kind {
-            Kind::V1 { epoll, map } => map
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(epoll, id),
+            Kind::V1(map) => {
+                map.remove(id);
+            }
             Kind::V2 { ino, map } => {
                 let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
                 let wds: Vec<_> = map
@@ -204,13 +177,7 @@ impl Watcher {
     /// Ids being watched (for tests and status).
     pub fn watched(&self) -> Vec<String> {
         let mut out: Vec<String> = match &self.shared.kind {
-            Kind::V1 { map, .. } => map
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .by_id
-                .keys()
-                .cloned()
-                .collect(),
+            Kind::V1(map) => map.keys(),
             Kind::V2 { map, .. } => map
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -239,7 +206,7 @@ impl Shared {
     fn run(&self) {
         loop {
             let r = match &self.kind {
-                Kind::V1 { epoll, map } => self.round_v1(epoll, map),
+                Kind::V1(map) => self.round_v1(map),
                 Kind::V2 { ino, map } => self.round_v2(ino, map),
             };
             if let Err(e) = r {
@@ -250,47 +217,31 @@ impl Shared {
         }
     }
 
-    fn round_v1(&self, epoll: &Epoll, map: &Mutex<V1Map>) -> Result<(), Error> {
-        let mut events = [EpollEvent::empty(); 16];
-        let n = match epoll.wait(&mut events, EpollTimeout::NONE) {
-            Err(nix::errno::Errno::EINTR) => return Ok(()),
-            Err(e) => return Err(errno("wait for OOM eventfds", e)),
-            Ok(n) => n,
-        };
-        for ev in &events[..n] {
-            let fired = {
-                let map = map.lock().unwrap_or_else(PoisonError::into_inner);
-                // Unwatched since epoll_wait returned: nothing to say.
-                let Some(id) = map.by_token.get(&ev.data()) else {
-                    continue;
-                };
-                map.by_id[id].efd.read().ok().map(|n| (id.clone(), n))
-            };
-            if let Some((id, n)) = fired {
-                self.v1_fired(epoll, map, &id, n);
+    fn round_v1(&self, map: &EpollMap<V1Entry>) -> Result<(), Error> {
+        for f in map.wait().map_err(|e| errno("wait for OOM eventfds", e))? {
+            if let Some(Ok(n)) = map.with_fired(&f, |e| e.efd.read()) {
+                self.v1_fired(map, &f, n);
             }
         }
         Ok(())
     }
 
-    /// `n` notifications for `id`: an OOM, or the cgroup went away.
-    fn v1_fired(&self, epoll: &Epoll, map: &Mutex<V1Map>, id: &str, n: u64) {
-        let lock = || map.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some((dir, before)) = lock().by_id.get(id).map(|e| (e.dir.clone(), e.kills)) else {
+    /// `n` notifications for the group `f` names: an OOM, or the cgroup
+    /// went away.
+    fn v1_fired(&self, map: &EpollMap<V1Entry>, f: &Fired, n: u64) {
+        let Some((dir, before)) = map.with_fired(f, |e| (e.dir.clone(), e.kills)) else {
             return;
         };
         if !dir.exists() {
-            lock().remove(epoll, id);
+            map.remove_fired(f);
             return;
         }
         // The kernel notifies before it picks a victim: give the kill a
         // moment to be counted so the notice carries it.
         let kills = wait_for_kill(&*self.backend, &dir, before);
-        if let Some(e) = lock().by_id.get_mut(id) {
-            e.kills = kills;
-        }
+        map.with_fired(f, |e| e.kills = kills);
         (self.on_oom)(OomNotice {
-            id: id.to_string(),
+            id: f.key.clone(),
             new_events: n,
             kernel_events: None,
             oom_kills: kills,

@@ -8,7 +8,7 @@
 //! [`cgroupfs::place`]), checked again each time it is resolved.
 
 use cgroupfs::{CgroupDir, Places};
-use libipc::journal::{self, RowChanges, Rows};
+use libipc::journal::{self, Rows};
 use protocol::memory::{HugepageLimit, MemoryLimits};
 use protocol::Error;
 use serde::{Deserialize, Serialize};
@@ -24,25 +24,13 @@ pub struct Table {
     pub made: BTreeSet<PathBuf>,
 }
 
-/// The journal logs the rows changed and `made` (a few parent directories)
-/// whole.
-#[derive(Serialize, Deserialize)]
-pub struct TableChange {
-    groups: RowChanges<GroupRecord>,
-    made: BTreeSet<PathBuf>,
-}
-
 impl journal::Table for Table {
-    type Change = TableChange;
-    fn take_change(&mut self) -> TableChange {
-        TableChange {
-            groups: self.groups.take_changes(),
-            made: self.made.clone(),
-        }
+    type Change = cgroupfs::table::GroupsChange<GroupRecord>;
+    fn take_change(&mut self) -> Self::Change {
+        Self::Change::take(&mut self.groups, &self.made)
     }
-    fn apply_change(&mut self, c: TableChange) {
-        self.groups.apply(c.groups);
-        self.made = c.made;
+    fn apply_change(&mut self, c: Self::Change) {
+        c.apply(&mut self.groups, &mut self.made)
     }
 }
 
