@@ -109,8 +109,18 @@ fn serve_control(
     rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
         .context("become a child subreaper")?;
     let lifecycle = Lifecycle::start(&root.dir, bin_dir);
+    // On a thread of its own: handing seccomp-monitor its listeners back
+    // is a round of requests, and the supervisor must not wait on a server.
     let lc = lifecycle.clone();
-    sup.on_running(Box::new(move |name, epoch| lc.server_running(name, epoch)));
+    sup.on_running(Box::new(move |name, epoch| {
+        let lc = lc.clone();
+        let spawned = std::thread::Builder::new()
+            .name("server-running".into())
+            .spawn(move || lc.server_running(name, epoch));
+        if let Err(e) = spawned {
+            tracing::error!("cannot report that {name} runs at epoch {epoch}: {e}");
+        }
+    }));
     let service = InitService {
         root: root.dir.clone(),
         table: sup.table(),
