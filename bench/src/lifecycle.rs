@@ -5,7 +5,9 @@
 //! 1. `run` (foreground, which deletes the container when it exits);
 //! 2. create, start, wait and delete timed separately;
 //! 3. containers per second, one at a time and 4 at once;
-//! 4. peak RSS of the runtime's own process during a `run`.
+//! 4. peak RSS of the runtime's own process during a `run`;
+//! 5. `run` again with many containers of each runtime kept running (how
+//!    the cost of a container grows with the number already there).
 //!
 //! Figures are printed with ratios, never asserted. asterism's
 //! constellation is started once, warm, before anything is timed; runc and
@@ -27,10 +29,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const USAGE: &str =
-    "usage: asterism-bench lifecycle [--runs N] [--phases N] [--containers N] [--rss N]
+    "usage: asterism-bench lifecycle [--runs N] [--phases N] [--containers N] [--rss N] [--crowd N]
   asterism's ipc, runc and crun side by side on one busybox bundle running /bin/true:
   run (+ delete), create/start/wait/delete, containers per second (1 and 4 at once),
-  peak RSS of the runtime process. Starts a private warm constellation, prints the
+  peak RSS of the runtime process, run with N containers of each runtime running
+  (--crowd, default 100). Starts a private warm constellation, prints the
   report and removes every container, cgroup and root it made.";
 
 struct Opts {
@@ -40,6 +43,8 @@ struct Opts {
     workers: usize,
     rss: usize,
     warmup: usize,
+    /// Containers of each runtime kept running in section 5.
+    crowd: usize,
 }
 
 impl Opts {
@@ -51,6 +56,7 @@ impl Opts {
             workers: 4,
             rss: 10,
             warmup: 3,
+            crowd: 100,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -66,6 +72,7 @@ impl Opts {
                 "--phases" => o.phases = num()?,
                 "--containers" => o.containers = num()?,
                 "--rss" => o.rss = num()?,
+                "--crowd" => o.crowd = num()?,
                 "-h" | "--help" => {
                     println!("{USAGE}");
                     std::process::exit(0);
@@ -493,13 +500,15 @@ fn report(o: &Opts, env: &Env) -> Result<()> {
         Ok(())
     };
     go_on()?;
-    print_runs(o, env, hook, &mut failed);
+    let alone = print_runs(o, env, hook, &mut failed);
     go_on()?;
     print_phases(o, env, hook, &mut failed);
     go_on()?;
     print_throughput(o, env, hook, &mut failed);
     go_on()?;
     print_rss(o, env, &mut failed);
+    go_on()?;
+    print_crowded(o, env, hook, &alone, &mut failed);
     if failed.is_empty() {
         Ok(())
     } else {
@@ -562,7 +571,8 @@ fn label(rt: &Runtime) -> String {
     }
 }
 
-fn print_runs(o: &Opts, env: &Env, hook: Duration, failed: &mut Vec<String>) {
+/// Section 1; returns each runtime's median (crun's less the hook).
+fn print_runs(o: &Opts, env: &Env, hook: Duration, failed: &mut Vec<String>) -> Vec<Duration> {
     println!();
     println!(
         "[1] run of /bin/true, foreground (every runtime deletes the container when it exits, so run = run + delete); {} each after {} warm-up, interleaved",
@@ -613,6 +623,80 @@ fn print_runs(o: &Opts, env: &Env, hook: Duration, failed: &mut Vec<String>) {
         Err(e) => println!("   kernel floor: not measured: {e:#}"),
     }
     check_deleted(env, "[1]", failed);
+    stats.iter().map(|s| s.pct(50.0)).collect()
+}
+
+/// Section 5: `run` of /bin/true as in section 1, while `o.crowd`
+/// containers of every runtime sleep. Their state, groups and namespaces
+/// are what a runtime may walk on each command.
+fn print_crowded(
+    o: &Opts,
+    env: &Env,
+    hook: Duration,
+    alone: &[Duration],
+    failed: &mut Vec<String>,
+) {
+    println!();
+    println!(
+        "[5] run of /bin/true as in [1], {} each, interleaved, while {} containers of each runtime run `sleep` (started with run --detach, not timed)",
+        o.runs, o.crowd
+    );
+    let ids: Vec<String> = (0..o.crowd).map(|i| format!("crowd{i}")).collect();
+    let mut kept = vec![vec![]; env.runtimes.len()];
+    for (k, rt) in env.runtimes.iter().enumerate() {
+        for id in &ids {
+            let started = env
+                .bundles
+                .make_running(rt.name(), id, &["sleep", "3600"])
+                .and_then(|b| rt.run_detached(&b, id));
+            match started {
+                Ok(_) => kept[k].push(id.clone()),
+                Err(e) => {
+                    println!("   {} run --detach FAILED: {e:#}", rt.name());
+                    failed.push(format!("{} run --detach {id}: {e:#}", rt.name()));
+                    break;
+                }
+            }
+        }
+    }
+    let series = interleaved(env, o.runs, |rt, i| {
+        measure::run_once(rt, &env.bundles, &format!("c{i}"))
+    });
+    note_failures(env, "run (crowded)", &series, failed);
+    let stats: Vec<Samples> = env
+        .runtimes
+        .iter()
+        .zip(&series)
+        .map(|(rt, s)| adjusted(rt, &s.samples, hook))
+        .collect();
+    for (k, (rt, s)) in env.runtimes.iter().zip(&stats).enumerate() {
+        if s.len() == 0 {
+            continue;
+        }
+        println!(
+            "   {:<9} median {:>9}  p90 {:>9}   ({} of its median in [1], with {} running)",
+            label(rt),
+            fmt(s.pct(50.0)),
+            fmt(s.pct(90.0)),
+            ratio(s.pct(50.0), alone[k]),
+            kept[k].len()
+        );
+    }
+    println!(
+        "   asterism/crun*: median {}   asterism/runc: median {}",
+        ratio(stats[0].pct(50.0), stats[2].pct(50.0)),
+        ratio(stats[0].pct(50.0), stats[1].pct(50.0))
+    );
+    for (rt, ids) in env.runtimes.iter().zip(&kept) {
+        for id in ids {
+            let gone = rt.timed(&["delete".as_ref(), "--force".as_ref(), id.as_ref()]);
+            if let Err(e) = gone {
+                println!("   {} delete --force {id} FAILED: {e:#}", rt.name());
+                failed.push(format!("{} delete --force {id}: {e:#}", rt.name()));
+            }
+        }
+    }
+    check_deleted(env, "[5]", failed);
 }
 
 /// After foreground runs every runtime should list nothing.
@@ -843,7 +927,9 @@ mod tests {
     #[test]
     fn options_parse_and_refuse_unknown_ones() {
         let o = Opts::parse(&["--runs".into(), "7".into(), "--rss".into(), "2".into()]).unwrap();
-        assert_eq!((o.runs, o.rss, o.workers), (7, 2, 4));
+        assert_eq!((o.runs, o.rss, o.workers, o.crowd), (7, 2, 4, 100));
+        let o = Opts::parse(&["--crowd".into(), "12".into()]).unwrap();
+        assert_eq!(o.crowd, 12);
         assert!(Opts::parse(&["--bogus".into()]).is_err());
         assert!(Opts::parse(&["--runs".into(), "x".into()]).is_err());
     }

@@ -15,7 +15,8 @@ use std::process::Command;
 const BUSYBOX: &str = "/bin/busybox";
 
 /// What the rootfs needs for /bin/true, plus a shell for a person poking at it.
-const APPLETS: &[&str] = &["true", "sh"];
+/// (and `sleep` for the containers kept running in section 5).
+const APPLETS: &[&str] = &["true", "sh", "sleep"];
 
 pub struct Bundles {
     dir: PathBuf,
@@ -44,12 +45,18 @@ impl Bundles {
 
     /// Writes `<dir>/bundles/<runtime>-<id>/config.json`; returns the bundle.
     pub fn make(&self, runtime: &str, id: &str) -> Result<PathBuf> {
+        self.make_running(runtime, id, &["true"])
+    }
+
+    /// The same, with the container's process running `args`.
+    pub fn make_running(&self, runtime: &str, id: &str, args: &[&str]) -> Result<PathBuf> {
         let name = format!("{runtime}-{id}");
         let bundle = self.dir.join(&name);
         std::fs::create_dir_all(&bundle)
             .with_context(|| format!("create bundle {}", bundle.display()))?;
         let mut config = self.config.clone();
         config["linux"]["cgroupsPath"] = json!(format!("{}/{name}", self.cgroup_prefix));
+        config["process"]["args"] = json!(args);
         std::fs::write(
             bundle.join("config.json"),
             serde_json::to_vec_pretty(&config)?,

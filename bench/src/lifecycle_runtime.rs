@@ -136,6 +136,17 @@ impl Runtime {
         run_args(bundle, id)
     }
 
+    /// `run --detach`: the container keeps running after the command.
+    pub fn run_detached(&self, bundle: &Path, id: &str) -> Result<Duration> {
+        self.timed(&[
+            "run".as_ref(),
+            "--detach".as_ref(),
+            "--bundle".as_ref(),
+            bundle.as_os_str(),
+            id.as_ref(),
+        ])
+    }
+
     pub fn create(&self, bundle: &Path, id: &str, pid_file: &Path) -> Result<Duration> {
         self.timed(&[
             "create".as_ref(),
