@@ -8,6 +8,7 @@
 //! reloads every record and reconciles it with the kernel: a container whose
 //! process is gone is stopped; a create whose `ipc create` died is rolled back.
 
+mod locks;
 pub mod record;
 pub mod resources;
 pub mod seccomp;
@@ -21,7 +22,7 @@ use protocol::init::{ContainerState, ContainerStats, InitResponse};
 use protocol::{validate_id, Error, ErrorKind};
 use record::{Made, Record, Status};
 use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -33,9 +34,8 @@ pub struct Lifecycle {
     root: PathBuf,
     bin_dir: PathBuf,
     records: Mutex<BTreeMap<String, Record>>,
-    /// One lock per container id: requests on one container are serialized,
-    /// requests on different containers run side by side.
-    locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// One lock per container id (see locks.rs).
+    locks: locks::IdLocks,
     /// Process handles of live containers (and of `ipc create` processes
     /// while they create), with the pid each is for, watched by the exit
     /// watcher.
@@ -102,7 +102,7 @@ impl Lifecycle {
             root: root.to_path_buf(),
             bin_dir: bin_dir.to_path_buf(),
             records: Mutex::new(BTreeMap::new()),
-            locks: Mutex::new(HashMap::new()),
+            locks: locks::IdLocks::default(),
             watched: watch::Watched::new().expect("create the exit watcher's epoll instance"),
             servers: Arc::new(Servers::new(root)),
             seccomp_fds: seccomp::FdStore::default(),
@@ -118,12 +118,7 @@ impl Lifecycle {
     }
 
     fn lock(&self, id: &str) -> Arc<Mutex<()>> {
-        self.locks
-            .lock()
-            .unwrap()
-            .entry(id.to_string())
-            .or_default()
-            .clone()
+        self.locks.get(id)
     }
 
     fn get(&self, id: &str) -> Result<Record, Error> {
