@@ -146,7 +146,7 @@ pub struct Supervisor {
     ready_rx: crossbeam_channel::Receiver<(&'static str, u64, bool)>,
     last_health: Instant,
     waker: Waker,
-    on_running: Arc<Mutex<Option<OnRunning>>>,
+    on_running: Mutex<Option<OnRunning>>,
 }
 
 impl Supervisor {
@@ -166,7 +166,7 @@ impl Supervisor {
                 fd: Arc::new(fd),
                 stop: Arc::new(AtomicBool::new(false)),
             },
-            on_running: Arc::new(Mutex::new(None)),
+            on_running: Mutex::new(None),
         })
     }
 
@@ -364,7 +364,7 @@ impl Supervisor {
         slot.next_start = Some(now + delay);
     }
 
-    fn on_ready(&mut self, name: &str, epoch: u64, ok: bool) {
+    fn on_ready(&mut self, name: &'static str, epoch: u64, ok: bool) {
         let mut t = self.table.lock().unwrap();
         let Some(slot) = t.iter_mut().find(|s| s.name == name) else {
             return;
@@ -377,7 +377,7 @@ impl Supervisor {
             slot.missed_pings = 0;
             drop(t);
             if let Some(f) = self.on_running.lock().unwrap().as_ref() {
-                f(name_of(name), epoch);
+                f(name, epoch);
             }
         } else if let Some(p) = slot.pidfd.as_ref() {
             tracing::warn!(
@@ -597,15 +597,6 @@ fn ping_server(
 fn kill_and_wait(pidfd: &OwnedFd) {
     let _ = pidfd_send_signal(pidfd, Signal::KILL);
     wait_exit(pidfd, Duration::from_secs(2));
-}
-
-/// The server name in `protocol::SERVERS` equal to `name`.
-fn name_of(name: &str) -> &'static str {
-    protocol::SERVERS
-        .iter()
-        .find(|n| **n == name)
-        .copied()
-        .unwrap_or("?")
 }
 
 /// Waits for a pidfd to become readable (the process exited).
