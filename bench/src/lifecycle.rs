@@ -571,6 +571,26 @@ fn label(rt: &Runtime) -> String {
     }
 }
 
+/// `n` foreground runs of each runtime, interleaved, with ids `<prefix>N`:
+/// each runtime's times (crun's less the hook).
+fn foreground_runs(
+    env: &Env,
+    n: usize,
+    prefix: &str,
+    hook: Duration,
+    failed: &mut Vec<String>,
+) -> Vec<Samples> {
+    let series = interleaved(env, n, |rt, i| {
+        measure::run_once(rt, &env.bundles, &format!("{prefix}{i}"))
+    });
+    note_failures(env, &format!("run ({prefix}N)"), &series, failed);
+    env.runtimes
+        .iter()
+        .zip(&series)
+        .map(|(rt, s)| adjusted(rt, &s.samples, hook))
+        .collect()
+}
+
 /// Section 1; returns each runtime's median (crun's less the hook).
 fn print_runs(o: &Opts, env: &Env, hook: Duration, failed: &mut Vec<String>) -> Vec<Duration> {
     println!();
@@ -578,16 +598,7 @@ fn print_runs(o: &Opts, env: &Env, hook: Duration, failed: &mut Vec<String>) -> 
         "[1] run of /bin/true, foreground (every runtime deletes the container when it exits, so run = run + delete); {} each after {} warm-up, interleaved",
         o.runs, o.warmup
     );
-    let series = interleaved(env, o.runs, |rt, i| {
-        measure::run_once(rt, &env.bundles, &format!("r{i}"))
-    });
-    note_failures(env, "run", &series, failed);
-    let stats: Vec<Samples> = env
-        .runtimes
-        .iter()
-        .zip(&series)
-        .map(|(rt, s)| adjusted(rt, &s.samples, hook))
-        .collect();
+    let stats = foreground_runs(env, o.runs, "r", hook, failed);
     for (rt, s) in env.runtimes.iter().zip(&stats) {
         if s.len() == 0 {
             continue;
@@ -659,16 +670,7 @@ fn print_crowded(
             }
         }
     }
-    let series = interleaved(env, o.runs, |rt, i| {
-        measure::run_once(rt, &env.bundles, &format!("c{i}"))
-    });
-    note_failures(env, "run (crowded)", &series, failed);
-    let stats: Vec<Samples> = env
-        .runtimes
-        .iter()
-        .zip(&series)
-        .map(|(rt, s)| adjusted(rt, &s.samples, hook))
-        .collect();
+    let stats = foreground_runs(env, o.runs, "c", hook, failed);
     for (k, (rt, s)) in env.runtimes.iter().zip(&stats).enumerate() {
         if s.len() == 0 {
             continue;

@@ -313,14 +313,15 @@ fn block_io_throttles_land_in_the_containers_blkio_group() {
     c.ipc_ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), "io1"]);
     let pid = c.ipc_json(&["state", "io1"])["pid"].as_i64().unwrap();
     let read = |f: &str| std::fs::read_to_string(base.join("io1").join(f)).unwrap();
-    assert_eq!(
-        read("blkio.throttle.read_bps_device").trim(),
-        format!("{}:{} 1048576", dev.0, dev.1)
-    );
-    assert_eq!(
-        read("blkio.throttle.write_iops_device").trim(),
-        format!("{}:{} 50", dev.0, dev.1)
-    );
+    // The device's line in io1's blkio.throttle.<file>.
+    let assert_throttle = |file: &str, rate: u64| {
+        assert_eq!(
+            read(&format!("blkio.throttle.{file}")).trim(),
+            format!("{}:{} {rate}", dev.0, dev.1)
+        )
+    };
+    assert_throttle("read_bps_device", 1048576);
+    assert_throttle("write_iops_device", 50);
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     assert!(
         cg.lines()
@@ -361,18 +362,9 @@ fn block_io_throttles_land_in_the_containers_blkio_group() {
     )
     .unwrap();
     c.ipc_ok(&["update", "--resources", res.to_str().unwrap(), "io1"]);
-    assert_eq!(
-        read("blkio.throttle.read_bps_device").trim(),
-        format!("{}:{} 2097152", dev.0, dev.1)
-    );
-    assert_eq!(
-        read("blkio.throttle.write_bps_device").trim(),
-        format!("{}:{} 4194304", dev.0, dev.1)
-    );
-    assert_eq!(
-        read("blkio.throttle.write_iops_device").trim(),
-        format!("{}:{} 50", dev.0, dev.1)
-    );
+    assert_throttle("read_bps_device", 2097152);
+    assert_throttle("write_bps_device", 4194304);
+    assert_throttle("write_iops_device", 50);
     // A container made without blockIO has no blkio group to update:
     // refused by name, and still none made.
     let e = c.ipc_err(&["update", "--resources", res.to_str().unwrap(), "io2"]);

@@ -401,46 +401,33 @@ impl Servers {
             .send(req, Some(new_key("attach", id)), |r| r.map(|_| ()))
     }
 
+    /// A keyed cpu-controller request about `id` that answers Done.
+    fn cpu_keyed(&self, kind: &str, id: &str, req: CpuRequest) -> Result<(), Error> {
+        self.cpu.call(req, Some(new_key(kind, id))).map(|_| ())
+    }
+
     pub fn cpu_set(&self, id: &str, limits: CpuLimits) -> Result<(), Error> {
-        self.cpu
-            .call(
-                CpuRequest::Set {
-                    id: id.into(),
-                    limits,
-                },
-                Some(new_key("set", id)),
-            )
-            .map(|_| ())
+        let req = CpuRequest::Set {
+            id: id.into(),
+            limits,
+        };
+        self.cpu_keyed("set", id, req)
     }
 
     pub fn cpu_set_block_io(&self, id: &str, block_io: BlockIo) -> Result<(), Error> {
-        self.cpu
-            .call(
-                CpuRequest::SetBlockIo {
-                    id: id.into(),
-                    block_io,
-                },
-                Some(new_key("blkio", id)),
-            )
-            .map(|_| ())
+        let req = CpuRequest::SetBlockIo {
+            id: id.into(),
+            block_io,
+        };
+        self.cpu_keyed("blkio", id, req)
     }
 
     pub fn cpu_freeze(&self, id: &str) -> Result<(), Error> {
-        self.cpu
-            .call(
-                CpuRequest::Freeze { id: id.into() },
-                Some(new_key("freeze", id)),
-            )
-            .map(|_| ())
+        self.cpu_keyed("freeze", id, CpuRequest::Freeze { id: id.into() })
     }
 
     pub fn cpu_thaw(&self, id: &str) -> Result<(), Error> {
-        self.cpu
-            .call(
-                CpuRequest::Thaw { id: id.into() },
-                Some(new_key("thaw", id)),
-            )
-            .map(|_| ())
+        self.cpu_keyed("thaw", id, CpuRequest::Thaw { id: id.into() })
     }
 
     pub fn cpu_stat(&self, id: &str) -> Result<CpuStat, Error> {

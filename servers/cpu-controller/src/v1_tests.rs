@@ -1052,14 +1052,10 @@ fn block_io_gets_a_blkio_group_only_when_asked() {
         panic!()
     };
     assert_eq!(c.fds_out.len(), 7);
-    assert_eq!(
-        rig.read(Ctl::Blkio, "io", "blkio.throttle.read_bps_device"),
-        "254:0 1048576"
-    );
-    assert_eq!(
-        rig.read(Ctl::Blkio, "io", "blkio.throttle.write_iops_device"),
-        "254:0 100"
-    );
+    // io's blkio.throttle.<file>.
+    let throttle = |f: &str| rig.read(Ctl::Blkio, "io", &format!("blkio.throttle.{f}"));
+    assert_eq!(throttle("read_bps_device"), "254:0 1048576");
+    assert_eq!(throttle("write_iops_device"), "254:0 100");
     assert_joined(join(&c.fds_out).pid(), &entries);
     // update: the device's read rate is replaced, its write IOPS stay, and
     // the record keeps both; a group made without blockIO has no blkio
@@ -1077,14 +1073,8 @@ fn block_io_gets_a_blkio_group_only_when_asked() {
     };
     svc.handle(&mut ctx(Some("k5"), vec![]), set("io", 2 << 20))
         .unwrap();
-    assert_eq!(
-        rig.read(Ctl::Blkio, "io", "blkio.throttle.read_bps_device"),
-        "254:0 2097152"
-    );
-    assert_eq!(
-        rig.read(Ctl::Blkio, "io", "blkio.throttle.write_iops_device"),
-        "254:0 100"
-    );
+    assert_eq!(throttle("read_bps_device"), "254:0 2097152");
+    assert_eq!(throttle("write_iops_device"), "254:0 100");
     let rec = svc.table().get("io").unwrap().block_io.clone().unwrap();
     assert_eq!(rec.throttle_read_bps[0].rate, 2 << 20);
     assert_eq!(rec.throttle_write_iops[0].rate, 100);
