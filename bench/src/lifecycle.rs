@@ -811,13 +811,7 @@ fn print_throughput(o: &Opts, env: &Env, hook: Duration, failed: &mut Vec<String
             }
         }
     }
-    let per = |a: f64, b: f64| {
-        if b > 0.0 {
-            format!("{:.2}x", a / b)
-        } else {
-            "n/a".into()
-        }
-    };
+    let per = rate_ratio;
     println!(
         "   asterism/crun* containers/s: one at a time {}  {} at once {}   [target at {}: >= 2x crun's]",
         per(rates[0][0], rates[2][0]),
@@ -831,7 +825,38 @@ fn print_throughput(o: &Opts, env: &Env, hook: Duration, failed: &mut Vec<String
         o.workers,
         per(rates[0][1], rates[1][1])
     );
+    print_floor_rates(o, rates[2]);
     check_deleted(env, "[3]", failed);
+}
+
+/// The kernel floor's containers per second (section 1's unshare of the
+/// same namespaces), one at a time and `o.workers` at once, next to
+/// crun*'s: what is left of the machine for a runtime's own work.
+fn print_floor_rates(o: &Opts, crun: [f64; 2]) {
+    let rates: Result<Vec<f64>> = [1, o.workers]
+        .into_iter()
+        .map(|w| runtime::kernel_floor_rate(o.containers, w))
+        .collect();
+    match rates {
+        Ok(r) => println!(
+            "   kernel floor, no runtime (section 1's unshare): one at a time {:.1}/s = {} crun*'s, {} at once {:.1}/s = {} crun*'s",
+            r[0],
+            rate_ratio(r[0], crun[0]),
+            o.workers,
+            r[1],
+            rate_ratio(r[1], crun[1])
+        ),
+        Err(e) => println!("   kernel floor containers/s: not measured: {e:#}"),
+    }
+}
+
+/// `a` per second as a multiple of `b` per second ("n/a" without `b`).
+fn rate_ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}x", a / b)
+    } else {
+        "n/a".into()
+    }
 }
 
 /// Prints one batch; returns its containers per second (crun's with the

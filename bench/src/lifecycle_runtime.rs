@@ -343,20 +343,49 @@ pub fn wrapper_cost(n: usize) -> Result<Vec<Duration>> {
 /// cgroup, rootfs, pivot_root, state or config: a floor under any runtime
 /// that makes its namespaces per container.
 pub fn kernel_floor(n: usize) -> Result<Vec<Duration>> {
-    (0..n)
-        .map(|_| {
-            time_status(Command::new("unshare").args([
-                "--fork",
-                "--pid",
-                "--net",
-                "--ipc",
-                "--uts",
-                "--mount",
-                "--mount-proc",
-                "/bin/true",
-            ]))
-        })
-        .collect()
+    (0..n).map(|_| time_status(&mut floor_command())).collect()
+}
+
+/// The kernel floor's containers per second, `n` runs by `workers` threads
+/// at once (as section 3 runs the runtimes).
+pub fn kernel_floor_rate(n: usize, workers: usize) -> Result<f64> {
+    let workers = workers.max(1);
+    let t0 = Instant::now();
+    let done: Result<Vec<Vec<Duration>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let mine = n / workers + usize::from(w < n % workers);
+                s.spawn(move || kernel_floor(mine))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| bail!("a floor worker panicked"))
+            })
+            .collect()
+    });
+    done?;
+    Ok(n as f64 / t0.elapsed().as_secs_f64())
+}
+
+/// What a runtime cannot avoid: the namespaces of the benchmark's config
+/// made by unshare(1) around /bin/true, with no cgroup, rootfs,
+/// pivot_root or state.
+fn floor_command() -> Command {
+    let mut c = Command::new("unshare");
+    c.args([
+        "--fork",
+        "--pid",
+        "--net",
+        "--ipc",
+        "--uts",
+        "--mount",
+        "--mount-proc",
+        "/bin/true",
+    ]);
+    c
 }
 
 fn time_status(c: &mut Command) -> Result<Duration> {
