@@ -192,8 +192,26 @@ impl CgroupDir {
         Ok(out)
     }
 
-    /// Sub-directories (child cgroups).
+    /// Sub-directories (child cgroups). A group without any (the usual
+    /// case) is told by its link count and not listed: a v1 memory group
+    /// holds 34 interface files to read past.
     pub fn children(&self) -> Result<Vec<CgroupDir>, Error> {
+        if self.has_no_subdirectories() {
+            return Ok(vec![]);
+        }
+        self.list_children()
+    }
+
+    /// A directory's link count is 2 plus its sub-directories: kernfs
+    /// keeps it so for cgroup directories (`kernfs_refresh_inode`), as
+    /// ordinary filesystems do. Only 2 is taken as an answer; any other
+    /// count (some filesystems always say 1) means: list it.
+    fn has_no_subdirectories(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&self.path).is_ok_and(|m| m.is_dir() && m.nlink() == 2)
+    }
+
+    fn list_children(&self) -> Result<Vec<CgroupDir>, Error> {
         let rd = match std::fs::read_dir(&self.path) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
@@ -313,5 +331,25 @@ mod tests {
         assert_eq!(d.read_key("memory.events", "absent").unwrap(), 0);
         let e = d.read_u64("nope").unwrap_err();
         assert!(e.message.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn children_with_and_without_sub_directories() {
+        let t = tempfile::tempdir().unwrap();
+        let d = CgroupDir::new(t.path());
+        std::fs::write(d.file("cgroup.procs"), "").unwrap();
+        assert!(d.children().unwrap().is_empty());
+        d.child("b").create().unwrap();
+        d.child("a").create().unwrap();
+        let kids = d.children().unwrap();
+        let names: Vec<_> = kids.iter().map(|c| c.path().to_path_buf()).collect();
+        assert_eq!(names, [t.path().join("a"), t.path().join("b")]);
+        std::fs::write(d.child("a").file("cgroup.procs"), "7\n").unwrap();
+        std::fs::write(d.child("b").file("cgroup.procs"), "").unwrap();
+        assert_eq!(d.procs_recursive().unwrap(), [7]);
+        assert!(CgroupDir::new(t.path().join("gone"))
+            .children()
+            .unwrap()
+            .is_empty());
     }
 }

@@ -692,3 +692,37 @@ fn v1_a_cgroups_path_create_journals_its_parents_before_making_them() {
     svc.shutdown();
     assert!(!svc.table().made.contains(pods.path()));
 }
+
+/// A group's child groups on the real v1 hierarchy: none is told by the
+/// directory's link count (nothing listed), some are listed, and a
+/// process in one is found from its parent. The delete checks rely on it.
+#[test]
+fn v1_child_groups_are_found_with_or_without_a_listing() {
+    let g = Guard::new();
+    let x = g.top.child("x");
+    x.create().unwrap();
+    let names = |d: &CgroupDir| -> Vec<String> {
+        d.children()
+            .unwrap()
+            .iter()
+            .map(|c| c.path().file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert!(names(&x).is_empty());
+    assert!(x.procs_recursive().unwrap().is_empty());
+    x.child("b").create().unwrap();
+    x.child("a").create().unwrap();
+    assert_eq!(names(&x), ["a", "b"]);
+    let mut sleeper = holder(0);
+    let pid = sleeper.id() as i32;
+    x.child("b").add_pid(pid).unwrap();
+    assert_eq!(x.procs_recursive().unwrap(), [pid]);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    wait_until("the sleeper to leave its group", || {
+        x.procs_recursive().unwrap().is_empty()
+    });
+    x.child("a").remove().unwrap();
+    x.child("b").remove().unwrap();
+    assert!(names(&x).is_empty());
+}
