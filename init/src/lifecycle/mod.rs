@@ -600,12 +600,14 @@ impl Lifecycle {
     /// Gives back everything recorded in `made`. The servers are asked at
     /// once (every request sent from this thread, then the replies read);
     /// each success is recorded, so that a retry releases only what is left.
+    /// The slowest to answer (the cgroup controllers' rmdirs) are asked
+    /// first.
     fn release(&self, r: &mut Record) -> Result<(), Error> {
         let (id, made, sv) = (&r.id, &r.made, &self.servers);
+        let memory = made.memory_group.then(|| sv.send_memory_delete(id));
+        let cpu = made.cpu_group.then(|| sv.send_cpu_delete(id));
         let net = made.loopback.then(|| sv.send_loopback_release(id));
         let vfs = made.rootfs.then(|| sv.send_vfs_release(id));
-        let cpu = made.cpu_group.then(|| sv.send_cpu_delete(id));
-        let memory = made.memory_group.then(|| sv.send_memory_delete(id));
         let net = net.map_or(Ok(()), |s| s.wait());
         let vfs = vfs.map_or(Ok(()), |s| s.wait());
         let cpu = cpu.map_or(Ok(()), |s| s.wait());
