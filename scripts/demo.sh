@@ -12,9 +12,8 @@ if [ ! -x /bin/busybox ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static
 fi
-cargo build --release --workspace --bins
-# Binaries land under the host triple (.cargo/config.toml builds them static).
-bin=$PWD/target/$(rustc -vV | sed -n 's/^host: //p')/release
+# The binaries as they ship (ipc built against musl): target/dist.
+bin=$(bash scripts/dist.sh | tail -n 1)
 root=$(mktemp -d /tmp/asterism-demo.XXXXXX)
 bundle=$(mktemp -d /tmp/asterism-bundle.XXXXXX)
 cleanup() {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite as root on this machine's real kernel:
 # installs the Debian packages the tests need when missing, builds every
-# binary, then runs every test (unit, golden bytes, end to end, fault injection).
+# binary, then runs every test (unit, golden bytes, end to end, fault
+# injection), and the end-to-end tests once more on the release binaries
+# as scripts/dist.sh assembles them (ipc built against musl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,3 +25,8 @@ fi
 
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast
+
+# The end-to-end tests again, on the binaries as they ship (scripts/dist.sh:
+# release, with ipc built against musl).
+dist=$(bash scripts/dist.sh | tail -n 1)
+ASTERISM_BIN_DIR="$dist" cargo test -p asterism-tests --no-fail-fast
