@@ -2,6 +2,10 @@
 
 use std::io::Write;
 
+/// See asterism_init::arena: a bump arena in front of the system allocator.
+#[global_allocator]
+static ALLOCATOR: asterism_init::arena::Arena = asterism_init::arena::Arena::new();
+
 fn main() -> std::process::ExitCode {
     asterism_init::cli::profile::start();
     // ipc prints an error's chain, never its backtrace; but with

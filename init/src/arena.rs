@@ -1,0 +1,165 @@
+//! `ipc`'s allocator: a bump arena in front of the system allocator.
+//!
+//! An `ipc` command is a short process that makes a few thousand small
+//! allocations (the config's JSON tree and oci-spec's types, messages,
+//! paths) and exits. From the arena an allocation is one atomic add and a
+//! free is nothing; what does not fit, and anything large, goes to the
+//! system allocator. The arena is never reused, so a long-lived `ipc`
+//! (`events`, a foreground `run` of a long container) uses it up once and
+//! then lives on the system allocator alone: its memory stays bounded.
+//!
+//! The arena is zeroed `.bss`: its pages cost nothing until touched, and a
+//! block handed out has never been written, so `alloc_zeroed` needs no
+//! memset. The launcher's child is a fork: it gets its own copy of the
+//! arena and of the offset, and there is no lock to inherit.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The arena's size (virtual: only what is used is ever touched).
+const SIZE: usize = 4 << 20;
+/// Larger allocations go to the system allocator (the 1 MiB receive
+/// buffers among them), so that the arena serves the many small ones.
+const LARGEST: usize = 64 << 10;
+
+#[repr(C, align(4096))]
+struct Space(UnsafeCell<[u8; SIZE]>);
+
+pub struct Arena {
+    space: Space,
+    /// Bytes of `space` handed out so far.
+    used: AtomicUsize,
+}
+
+// SAFETY: the bytes of `space` are handed out at most once each (`used`
+// only grows, by compare-and-swap), so no two owners share a byte.
+unsafe impl Sync for Arena {}
+
+impl Arena {
+    pub const fn new() -> Arena {
+        Arena {
+            space: Space(UnsafeCell::new([0; SIZE])),
+            used: AtomicUsize::new(0),
+        }
+    }
+
+    fn base(&self) -> usize {
+        self.space.0.get() as usize
+    }
+
+    fn owns(&self, p: *mut u8) -> bool {
+        (p as usize).wrapping_sub(self.base()) < SIZE
+    }
+
+    /// `layout`'s block from the arena, or None when it does not fit.
+    fn bump(&self, layout: Layout) -> Option<*mut u8> {
+        if layout.size() > LARGEST {
+            return None;
+        }
+        let base = self.base();
+        let mut used = self.used.load(Ordering::Relaxed);
+        loop {
+            let start = (base + used).next_multiple_of(layout.align()) - base;
+            let end = start.checked_add(layout.size()).filter(|&e| e <= SIZE)?;
+            match self
+                .used
+                .compare_exchange_weak(used, end, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return Some((base + start) as *mut u8),
+                Err(now) => used = now,
+            }
+        }
+    }
+}
+
+impl Default for Arena {
+    fn default() -> Self {
+        Arena::new()
+    }
+}
+
+// SAFETY: blocks from `bump` are inside `space`, aligned as asked, and
+// never handed out twice; every other block is the system allocator's and
+// goes back to it (`owns` tells them apart by address).
+unsafe impl GlobalAlloc for Arena {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        match self.bump(layout) {
+            Some(p) => p,
+            None => System.alloc(layout),
+        }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        match self.bump(layout) {
+            Some(p) => p, // never written: still the zeroed .bss
+            None => System.alloc_zeroed(layout),
+        }
+    }
+
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        if !self.owns(p) {
+            System.dealloc(p, layout);
+        }
+    }
+
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if !self.owns(p) {
+            return System.realloc(p, layout, new_size);
+        }
+        let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
+        let new = self.alloc(new_layout);
+        if !new.is_null() {
+            std::ptr::copy_nonoverlapping(p, new, layout.size().min(new_size));
+        }
+        new
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A second arena, on the heap (4 MiB would not fit a test's stack).
+    fn leaked() -> &'static Arena {
+        // SAFETY: an all-zero Arena is `Arena::new()`.
+        Box::leak(unsafe { Box::<Arena>::new_zeroed().assume_init() })
+    }
+
+    #[test]
+    fn small_blocks_come_from_the_arena_aligned_and_large_ones_do_not() {
+        let a = leaked();
+        unsafe {
+            let l = Layout::from_size_align(24, 8).unwrap();
+            let p = a.alloc(l);
+            assert!(a.owns(p));
+            let q = a.alloc(Layout::from_size_align(1, 64).unwrap());
+            assert!(a.owns(q) && q as usize % 64 == 0 && q as usize >= p as usize + 24);
+            std::ptr::write_bytes(p, 7, 24);
+            let r = a.realloc(p, l, 48);
+            assert!(a.owns(r));
+            assert_eq!(std::slice::from_raw_parts(r, 24), &[7u8; 24]);
+            let z = a.alloc_zeroed(Layout::from_size_align(100, 1).unwrap());
+            assert!(std::slice::from_raw_parts(z, 100).iter().all(|&b| b == 0));
+            let big = Layout::from_size_align(LARGEST + 1, 8).unwrap();
+            let b = a.alloc(big);
+            assert!(!b.is_null() && !a.owns(b));
+            a.dealloc(b, big);
+            a.dealloc(r, Layout::from_size_align(48, 8).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_full_arena_hands_over_to_the_system_allocator() {
+        let a = leaked();
+        let l = Layout::from_size_align(LARGEST, 8).unwrap();
+        let blocks: Vec<*mut u8> = (0..SIZE / LARGEST + 2)
+            .map(|_| unsafe { a.alloc(l) })
+            .collect();
+        let from_system = blocks.iter().filter(|&&p| !a.owns(p)).count();
+        assert_eq!(from_system, 2);
+        for p in blocks {
+            unsafe { a.dealloc(p, l) };
+        }
+    }
+}
