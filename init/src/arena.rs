@@ -134,7 +134,7 @@ mod tests {
             let p = a.alloc(l);
             assert!(a.owns(p));
             let q = a.alloc(Layout::from_size_align(1, 64).unwrap());
-            assert!(a.owns(q) && q as usize % 64 == 0 && q as usize >= p as usize + 24);
+            assert!(a.owns(q) && (q as usize).is_multiple_of(64) && q as usize >= p as usize + 24);
             std::ptr::write_bytes(p, 7, 24);
             let r = a.realloc(p, l, 48);
             assert!(a.owns(r));
