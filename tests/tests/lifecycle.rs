@@ -902,3 +902,61 @@ fn an_idle_init_with_running_containers_sleeps() {
     c.ipc_ok(&["delete", "idle-quick"]);
     assert!(stopped.is_some(), "the exit of idle-quick was not seen");
 }
+
+/// The `ipc` that asked init to prepare a create dies while init makes its
+/// resources (groups, network namespace, state): the create is rolled
+/// back, as when it dies at any other point. The creator here is a
+/// `sleep` whose pid the Prepare names, SIGKILLed 0 to 2 ms after the
+/// request is sent: before init reads it (refused), while init prepares,
+/// or after. Before the fix, init began watching the creator only once
+/// everything was made, and a creator dead by then was never watched: its
+/// create stayed `creating`, holding its groups and network namespace.
+#[test]
+fn a_create_whose_creator_dies_while_init_prepares_is_rolled_back() {
+    use libipc::client::{Client, ClientOptions};
+    use protocol::init::{Init, InitRequest};
+    let c = Constellation::start();
+    let bundle = Bundle::busybox_with(&["true"], json!({}));
+    let config = std::fs::read_to_string(bundle.path().join("config.json")).unwrap();
+    let mut init = Client::<Init>::new(c.root(), ClientOptions::default());
+    let left = |id: &str| -> Vec<String> {
+        let mut what = vec![];
+        if c.ipc_ok(&["list"]).contains(id) {
+            what.push("its record".to_string());
+        }
+        if c.root().join("containers").join(id).exists() {
+            what.push("its state directory".to_string());
+        }
+        for ctl in ["memory", "cpu", "pids"] {
+            if c.cgroup_base(ctl)
+                .is_some_and(|base| base.join(id).exists())
+            {
+                what.push(format!("its {ctl} group"));
+            }
+        }
+        what
+    };
+    for n in 0..20u64 {
+        let id = format!("orphan{n}");
+        let mut creator = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let req = InitRequest::Prepare {
+            id: id.clone(),
+            bundle: b(&bundle).to_string(),
+            config_json: config.clone(),
+            creator_pid: creator.id() as i32,
+        };
+        let sent = init.send_only(req, None, vec![]).unwrap();
+        std::thread::sleep(Duration::from_micros(100 * n));
+        creator.kill().unwrap();
+        creator.wait().unwrap();
+        // Refused or prepared: either way, the answer's fds close here.
+        let _ = init.finish(sent);
+        let gone = wait_for(Duration::from_secs(5), || {
+            left(&id).is_empty().then_some(())
+        });
+        assert!(gone.is_some(), "{id}: left behind: {:?}", left(&id));
+    }
+}

@@ -226,10 +226,18 @@ impl Lifecycle {
             None => self.new_record(id, bundle, &spec, creator_pid, joins_itself)?,
         };
         let fresh = r.pid == 0 && r.rootfs.is_empty();
+        // The creator is watched from a pidfd opened before anything is
+        // made: should it die while its resources are made, the pidfd is
+        // readable by the time the watcher has it, and the create is rolled
+        // back. (Opened afterwards, it would fail for a creator already
+        // gone, and the create would be left to nobody.)
+        let creator = fresh
+            .then(|| creator_pidfd(creator_pid, r.creator_start))
+            .transpose()?;
         match self.make_resources(&mut r, &spec, config_json, joins_itself) {
             Ok((joins, netns)) => {
-                if fresh {
-                    self.watch_pid(id, creator_pid);
+                if let Some(fd) = creator {
+                    self.watched.insert(id, creator_pid, fd);
                 }
                 Ok(Prepared {
                     rootfs: r.rootfs,
@@ -1025,6 +1033,25 @@ impl Lifecycle {
             _ => {}
         }
     }
+}
+
+/// A pidfd of the `ipc` that asked for a create, if it is still the
+/// process that started at `start`.
+fn creator_pidfd(pid: i32, start: u64) -> Result<OwnedFd, Error> {
+    let gone = || {
+        Error::invalid(format!(
+            "creator pid {pid} ended before its create was prepared"
+        ))
+    };
+    let fd = Pid::from_raw(pid)
+        .and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok())
+        .ok_or_else(gone)?;
+    // Checked once the fd is open: it names this process, not a later one
+    // that got its pid.
+    if !record::same_process(pid, start) {
+        return Err(gone());
+    }
+    Ok(fd)
 }
 
 /// The host uid and gid that the container's root maps to, when it has a
