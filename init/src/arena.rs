@@ -21,6 +21,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The arena's size (virtual: only what is used is ever touched).
 const SIZE: usize = 4 << 20;
+/// Every block is aligned to at least this, as malloc's are (max_align_t):
+/// blocks reach C code that counts on it. The unwinder's exception object
+/// is one: Rust asks for 8, LLVM's libunwind moves it with 16-byte aligned
+/// SSE stores, and a panic segfaulted in `_Unwind_RaiseException`.
+const MIN_ALIGN: usize = 16;
 /// Larger allocations go to the system allocator (the 1 MiB receive
 /// buffers among them), so that the arena serves the many small ones.
 const LARGEST: usize = 64 << 10;
@@ -68,7 +73,7 @@ impl Arena {
         let base = self.base();
         let mut used = self.used.load(Ordering::Relaxed);
         loop {
-            let start = (base + used).next_multiple_of(layout.align()) - base;
+            let start = (base + used).next_multiple_of(layout.align().max(MIN_ALIGN)) - base;
             let end = start.checked_add(layout.size()).filter(|&e| e <= SIZE)?;
             match self
                 .used
@@ -167,6 +172,14 @@ mod tests {
             let l = Layout::from_size_align(24, 8).unwrap();
             let p = a.alloc(l);
             assert!(a.owns(p));
+            // malloc's alignment whatever was asked (C code counts on it).
+            for align in [1, 2, 8] {
+                let b = a.alloc(Layout::from_size_align(3, align).unwrap());
+                assert!(
+                    (b as usize).is_multiple_of(MIN_ALIGN),
+                    "{b:p} for align {align}"
+                );
+            }
             let q = a.alloc(Layout::from_size_align(1, 64).unwrap());
             assert!(a.owns(q) && (q as usize).is_multiple_of(64) && q as usize >= p as usize + 24);
             std::ptr::write_bytes(p, 7, 24);

@@ -286,3 +286,37 @@ fn each_server_keeps_only_its_capabilities() {
         "init lost CAP_SYS_ADMIN: {eff:#x}"
     );
 }
+
+/// A pipe whose reading end is already closed: every write to the other
+/// end fails with EPIPE (Rust ignores SIGPIPE).
+fn broken_pipe() -> std::process::Stdio {
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    drop(reader);
+    std::process::Stdio::from(writer)
+}
+
+/// ipc's output going nowhere (an engine that stopped reading, a closed
+/// terminal) never crashes it: an error still ends with exit code 1, and a
+/// failed print of a result is a clean panic (101), unwound, not a signal.
+/// The release `ipc` segfaulted here once, in the unwinder, when its
+/// arena allocator handed the exception object 8-byte aligned memory.
+#[test]
+fn ipc_writing_to_a_closed_pipe_exits_with_a_code_not_a_signal() {
+    let c = Constellation::start();
+    let error = c
+        .ipc_cmd()
+        .args(["state", "no-such-container"])
+        .stdout(std::process::Stdio::null())
+        .stderr(broken_pipe())
+        .status()
+        .unwrap();
+    assert_eq!(error.code(), Some(1), "{error:?}");
+    let listed = c
+        .ipc_cmd()
+        .args(["list"])
+        .stdout(broken_pipe())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(listed.code().is_some(), "killed by a signal: {listed:?}");
+}

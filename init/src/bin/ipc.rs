@@ -31,7 +31,10 @@ fn main() -> std::process::ExitCode {
             // twice.
             match std::env::var_os(ERROR_FILE) {
                 Some(file) if std::fs::write(&file, &msg).is_ok() => {}
-                _ => eprintln!("ipc: {msg}"),
+                // Not eprintln!: a closed stderr is no reason to panic.
+                _ => {
+                    let _ = writeln!(std::io::stderr(), "ipc: {msg}");
+                }
             }
             if let Some(path) = log {
                 write_log(&path, json, &msg);

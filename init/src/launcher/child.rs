@@ -19,11 +19,15 @@ use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-/// Runs the container process; never returns.
+/// Runs the container process; never returns. Not even by a panic: this
+/// process is a fork of the caller, and unwinding would carry it back into
+/// the caller's frames, to go on as a second `ipc`.
 pub fn run(req: &LaunchRequest<'_>, prep: &Prepared, conn: Conn) -> ! {
-    let err = match setup_and_exec(req, prep, &conn) {
-        Ok(never) => match never {},
-        Err(e) => e,
+    let setup = std::panic::AssertUnwindSafe(|| setup_and_exec(req, prep, &conn));
+    let err = match std::panic::catch_unwind(setup) {
+        Ok(Ok(never)) => match never {},
+        Ok(Err(e)) => e,
+        Err(_) => anyhow!("the container process's setup panicked"),
     };
     let errno = super::errno_of(&err);
     let message = format!("{err:#}");
