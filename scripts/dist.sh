@@ -23,15 +23,26 @@ musl="${host%-gnu}-musl"
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 dist="$target/dist"
 
-if ! rustup target list --installed 2>/dev/null | grep -qx "$musl"; then
-  echo "scripts/dist.sh: the $musl target is not installed (rustup target add $musl)" >&2
-  exit 1
+# The musl target comes with rustup, not with every toolchain install:
+# added here when missing. Where it cannot be (no network to rustup's
+# server), ipc is the glibc build, said loudly, and target/dist/ipc.target
+# tells which one it is.
+have_musl() { rustup target list --installed 2>/dev/null | grep -qx "$musl"; }
+if ! have_musl; then
+  echo "scripts/dist.sh: adding the $musl target (rustup target add $musl)" >&2
+  timeout 300 rustup target add "$musl" >&2 || true
 fi
 
 echo "building (release): cargo build --release --workspace --bins" >&2
 cargo build --release --workspace --bins
-echo "building (release, $musl): cargo build --release --target $musl -p asterism-init --bin ipc" >&2
-cargo build --release --target "$musl" -p asterism-init --bin ipc
+ipc_target="$host"
+if have_musl; then
+  echo "building (release, $musl): cargo build --release --target $musl -p asterism-init --bin ipc" >&2
+  cargo build --release --target "$musl" -p asterism-init --bin ipc
+  ipc_target="$musl"
+else
+  echo "scripts/dist.sh: WARNING: the $musl target is not installed and could not be added; ipc is the $host build" >&2
+fi
 
 mkdir -p "$dist"
 for f in "$target/$host/release"/*; do
@@ -39,5 +50,6 @@ for f in "$target/$host/release"/*; do
     cp --remove-destination "$f" "$dist/"
   fi
 done
-cp --remove-destination "$target/$musl/release/ipc" "$dist/ipc"
+cp --remove-destination "$target/$ipc_target/release/ipc" "$dist/ipc"
+echo "$ipc_target" > "$dist/ipc.target"
 echo "$dist"

@@ -179,12 +179,18 @@ impl Env {
             self.bundles.namespaces(),
             self.prefix
         );
+        let bins = constellation::bin_dir().ok();
+        // scripts/dist.sh says which target its ipc was built for.
+        let ipc_target = bins
+            .as_ref()
+            .and_then(|d| std::fs::read_to_string(d.join("ipc.target")).ok())
+            .map_or(String::new(), |t| format!(" (ipc built for {})", t.trim()));
         println!(
-            "asterism: {} on {} (constellation started once, warm: init pid {}); binaries from {}",
+            "asterism: {} on {} (constellation started once, warm: init pid {}); binaries from {}{ipc_target}",
             self.runtimes[0].comm(),
             c.root().display(),
             c.init_pid(),
-            constellation::bin_dir().map_or("?".into(), |d| d.display().to_string())
+            bins.map_or("?".into(), |d| d.display().to_string())
         );
         for rt in &self.runtimes[1..] {
             println!(
