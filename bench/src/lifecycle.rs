@@ -817,19 +817,18 @@ fn print_throughput(o: &Opts, env: &Env, hook: Duration, failed: &mut Vec<String
             }
         }
     }
-    let per = rate_ratio;
     println!(
         "   asterism/crun* containers/s: one at a time {}  {} at once {}   [target at {}: >= 2x crun's]",
-        per(rates[0][0], rates[2][0]),
+        rate_ratio(rates[0][0], rates[2][0]),
         o.workers,
-        per(rates[0][1], rates[2][1]),
+        rate_ratio(rates[0][1], rates[2][1]),
         o.workers
     );
     println!(
         "   asterism/runc  containers/s: one at a time {}  {} at once {}",
-        per(rates[0][0], rates[1][0]),
+        rate_ratio(rates[0][0], rates[1][0]),
         o.workers,
-        per(rates[0][1], rates[1][1])
+        rate_ratio(rates[0][1], rates[1][1])
     );
     print_floor_rates(o, rates[2]);
     check_deleted(env, "[3]", failed);
