@@ -906,7 +906,7 @@ fn an_idle_init_with_running_containers_sleeps() {
 /// The `ipc` that asked init to prepare a create dies while init makes its
 /// resources (groups, network namespace, state): the create is rolled
 /// back, as when it dies at any other point. The creator here is a
-/// `sleep` whose pid the Prepare names, SIGKILLed 0 to 2 ms after the
+/// sleeping test process whose pid the Prepare names, SIGKILLed 0 to 2 ms after the
 /// request is sent: before init reads it (refused), while init prepares,
 /// or after. Before the fix, init began watching the creator only once
 /// everything was made, and a creator dead by then was never watched: its
@@ -938,20 +938,17 @@ fn a_create_whose_creator_dies_while_init_prepares_is_rolled_back() {
     };
     for n in 0..20u64 {
         let id = format!("orphan{n}");
-        let mut creator = std::process::Command::new("sleep")
-            .arg("60")
-            .spawn()
-            .unwrap();
+        // Killed and reaped when dropped, also should the test fail first.
+        let creator = asterism_tests::Hog::sleep();
         let req = InitRequest::Prepare {
             id: id.clone(),
             bundle: b(&bundle).to_string(),
             config_json: config.clone(),
-            creator_pid: creator.id() as i32,
+            creator_pid: creator.pid(),
         };
         let sent = init.send_only(req, None, vec![]).unwrap();
         std::thread::sleep(Duration::from_micros(100 * n));
-        creator.kill().unwrap();
-        creator.wait().unwrap();
+        drop(creator);
         // Refused or prepared: either way, the answer's fds close here.
         let _ = init.finish(sent);
         let gone = wait_for(Duration::from_secs(5), || {
