@@ -957,3 +957,53 @@ fn a_create_whose_creator_dies_while_init_prepares_is_rolled_back() {
         assert!(gone.is_some(), "{id}: left behind: {:?}", left(&id));
     }
 }
+
+/// The default devices and linux.devices as the container sees them: type,
+/// major:minor, exact mode and owner, also where mknod alone would not
+/// give them (a mode the umask would have cut, a set-group-ID directory
+/// that would have given the node its own group, a directory to create).
+#[test]
+fn device_nodes_have_their_type_numbers_mode_and_owner() {
+    use std::os::unix::fs::{chown, PermissionsExt};
+    let c = Constellation::start();
+    let devices = json!({"linux": {"devices": [
+        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o600, "uid": 1000, "gid": 2000},
+        {"path": "/dev/sub/pipe", "type": "p", "fileMode": 0o640},
+        {"path": "/dev/loop200", "type": "b", "major": 7, "minor": 200, "fileMode": 0o777},
+        {"path": "/shared/null2", "type": "c", "major": 1, "minor": 3}]}});
+    let paths = "/dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty \
+                 /dev/fuse /dev/sub/pipe /dev/loop200 /shared/null2";
+    let bundle = Bundle::busybox_with(
+        &[
+            "sh",
+            "-c",
+            &format!("stat -c '%n %F %a %u:%g %t:%T' {paths}"),
+        ],
+        devices,
+    );
+    // /shared is the rootfs's own directory, set-group-ID and group 2000:
+    // a node made there would be group 2000 without the chown.
+    let shared = bundle.rootfs().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    chown(&shared, Some(0), Some(2000)).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o2775)).unwrap();
+    let text = c.ipc_ok(&[
+        "run",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        "devnodes",
+    ]);
+    let want = [
+        "/dev/null character special file 666 0:0 1:3",
+        "/dev/zero character special file 666 0:0 1:5",
+        "/dev/full character special file 666 0:0 1:7",
+        "/dev/random character special file 666 0:0 1:8",
+        "/dev/urandom character special file 666 0:0 1:9",
+        "/dev/tty character special file 666 0:0 5:0",
+        "/dev/fuse character special file 600 1000:2000 a:e5",
+        "/dev/sub/pipe fifo 640 0:0 0:0",
+        "/dev/loop200 block special file 777 0:0 7:c8",
+        "/shared/null2 character special file 666 0:0 1:3",
+    ];
+    assert_eq!(text.lines().collect::<Vec<_>>(), want);
+}

@@ -5,14 +5,15 @@
 //! over an empty file instead, as runc does.
 
 use super::mounts::{bind_fd, Options};
-use super::resolve::{create_in_root, create_parent_in_root, Kind};
+use super::resolve::{create_in_root, create_parent_in_root, proc_fd_path, split_parent, Kind};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 use rustix::fs::{
     chownat, makedev, mknodat, statat, symlinkat, unlinkat, AtFlags, FileType, Gid, Mode, Uid,
 };
 use rustix::io::Errno;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::ffi::OsString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// A device node to provide.
@@ -72,48 +73,114 @@ pub fn from_config(d: &LinuxDevice) -> Result<Node> {
     })
 }
 
-/// Makes `node` inside `root`.
-pub fn create(root: BorrowedFd<'_>, node: &Node) -> Result<()> {
-    let (parent, name) = create_parent_in_root(root, &node.path)?;
-    if let Some(existing) = existing(parent.as_fd(), &name)? {
-        if existing == (node.file_type, makedev(node.major, node.minor))
-            || node.file_type == FileType::Fifo && existing.0 == FileType::Fifo
-        {
-            return Ok(());
-        }
-        bail!("a different file already exists there");
+/// A directory device nodes are made in, opened once for all of its nodes
+/// (the six defaults share /dev), with what mknod there leaves to fix.
+struct NodeDir {
+    path: PathBuf,
+    fd: OwnedFd,
+    /// A default ACL replaces the umask: mknod's mode is then not exact.
+    default_acl: bool,
+    /// A set-group-ID directory gives new files its own group.
+    setgid: bool,
+}
+
+impl NodeDir {
+    fn open(root: BorrowedFd<'_>, path: PathBuf) -> Result<NodeDir> {
+        let fd = create_in_root(root, &path, Kind::Dir)?;
+        let st = rustix::fs::fstat(&fd).context("stat the parent directory")?;
+        // The fd is O_PATH, which fgetxattr refuses: ask through its
+        // magic link, which names exactly this directory.
+        let default_acl = match rustix::fs::getxattr(
+            proc_fd_path(fd.as_fd()),
+            "system.posix_acl_default",
+            &mut [0u8; 0][..],
+        ) {
+            Ok(_) => true,
+            Err(Errno::NODATA | Errno::NOTSUP) => false,
+            Err(e) => return Err(e).context("read the parent directory's default ACL"),
+        };
+        Ok(NodeDir {
+            path,
+            fd,
+            default_acl,
+            setgid: st.st_mode & 0o2000 != 0,
+        })
     }
+}
+
+/// The last directory nodes were made in: consecutive nodes in one
+/// directory share its fd.
+#[derive(Default)]
+struct Dirs(Option<NodeDir>);
+
+impl Dirs {
+    /// The directory `node` goes in, and its name there.
+    fn get(&mut self, root: BorrowedFd<'_>, node: &Path) -> Result<(&NodeDir, OsString)> {
+        let (parent, name) = split_parent(node)?;
+        if self.0.as_ref().is_none_or(|d| d.path != parent) {
+            self.0 = Some(NodeDir::open(root, parent)?);
+        }
+        Ok((self.0.as_ref().expect("opened above"), name))
+    }
+}
+
+/// Makes `node` inside `root`, with the process's umask at 0 (create_all).
+/// In the usual case that is one mknodat: the mode is exact under umask 0,
+/// and the owner is already right when it is the caller's, unless a
+/// default ACL or a set-group-ID directory says otherwise.
+fn create(root: BorrowedFd<'_>, dirs: &mut Dirs, node: &Node) -> Result<()> {
+    let (dir, name) = dirs.get(root, &node.path)?;
+    let parent = dir.fd.as_fd();
     let dev = makedev(node.major, node.minor);
     match mknodat(
-        &parent,
+        parent,
         name.as_os_str(),
         node.file_type,
         Mode::from_raw_mode(node.mode),
         dev,
     ) {
         Ok(()) => {}
+        Err(Errno::EXIST) => return check_existing(parent, &name, node),
         Err(Errno::PERM) if node.file_type != FileType::Fifo => {
             return bind_host_node(root, node);
         }
         Err(e) => return Err(e).context("mknod"),
     }
-    // mknod's mode went through the umask: set it exactly.
-    rustix::fs::chmodat(
-        &parent,
-        name.as_os_str(),
-        Mode::from_raw_mode(node.mode),
-        AtFlags::empty(),
-    )
-    .context("chmod")?;
-    chownat(
-        &parent,
-        name.as_os_str(),
-        Some(Uid::from_raw(node.uid)),
-        Some(Gid::from_raw(node.gid)),
-        AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .context("chown")?;
+    if dir.default_acl {
+        rustix::fs::chmodat(
+            parent,
+            name.as_os_str(),
+            Mode::from_raw_mode(node.mode),
+            AtFlags::empty(),
+        )
+        .context("chmod")?;
+    }
+    let ours = node.uid == rustix::process::geteuid().as_raw()
+        && node.gid == rustix::process::getegid().as_raw()
+        && !dir.setgid;
+    if !ours {
+        chownat(
+            parent,
+            name.as_os_str(),
+            Some(Uid::from_raw(node.uid)),
+            Some(Gid::from_raw(node.gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .context("chown")?;
+    }
     Ok(())
+}
+
+/// Something is at the node's path already: fine if it is that device.
+fn check_existing(parent: BorrowedFd<'_>, name: &std::ffi::OsStr, node: &Node) -> Result<()> {
+    if let Some(existing) = existing(parent, name)? {
+        if existing == (node.file_type, makedev(node.major, node.minor))
+            || node.file_type == FileType::Fifo && existing.0 == FileType::Fifo
+        {
+            return Ok(());
+        }
+    }
+    bail!("a different file already exists there")
 }
 
 /// (type, rdev) of what is at `name` already, if anything.
@@ -169,12 +236,14 @@ pub fn create_all(root: BorrowedFd<'_>, configured: &[LinuxDevice]) -> Result<()
     // The modes are exact, not filtered by the caller's umask.
     let old = rustix::process::umask(Mode::empty());
     let result = (|| {
+        let mut dirs = Dirs::default();
         for node in defaults() {
-            create(root, &node).with_context(|| format!("device {}", node.path.display()))?;
+            create(root, &mut dirs, &node)
+                .with_context(|| format!("device {}", node.path.display()))?;
         }
         for d in configured {
             let node = from_config(d)?;
-            create(root, &node)
+            create(root, &mut dirs, &node)
                 .with_context(|| format!("linux.devices: {}", node.path.display()))?;
         }
         Ok(())

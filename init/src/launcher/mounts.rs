@@ -373,12 +373,16 @@ fn mount_fs(cx: &MountCx<'_>, m: &Mount, typ: &str, dest: &Path, opts: &Options)
             .or_else(|e| userns_fallback(e, cx, typ, target.as_fd(), opts, &mut data, &source));
     }
     result.with_context(|| format!("mount {typ}"))?;
-    let mounted = open_in_root(cx.root, dest, OFlags::PATH).context("open the new mount")?;
-    if !opts.recursive.is_empty() {
-        sys::mount_setattr(&mounted, opts.recursive, true)
-            .context("apply the recursive mount options")?;
+    // The new mount itself (`target` is the directory under it), opened
+    // only when there are options to apply to it.
+    if !opts.recursive.is_empty() || !opts.propagation.is_empty() {
+        let mounted = open_in_root(cx.root, dest, OFlags::PATH).context("open the new mount")?;
+        if !opts.recursive.is_empty() {
+            sys::mount_setattr(&mounted, opts.recursive, true)
+                .context("apply the recursive mount options")?;
+        }
+        apply_propagation(mounted.as_fd(), opts)?;
     }
-    apply_propagation(mounted.as_fd(), opts)?;
     if let Some(old) = old_content {
         let new = open_in_root(cx.root, dest, OFlags::RDONLY | OFlags::DIRECTORY)?;
         super::copy::copy_dir(old.as_fd(), new.as_fd()).context("tmpcopyup")?;

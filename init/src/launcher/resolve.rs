@@ -171,14 +171,21 @@ fn create_one(parent: BorrowedFd<'_>, name: &OsString, kind: Kind) -> io::Result
 /// the last component's name: for mknod and symlink, which must not follow
 /// an existing last component.
 pub fn create_parent_in_root(root: BorrowedFd<'_>, path: &Path) -> io::Result<(OwnedFd, OsString)> {
+    let (parent_path, name) = split_parent(path)?;
+    let parent = create_in_root(root, &parent_path, Kind::Dir)?;
+    Ok((parent, name))
+}
+
+/// `path` normalized as `create_parent_in_root` sees it: its parent
+/// directory (absolute) and its last component. `/` has no last component.
+pub fn split_parent(path: &Path) -> io::Result<(PathBuf, OsString)> {
     let mut comps = normalize(path);
     let Some(name) = comps.pop() else {
         return Err(Errno::INVAL.into());
     };
     let mut parent_path = PathBuf::from("/");
     parent_path.extend(comps);
-    let parent = create_in_root(root, &parent_path, Kind::Dir)?;
-    Ok((parent, name))
+    Ok((parent_path, name))
 }
 
 /// "/proc/self/fd/N" for an fd: the magic link through which mount(2) and
