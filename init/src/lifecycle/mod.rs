@@ -134,8 +134,13 @@ impl Lifecycle {
     /// Persists, then publishes in memory.
     fn put(&self, r: Record) -> Result<(), Error> {
         record::save(&self.root, &r)?;
-        self.records.lock().unwrap().insert(r.id.clone(), r);
+        self.remember(r);
         Ok(())
+    }
+
+    /// The record in memory only; the next `put` saves it.
+    fn remember(&self, r: Record) {
+        self.records.lock().unwrap().insert(r.id.clone(), r);
     }
 
     /// Drops the record and its directory. Never recursive: the directory
@@ -448,7 +453,12 @@ impl Lifecycle {
             sv.send_net_move_devices(id, devices).wait()?;
         }
         r.rootfs = rootfs?;
-        self.put(r.clone())?;
+        // The rootfs path goes to disk with the next state change (the pid
+        // or created): until then the record on disk says creating, which
+        // a restarted init rolls back or a retried Prepare redoes, and
+        // neither needs the path. One durable write fewer on Prepare's
+        // critical path.
+        self.remember(r.clone());
         self.make_exec_fifo(&r.id, spec)?;
         Ok((joins, netns))
     }

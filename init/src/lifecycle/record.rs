@@ -138,11 +138,19 @@ pub fn fifo_path(root: &Path, id: &str) -> PathBuf {
 
 pub fn save(root: &Path, r: &Record) -> Result<(), Error> {
     let dir = container_dir(root, &r.id);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Error::io(format!("create {}", dir.display()), &e))?;
     let bytes = serde_json::to_vec_pretty(r)
         .map_err(|e| Error::internal(format!("encode state of {}: {e}", r.id)))?;
-    libipc::journal::write_atomic(&dir.join("state.json"), &bytes)
+    let path = dir.join("state.json");
+    // The directory is there for every record but a container's first:
+    // write, and make it only when that failed for want of it.
+    match libipc::journal::write_atomic(&path, &bytes) {
+        Err(_) if !dir.is_dir() => {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::io(format!("create {}", dir.display()), &e))?;
+            libipc::journal::write_atomic(&path, &bytes)
+        }
+        done => done,
+    }
 }
 
 /// Every record on disk; unreadable ones are reported and skipped (never
