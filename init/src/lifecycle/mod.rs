@@ -404,11 +404,6 @@ impl Lifecycle {
         r.made.rootfs = true;
         r.made.loopback |= pooled_netns;
         self.put(r.clone())?;
-        std::fs::write(
-            record::container_dir(&self.root, &r.id).join("config.json"),
-            config_json,
-        )
-        .map_err(|e| Error::io("save the container's config", &e))?;
         // vfs-overlay checks the rootfs and hands back the path to use.
         // root.readonly is applied by the launcher, last, inside the
         // container's mount namespace (as runc does): a read-only root from
@@ -428,14 +423,24 @@ impl Lifecycle {
             .and_then(|l| l.cgroups_path().as_ref())
             .map(|p| p.to_string_lossy().into_owned());
         let at = at.as_deref();
-        let mem = (resources::memory(res), resources::hugepages(res));
-        let memory = sv.send_memory_create(id, mem, at);
+        // cpu-controller first: its groups (six hierarchies, the device
+        // rules) take longest to make.
         let io = (resources::devices(res), resources::block_io(res));
         let cpu = sv.send_cpu_create(id, resources::cpu(res), at, io);
+        let mem = (resources::memory(res), resources::hugepages(res));
+        let memory = sv.send_memory_create(id, mem, at);
         let netns = pooled_netns.then(|| sv.send_netns_claim(id));
         let rootfs = sv.send_vfs_prepare(id, &r.bundle, &path, false);
+        // The saved config (hooks and the seccomp agent read it later) is
+        // written while the servers work.
+        let saved = std::fs::write(
+            record::container_dir(&self.root, &r.id).join("config.json"),
+            config_json,
+        )
+        .map_err(|e| Error::io("save the container's config", &e));
         let (memory, cpu, rootfs) = (memory.wait(), cpu.wait(), rootfs.wait());
         let netns = netns.map(|n| n.wait()).transpose();
+        saved?;
         let mut joins = memory?;
         joins.extend(cpu?);
         if !joins_itself {
