@@ -87,7 +87,7 @@ fn make_one(
     }
     if m.version == Version::V1 && m.has(Ctl::Cpuset) {
         // The base clones its cpus and mems to its children (below).
-        v1::init_cpuset(dir, parent, new && *parent != m.base)?;
+        v1::init_cpuset(dir, parent, new)?;
         // The base's groups then start with its cpus and mems (the kernel
         // copies them at mkdir): four file operations less per container.
         if new && *dir == m.base {

@@ -9,19 +9,31 @@ use protocol::Error;
 use std::time::Duration;
 
 /// A v1 cpuset cgroup starts with empty cpuset.cpus and cpuset.mems, and the
-/// kernel refuses to attach a task to it until both are set; copy the
-/// parent's down (what cgroup.clone_children would have done). `fresh`:
-/// `dir` was just made under a parent that may not clone them, so it is
-/// not read first (a copy the kernel made already is written again, the
-/// same values).
-pub fn init_cpuset(dir: &CgroupDir, parent: &CgroupDir, fresh: bool) -> Result<(), Error> {
+/// kernel refuses to attach a task to it until both are set. Under a parent
+/// with cgroup.clone_children the kernel copies the parent's at mkdir, and
+/// the flag passes down to every group made under it: our base sets it, so
+/// a group `new`ly made anywhere below it needs nothing more (the check is
+/// one read, against two reads and two writes, and writing cpuset.cpus is
+/// the slow part). Elsewhere the parent's are copied down here, and an
+/// existing group is filled where it is still empty.
+pub fn init_cpuset(dir: &CgroupDir, parent: &CgroupDir, new: bool) -> Result<(), Error> {
+    if new && clones_to_children(parent) {
+        return Ok(());
+    }
     for file in ["cpuset.cpus", "cpuset.mems"] {
-        if fresh || dir.read_string(file)?.trim().is_empty() {
+        if new || dir.read_string(file)?.trim().is_empty() {
             let value = parent.read_string(file)?;
             dir.write(file, value.trim())?;
         }
     }
     Ok(())
+}
+
+/// Does `dir` have cgroup.clone_children set (its new children start with
+/// its cpus and mems)? A file that cannot be read counts as no.
+fn clones_to_children(dir: &CgroupDir) -> bool {
+    dir.read_string("cgroup.clone_children")
+        .is_ok_and(|v| v.trim() == "1")
 }
 
 /// Sets cgroup.clone_children on a v1 cpuset group, so that the kernel
