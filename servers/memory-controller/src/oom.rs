@@ -118,10 +118,26 @@ impl Watcher {
         Ok(Watcher { shared })
     }
 
-    /// Starts watching group `id` in `dir` (replacing an earlier watch).
+    /// Starts watching group `id` in `dir` (replacing an earlier watch),
+    /// counting from the kernel's counters as they are now.
     pub fn watch(&self, id: &str, dir: &CgroupDir) -> Result<(), Error> {
+        let counters = self.shared.backend.oom_counters(dir)?;
+        self.watch_from(id, dir, counters)
+    }
+
+    /// As `watch`, for a group this server has just made: its counters are
+    /// all 0, and reading them would open memory.oom_control (v1) twice.
+    pub fn watch_new(&self, id: &str, dir: &CgroupDir) -> Result<(), Error> {
+        self.watch_from(id, dir, (Some(0), 0))
+    }
+
+    fn watch_from(
+        &self,
+        id: &str,
+        dir: &CgroupDir,
+        (oom, kills): (Option<u64>, u64),
+    ) -> Result<(), Error> {
         let s = &self.shared;
-        let (_, kills) = s.backend.oom_counters(dir)?;
         match &s.kind {
             Kind::V1(map) => {
                 let (efd, file) = register_v1(dir)?;
@@ -135,7 +151,6 @@ impl Watcher {
                     .map_err(|e| errno("add an OOM eventfd to the epoll set", e))?;
             }
             Kind::V2 { ino, map } => {
-                let (oom, _) = s.backend.oom_counters(dir)?;
                 let file = dir.file("memory.events");
                 let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
                 let wd = ino

@@ -637,7 +637,10 @@ impl Shared {
         let done = self
             .backend
             .apply(id, &dir, limits)
-            .and_then(|_| self.watcher().watch(id, &dir))
+            .and_then(|_| match made {
+                true => self.watcher().watch_new(id, &dir),
+                false => self.watcher().watch(id, &dir),
+            })
             .and_then(|_| {
                 read_back
                     .then(|| self.backend.read_limits(&dir))
@@ -695,7 +698,10 @@ impl Shared {
                     true => Ok(()),
                     false => self.backend.apply_hugepages(&dir, hugepages),
                 })
-                .and_then(|_| self.watcher().watch(id, &dir))
+                .and_then(|_| match made.last() == Some(&dir) {
+                    true => self.watcher().watch_new(id, &dir),
+                    false => self.watcher().watch(id, &dir),
+                })
         });
         if let Err(e) = done {
             self.watcher().unwatch(id);
