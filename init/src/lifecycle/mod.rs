@@ -297,6 +297,7 @@ impl Lifecycle {
             exit_status: None,
             made: Made::default(),
             joins_itself,
+            has_hooks: spec.hooks().is_some(),
         })
     }
 
@@ -672,6 +673,9 @@ impl Lifecycle {
     /// The saved config's poststart or poststop hooks. runtime.md: their
     /// failure is logged, and the lifecycle goes on.
     fn run_saved_hooks(&self, phase: Phase, r: &Record) {
+        if !r.has_hooks {
+            return; // nothing to read the saved config for
+        }
         if let Some(h) = self.saved_hooks(&r.id) {
             if let Err(e) = hooks::run_phase(phase, Some(&h), &r.hook_state_json()) {
                 tracing::warn!("{}: {e:#}", r.id);

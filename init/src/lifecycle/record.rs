@@ -65,6 +65,15 @@ pub struct Record {
     /// loopback up.
     #[serde(default)]
     pub joins_itself: bool,
+    /// The config has hooks, so the poststart and poststop phases read the
+    /// saved config; without, they read nothing. Records written before
+    /// this field say true: their config is read, as it always was.
+    #[serde(default = "yes")]
+    pub has_hooks: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Record {
@@ -301,6 +310,29 @@ mod tests {
         assert!(start_time_unreaped(pid).is_some_and(|t| t > 0));
         child.wait().unwrap();
         assert_eq!(start_time_unreaped(pid), None);
+    }
+
+    /// A state.json written before `has_hooks` existed still reads, and
+    /// says its config may have hooks (so they are looked up, as before).
+    #[test]
+    fn a_record_from_before_has_hooks_reads_as_having_them() {
+        let old = r#"{"id": "c1", "bundle": "/b", "rootfs": "/b/rootfs",
+            "status": "running", "pid": 42, "pid_start": 7, "creator_pid": 0,
+            "creator_start": 0, "created": "2026-12-07T00:00:00.000000000Z",
+            "owner": "", "annotations": {}, "exit_status": null,
+            "made": {"memory_group": true, "cpu_group": true, "rootfs": true,
+                     "loopback": false}}"#;
+        let r: Record = serde_json::from_str(old).unwrap();
+        assert!(r.has_hooks);
+        let back: Record = serde_json::from_slice(
+            &serde_json::to_vec(&Record {
+                has_hooks: false,
+                ..r
+            })
+            .unwrap(),
+        )
+        .unwrap();
+        assert!(!back.has_hooks);
     }
 
     #[test]
