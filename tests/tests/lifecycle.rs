@@ -1007,3 +1007,16 @@ fn device_nodes_have_their_type_numbers_mode_and_owner() {
     ];
     assert_eq!(text.lines().collect::<Vec<_>>(), want);
 }
+
+/// A temporary state file that an init killed mid-write left in a
+/// container's directory does not keep delete from removing the directory.
+#[test]
+fn delete_removes_a_state_directory_with_a_half_written_record_in_it() {
+    let c = Constellation::start();
+    let b = Bundle::busybox_with(&["sleep", "300"], json!({}));
+    c.ipc_ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), "halfw"]);
+    let dir = c.root().join("containers").join("halfw");
+    std::fs::write(dir.join("state.tmp.999999.0"), b"{\"id\": \"hal").unwrap();
+    c.ipc_ok(&["delete", "--force", "halfw"]);
+    assert!(!dir.exists(), "{} is still there", dir.display());
+}

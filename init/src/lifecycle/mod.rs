@@ -156,11 +156,19 @@ impl Lifecycle {
         self.records.lock().unwrap().remove(id);
         self.watched.remove(id);
         let dir = record::container_dir(&self.root, id);
-        record::remove_temporaries(&dir);
         for f in ["exec.fifo", "config.json", "state.json"] {
             let _ = std::fs::remove_file(dir.join(f));
         }
-        if let Err(e) = std::fs::remove_dir(&dir) {
+        // What an init killed mid-write left (state.tmp.*) is looked for
+        // only when the directory turns out not to be empty.
+        let removed = std::fs::remove_dir(&dir).or_else(|e| match e.kind() {
+            std::io::ErrorKind::DirectoryNotEmpty => {
+                record::remove_temporaries(&dir);
+                std::fs::remove_dir(&dir)
+            }
+            _ => Err(e),
+        });
+        if let Err(e) = removed {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!("{} not removed: {e}", dir.display());
             }
