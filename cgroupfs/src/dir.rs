@@ -289,10 +289,11 @@ pub fn parse_keyed(text: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// A small interface file, whole: open, read until EOF, close. (std's
-/// read_to_string also stats the file for a size hint, which cgroupfs
-/// files do not give: one syscall more per read, on every create.)
-fn read_small(path: &Path) -> std::io::Result<String> {
+/// A small interface file (or /proc file), whole: open, read until EOF,
+/// close. (std's read_to_string also stats the file for a size hint, which
+/// these files do not give, then starts at 32 bytes and doubles: a stat
+/// and several reads more per file.)
+pub fn read_small(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
     let mut bytes = Vec::new();

@@ -108,19 +108,30 @@ impl NodeDir {
     }
 }
 
-/// The last directory nodes were made in: consecutive nodes in one
-/// directory share its fd.
-#[derive(Default)]
-struct Dirs(Option<NodeDir>);
+/// The last directory nodes were made in (consecutive nodes in one
+/// directory share its fd), and the owner mknod gives a new node here.
+struct Dirs {
+    last: Option<NodeDir>,
+    uid: u32,
+    gid: u32,
+}
 
 impl Dirs {
+    fn new() -> Dirs {
+        Dirs {
+            last: None,
+            uid: rustix::process::geteuid().as_raw(),
+            gid: rustix::process::getegid().as_raw(),
+        }
+    }
+
     /// The directory `node` goes in, and its name there.
     fn get(&mut self, root: BorrowedFd<'_>, node: &Path) -> Result<(&NodeDir, OsString)> {
         let (parent, name) = split_parent(node)?;
-        if self.0.as_ref().is_none_or(|d| d.path != parent) {
-            self.0 = Some(NodeDir::open(root, parent)?);
+        if self.last.as_ref().is_none_or(|d| d.path != parent) {
+            self.last = Some(NodeDir::open(root, parent)?);
         }
-        Ok((self.0.as_ref().expect("opened above"), name))
+        Ok((self.last.as_ref().expect("opened above"), name))
     }
 }
 
@@ -129,6 +140,7 @@ impl Dirs {
 /// and the owner is already right when it is the caller's, unless a
 /// default ACL or a set-group-ID directory says otherwise.
 fn create(root: BorrowedFd<'_>, dirs: &mut Dirs, node: &Node) -> Result<()> {
+    let (uid, gid) = (dirs.uid, dirs.gid);
     let (dir, name) = dirs.get(root, &node.path)?;
     let parent = dir.fd.as_fd();
     let dev = makedev(node.major, node.minor);
@@ -155,9 +167,7 @@ fn create(root: BorrowedFd<'_>, dirs: &mut Dirs, node: &Node) -> Result<()> {
         )
         .context("chmod")?;
     }
-    let ours = node.uid == rustix::process::geteuid().as_raw()
-        && node.gid == rustix::process::getegid().as_raw()
-        && !dir.setgid;
+    let ours = node.uid == uid && node.gid == gid && !dir.setgid;
     if !ours {
         chownat(
             parent,
@@ -236,7 +246,7 @@ pub fn create_all(root: BorrowedFd<'_>, configured: &[LinuxDevice]) -> Result<()
     // The modes are exact, not filtered by the caller's umask.
     let old = rustix::process::umask(Mode::empty());
     let result = (|| {
-        let mut dirs = Dirs::default();
+        let mut dirs = Dirs::new();
         for node in defaults() {
             create(root, &mut dirs, &node)
                 .with_context(|| format!("device {}", node.path.display()))?;

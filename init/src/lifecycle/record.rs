@@ -226,8 +226,9 @@ fn stat_start_time(pid: i32, zombie_ok: bool) -> Option<u64> {
     if pid <= 0 {
         return None;
     }
-    let mut buf = [0u8; 1024];
-    let stat = read_small(&format!("/proc/{pid}/stat"), &mut buf)?;
+    // Read several times per container: one read, not read_to_string's
+    // stat and six growing reads.
+    let stat = cgroupfs::dir::read_small(Path::new(&format!("/proc/{pid}/stat"))).ok()?;
     let rest = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let finished = fields.first() == Some(&"Z") || fields.first() == Some(&"X");
@@ -235,28 +236,6 @@ fn stat_start_time(pid: i32, zombie_ok: bool) -> Option<u64> {
         return None; // a zombie has finished
     }
     fields.get(19)?.parse().ok()
-}
-
-/// A small /proc file read whole into `buf`: one read and the one that
-/// sees its end. (std::fs::read_to_string stats the file, then starts at
-/// 32 bytes and doubles: seven syscalls for a stat line, which init reads
-/// several times per container.) None if it does not fit or is not text.
-fn read_small<'a>(path: &str, buf: &'a mut [u8]) -> Option<&'a str> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).ok()?;
-    let mut n = 0;
-    loop {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
-        }
-        if n == buf.len() {
-            return None;
-        }
-    }
-    std::str::from_utf8(&buf[..n]).ok()
 }
 
 /// Is the process the one we recorded (alive, same start time)?
