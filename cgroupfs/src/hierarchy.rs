@@ -53,7 +53,7 @@ pub struct Hierarchies {
 impl Hierarchies {
     /// Reads /proc/self/mountinfo and the cgroup2 mount's cgroup.controllers.
     pub fn discover() -> Result<Self, Error> {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        let mountinfo = crate::dir::read_small(Path::new("/proc/self/mountinfo"))
             .map_err(|e| Error::io("read /proc/self/mountinfo", &e))?;
         Ok(Self::from_host_mountinfo(&mountinfo))
     }
@@ -62,7 +62,7 @@ impl Hierarchies {
     /// use for more than the hierarchies).
     pub fn from_host_mountinfo(mountinfo: &str) -> Self {
         Self::from_mountinfo(mountinfo, |mount| {
-            std::fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default()
+            crate::dir::read_small(&mount.join("cgroup.controllers")).unwrap_or_default()
         })
     }
 

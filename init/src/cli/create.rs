@@ -215,7 +215,7 @@ fn late_launch_rootfs(bundle: &str, spec: &Spec) -> Option<PathBuf> {
         return None;
     }
     // Read once, for this check and for the launcher's cgroup mount.
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mountinfo = cgroupfs::dir::read_small(Path::new("/proc/self/mountinfo")).ok()?;
     let hier = cgroupfs::Hierarchies::from_host_mountinfo(&mountinfo);
     let v1_only = ["memory", "cpu", "cpuacct", "cpuset", "pids", "freezer"]
         .iter()

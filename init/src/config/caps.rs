@@ -6,10 +6,21 @@ use std::str::FromStr;
 /// The highest capability number this kernel knows. Without procfs, the
 /// highest one the table knows (the launcher will then report what fails).
 pub(crate) fn last_cap() -> u8 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
+    kernel_last_cap()
         .unwrap_or_else(|| caps::all().iter().map(|c| c.index()).max().unwrap_or(0))
+}
+
+/// /proc/sys/kernel/cap_last_cap, read once per process (None without
+/// procfs). The launcher's child is a fork of the process that checked the
+/// config, and inherits the number: it would otherwise look it up in its
+/// new /proc, where every dentry on the way is made afresh.
+pub(crate) fn kernel_last_cap() -> Option<u8> {
+    static LAST: std::sync::OnceLock<Option<u8>> = std::sync::OnceLock::new();
+    *LAST.get_or_init(|| {
+        cgroupfs::dir::read_small(std::path::Path::new("/proc/sys/kernel/cap_last_cap"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    })
 }
 
 /// The capabilities(7) number of a `CAP_*` name.

@@ -16,7 +16,7 @@
 //! or fails on the Linux rules alone (a hostname without a uts namespace,
 //! for example, is refused).
 
-mod caps;
+pub(crate) mod caps;
 mod default;
 mod error;
 mod features;

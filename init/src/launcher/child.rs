@@ -135,8 +135,9 @@ fn setup_and_exec(req: &LaunchRequest<'_>, prep: &Prepared, conn: &Conn) -> Resu
 /// root is the group it is in then.
 fn enter_cgroup_ns(prep: &Prepared) -> Result<()> {
     if prep.ns.new_cgroup {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-            .context("create cgroup namespace")?;
+        let flag = nix::sched::CloneFlags::CLONE_NEWCGROUP;
+        nix::sched::unshare(flag)
+            .map_err(|e| namespaces::creation_error(e, flag, "create cgroup namespace"))?;
     }
     Ok(())
 }

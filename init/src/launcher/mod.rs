@@ -221,7 +221,10 @@ pub fn launch(req: &LaunchRequest<'_>, parent: &mut dyn Parent) -> Result<Launch
     let pid = match forked {
         Ok(sys::Forked::Parent(pid)) => pid,
         Ok(sys::Forked::Child) => unreachable!("the child never gets here"),
-        Err(e) => return Err(e).context(clone_context(&prep)),
+        Err(e) => {
+            let flags = nix::sched::CloneFlags::from_bits_retain(prep.ns.clone_flags as libc::c_int);
+            return Err(namespaces::creation_error(e, flags, &clone_context(&prep)));
+        }
     };
     let mut reaper = Reaper { pid, armed: true };
     crate::cli::profile::mark("launcher: cloned");

@@ -129,10 +129,7 @@ impl Caps {
 /// The capabilities this kernel knows: up to /proc/sys/kernel/cap_last_cap
 /// (one read, where probing each with PR_CAPBSET_READ is ~40 syscalls).
 fn supported() -> CapsHashSet {
-    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse::<u8>().ok());
-    match last {
+    match crate::config::caps::kernel_last_cap() {
         Some(last) => caps::all()
             .into_iter()
             .filter(|c| c.index() <= last)
@@ -175,11 +172,18 @@ pub fn switch_user(p: &Process) -> Result<()> {
         .flatten()
         .map(|g| Gid::from_raw(*g))
         .collect();
-    let denied = std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
-    if !denied {
-        setgroups(&groups).context("process.user.additionalGids: setgroups")?;
-    } else if !groups.is_empty() {
-        bail!("process.user.additionalGids: setgroups is denied in this user namespace");
+    // setgroups(2) fails with EPERM where a user namespace's setgroups
+    // file says "deny": only then is the file read (outside a user
+    // namespace it always says "allow", and reading it would cost the
+    // child a lookup in its fresh /proc).
+    if let Err(e) = setgroups(&groups) {
+        let denied = e == nix::errno::Errno::EPERM
+            && std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+        match denied {
+            true if groups.is_empty() => {}
+            true => bail!("process.user.additionalGids: setgroups is denied in this user namespace"),
+            false => return Err(e).context("process.user.additionalGids: setgroups"),
+        }
     }
     let gid = Gid::from_raw(u.gid());
     setresgid(gid, gid, gid)
