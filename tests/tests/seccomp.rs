@@ -177,17 +177,31 @@ fn kill_trap_errno_and_log_are_observed_for_real() {
         "{out}"
     );
     // LOG: the syscall runs and the kernel logs it: an audit record (type
-    // 1326) with SECCOMP_RET_LOG's code 0x7ffc0000, one more than before.
-    let audited = || {
+    // 1326) with SECCOMP_RET_LOG's code 0x7ffc0000, newer than any record
+    // before the run. (Audit serials, not a count: the kernel's log is a
+    // ring, and on a busy machine an old record can fall out of it as the
+    // new one comes in.)
+    let audit_serial = |l: &str| -> Option<u64> {
+        let rest = &l[l.find("audit(")? + "audit(".len()..];
+        rest[rest.find(':')? + 1..rest.find(')')?].parse().ok()
+    };
+    let newest_logged_mkdir = || {
         let d = std::process::Command::new("dmesg").output().unwrap();
         String::from_utf8_lossy(&d.stdout)
             .lines()
             .filter(|l| {
                 l.contains("type=1326") && l.contains("syscall=83") && l.contains("code=0x7ffc0000")
             })
-            .count()
+            .filter_map(audit_serial)
+            .max()
     };
-    let before = audited();
+    let newest_before = {
+        let d = std::process::Command::new("dmesg").output().unwrap();
+        String::from_utf8_lossy(&d.stdout)
+            .lines()
+            .filter_map(audit_serial)
+            .max()
+    };
     let (code, out) = run(
         &c,
         "sc-log",
@@ -197,7 +211,7 @@ fn kill_trap_errno_and_log_are_observed_for_real() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("made"), "{out}");
     let logged = wait_for(Duration::from_secs(3), || {
-        (audited() > before).then_some(())
+        (newest_logged_mkdir() > newest_before).then_some(())
     });
     assert!(
         logged.is_some(),
