@@ -6,8 +6,7 @@ use std::str::FromStr;
 /// The highest capability number this kernel knows. Without procfs, the
 /// highest one the table knows (the launcher will then report what fails).
 pub(crate) fn last_cap() -> u8 {
-    kernel_last_cap()
-        .unwrap_or_else(|| caps::all().iter().map(|c| c.index()).max().unwrap_or(0))
+    kernel_last_cap().unwrap_or_else(|| caps::all().iter().map(|c| c.index()).max().unwrap_or(0))
 }
 
 /// /proc/sys/kernel/cap_last_cap, read once per process (None without

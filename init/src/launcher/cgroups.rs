@@ -57,7 +57,8 @@ pub fn remember_hierarchies(mountinfo: &str) {
 }
 
 fn read_hierarchies() -> Result<Vec<Hierarchy>> {
-    let mountinfo = cgroupfs::dir::read_small(Path::new("/proc/self/mountinfo")).context("read mountinfo")?;
+    let mountinfo =
+        cgroupfs::dir::read_small(Path::new("/proc/self/mountinfo")).context("read mountinfo")?;
     Ok(v1_hierarchies(&mountinfo))
 }
 
@@ -66,7 +67,8 @@ pub fn mount(cx: &MountCx<'_>, dest: &Path, opts: &Options) -> Result<()> {
         Some(h) => h.clone(),
         None => read_hierarchies()?,
     };
-    let own = cgroupfs::dir::read_small(Path::new("/proc/self/cgroup")).context("read /proc/self/cgroup")?;
+    let own = cgroupfs::dir::read_small(Path::new("/proc/self/cgroup"))
+        .context("read /proc/self/cgroup")?;
     if hierarchies.is_empty() {
         return mount_v2(cx, dest, opts, &own);
     }

@@ -222,7 +222,8 @@ pub fn launch(req: &LaunchRequest<'_>, parent: &mut dyn Parent) -> Result<Launch
         Ok(sys::Forked::Parent(pid)) => pid,
         Ok(sys::Forked::Child) => unreachable!("the child never gets here"),
         Err(e) => {
-            let flags = nix::sched::CloneFlags::from_bits_retain(prep.ns.clone_flags as libc::c_int);
+            let flags =
+                nix::sched::CloneFlags::from_bits_retain(prep.ns.clone_flags as libc::c_int);
             return Err(namespaces::creation_error(e, flags, &clone_context(&prep)));
         }
     };

@@ -131,14 +131,24 @@ pub fn missing_kind(flags: CloneFlags, ns_dir: &Path) -> Option<String> {
 
 /// An error from creating namespaces with `flags` (clone3 or unshare), with
 /// the missing kind named when that is why it failed.
-pub fn creation_error(err: impl Into<anyhow::Error>, flags: CloneFlags, what: &str) -> anyhow::Error {
+pub fn creation_error(
+    err: impl Into<anyhow::Error>,
+    flags: CloneFlags,
+    what: &str,
+) -> anyhow::Error {
     let err = err.into();
     let einval = err
         .downcast_ref::<nix::Error>()
         .map(|e| *e as i32)
-        .or_else(|| err.downcast_ref::<std::io::Error>().and_then(|e| e.raw_os_error()))
+        .or_else(|| {
+            err.downcast_ref::<std::io::Error>()
+                .and_then(|e| e.raw_os_error())
+        })
         == Some(libc::EINVAL);
-    match einval.then(|| missing_kind(flags, Path::new("/proc/self/ns"))).flatten() {
+    match einval
+        .then(|| missing_kind(flags, Path::new("/proc/self/ns")))
+        .flatten()
+    {
         Some(why) => anyhow::anyhow!("{what}: {why}"),
         None => err.context(what.to_string()),
     }
@@ -502,7 +512,9 @@ mod tests {
             "{why}"
         );
         let time = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
-        assert!(missing_kind(time, dir.path()).unwrap().contains("no time namespaces"));
+        assert!(missing_kind(time, dir.path())
+            .unwrap()
+            .contains("no time namespaces"));
     }
 
     #[test]
@@ -510,13 +522,23 @@ mod tests {
         let dir = ns_dir(&["mnt", "pid", "net"]);
         let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWPID;
         assert_eq!(missing_kind(flags, dir.path()), None);
-        assert_eq!(missing_kind(CloneFlags::CLONE_NEWNS, Path::new("/nonexistent")), None);
+        assert_eq!(
+            missing_kind(CloneFlags::CLONE_NEWNS, Path::new("/nonexistent")),
+            None
+        );
     }
 
     #[test]
     fn an_einval_on_this_kernel_keeps_its_own_error() {
         // Every kind exists here, so the error is the one given, in context.
-        let e = creation_error(nix::Error::EINVAL, CloneFlags::CLONE_NEWNS, "create namespaces");
-        assert_eq!(format!("{e:#}"), "create namespaces: EINVAL: Invalid argument");
+        let e = creation_error(
+            nix::Error::EINVAL,
+            CloneFlags::CLONE_NEWNS,
+            "create namespaces",
+        );
+        assert_eq!(
+            format!("{e:#}"),
+            "create namespaces: EINVAL: Invalid argument"
+        );
     }
 }

@@ -181,7 +181,9 @@ pub fn switch_user(p: &Process) -> Result<()> {
             && std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
         match denied {
             true if groups.is_empty() => {}
-            true => bail!("process.user.additionalGids: setgroups is denied in this user namespace"),
+            true => {
+                bail!("process.user.additionalGids: setgroups is denied in this user namespace")
+            }
             false => return Err(e).context("process.user.additionalGids: setgroups"),
         }
     }

@@ -636,8 +636,9 @@ impl Lifecycle {
     /// first.
     fn release(&self, r: &mut Record) -> Result<(), Error> {
         let (id, made, sv) = (&r.id, &r.made, &self.servers);
-        let memory = made.memory_group.then(|| sv.send_memory_delete(id));
+        // cpu-controller first: it removes a group in six hierarchies.
         let cpu = made.cpu_group.then(|| sv.send_cpu_delete(id));
+        let memory = made.memory_group.then(|| sv.send_memory_delete(id));
         let net = made.loopback.then(|| sv.send_loopback_release(id));
         let vfs = made.rootfs.then(|| sv.send_vfs_release(id));
         let net = net.map_or(Ok(()), |s| s.wait());
@@ -746,7 +747,7 @@ impl Lifecycle {
     pub fn delete(&self, id: &str, force: bool) -> Res {
         let l = self.lock(id);
         let _g = l.lock().unwrap();
-        let mut r = self.refreshed(id)?;
+        let mut r = self.refreshed_in_memory(id)?;
         match r.status {
             Status::Stopped | Status::Created => {}
             Status::Creating if !record::same_process(r.creator_pid, r.creator_start) => {}
@@ -774,11 +775,14 @@ impl Lifecycle {
             }
         }
         let was_started = matches!(r.status, Status::Running | Status::Paused | Status::Stopped);
-        // Persisted as stopped before anything is released (the exit
-        // watcher or `refreshed` usually did it already: no second write).
+        // Stopped, in memory only: the process is dead (killed above), so a
+        // restarted init reads any status on disk as stopped (`refreshed`
+        // checks the pid and its start time), and releasing what was made
+        // is idempotent. A durable write here would sit between the exit
+        // and delete's answer; a failed release below writes the record.
         if r.status != Status::Stopped {
             r.status = Status::Stopped;
-            self.put(r.clone())?;
+            self.remember(r.clone());
         }
         self.release(&mut r).inspect_err(|_| {
             let _ = self.put(r.clone());
@@ -974,6 +978,21 @@ impl Lifecycle {
         {
             self.mark_stopped(id, None);
             return self.get(id);
+        }
+        Ok(r)
+    }
+
+    /// As `refreshed`, for delete, which forgets the record next: a process
+    /// found gone makes it stopped in memory only. A durable write would sit
+    /// between the exit and delete's answer, and an init restarted before
+    /// the record is gone finds the process gone just the same.
+    fn refreshed_in_memory(&self, id: &str) -> Result<Record, Error> {
+        let mut r = self.get(id)?;
+        if matches!(r.status, Status::Created | Status::Running | Status::Paused)
+            && !record::same_process(r.pid, r.pid_start)
+        {
+            r.status = Status::Stopped;
+            self.watched.remove(id);
         }
         Ok(r)
     }
