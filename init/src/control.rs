@@ -51,8 +51,9 @@ impl Service for InitService {
                 bundle,
                 config_json,
                 creator_pid,
+                start_gate,
             } => {
-                let p = lc.prepare(&id, &bundle, &config_json, creator_pid)?;
+                let p = lc.prepare(&id, &bundle, &config_json, creator_pid, start_gate)?;
                 let (joins, mut fds): (Vec<_>, Vec<_>) = p.joins.into_iter().unzip();
                 let netns = p.netns.is_some();
                 fds.extend(p.netns);

@@ -156,6 +156,9 @@ pub enum InitRequest {
         bundle: String,
         config_json: String,
         creator_pid: i32,
+        /// `run` in the foreground: the creator releases the process
+        /// itself and reports it with MarkRunning, so no exec fifo is made.
+        start_gate: bool,
     },
     /// `run` in the foreground, in place of MarkCreated + Start: the
     /// process was set up and its creator (`ipc run`, its parent) has

@@ -624,6 +624,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
                 bundle: "/b".into(),
                 config_json: "{}".into(),
                 creator_pid: 7,
+                start_gate: true,
             }),
         ),
         (

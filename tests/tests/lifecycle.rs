@@ -384,6 +384,40 @@ fn a_foreground_run_starts_its_own_child_with_every_hook_in_order() {
     assert!(!c.ipc_ok(&["list"]).contains("hrq"));
 }
 
+/// A foreground run's process waits for ipc's own gate, so init makes it
+/// no exec fifo; a create's process waits on one until start. Seen from a
+/// createRuntime hook, which runs after init prepared the container.
+#[test]
+fn only_a_create_gets_an_exec_fifo() {
+    let c = Constellation::start();
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("seen");
+    let listing = |id: &str| {
+        let ls = format!(
+            "ls {} > {}",
+            c.root().join("containers").join(id).display(),
+            seen.display()
+        );
+        Bundle::busybox_with(
+            &["true"],
+            json!({"hooks": {"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", ls]}]}}),
+        )
+    };
+    let bundle = listing("ff1");
+    c.ipc_ok(&["create", "--bundle", b(&bundle), "ff1"]);
+    let files = std::fs::read_to_string(&seen).unwrap();
+    assert!(files.lines().any(|f| f == "exec.fifo"), "{files}");
+    c.ipc_ok(&["start", "ff1"]);
+    assert!(!c.root().join("containers/ff1/exec.fifo").exists());
+    c.ipc_ok(&["delete", "--force", "ff1"]);
+    let bundle = listing("ff2");
+    c.ipc_ok(&["run", "--bundle", b(&bundle), "ff2"]);
+    let files = std::fs::read_to_string(&seen).unwrap();
+    assert!(files.lines().any(|f| f == "state.json"), "{files}");
+    assert!(!files.lines().any(|f| f == "exec.fifo"), "{files}");
+    assert!(!c.root().join("containers/ff2").exists());
+}
+
 #[test]
 fn a_failing_prestart_hook_aborts_the_create_and_leaves_nothing() {
     let c = Constellation::start();
@@ -945,6 +979,7 @@ fn a_create_whose_creator_dies_while_init_prepares_is_rolled_back() {
             bundle: b(&bundle).to_string(),
             config_json: config.clone(),
             creator_pid: creator.pid(),
+            start_gate: false,
         };
         let sent = init.send_only(req, None, vec![]).unwrap();
         std::thread::sleep(Duration::from_micros(100 * n));

@@ -132,9 +132,10 @@ fn create_with(root: &Path, init: &mut InitConn, a: &CreateArgs, foreground: boo
     // init prepares from the config's own text while we check it: Prepare
     // goes first, and is aborted if the config turns out to be bad. (Text
     // that is not UTF-8 is no JSON: the check below refuses it.)
-    let early = std::str::from_utf8(&bytes)
-        .ok()
-        .map(|text| init.start(prepare_request(a, text.to_string(), &bundle_s), None));
+    let early = std::str::from_utf8(&bytes).ok().map(|text| {
+        let req = prepare_request(a, text.to_string(), &bundle_s, foreground);
+        init.start(req, None)
+    });
     let (started, (spec, process, console)) =
         match (early, checked_config(root, a, &bundle, &bytes, foreground)) {
             (Some(started), Ok(checked)) => (started, checked),
@@ -231,12 +232,20 @@ fn late_launch_rootfs(bundle: &str, spec: &Spec) -> Option<PathBuf> {
     vfs_overlay::resolve::rootfs(bundle, &root_path).ok()
 }
 
-fn prepare_request(a: &CreateArgs, config_json: String, bundle: &str) -> InitRequest {
+/// `start_gate`: a foreground `run`, whose process waits for us rather
+/// than for an exec fifo (none is made).
+fn prepare_request(
+    a: &CreateArgs,
+    config_json: String,
+    bundle: &str,
+    start_gate: bool,
+) -> InitRequest {
     InitRequest::Prepare {
         id: a.id.clone(),
         bundle: bundle.to_string(),
         config_json,
         creator_pid: std::process::id() as i32,
+        start_gate,
     }
 }
 
@@ -351,7 +360,8 @@ fn launch_create(
         preserve_fds: a.preserve_fds,
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
-        exec_fifo: prepared.map(|_| fifo.as_path()),
+        // Behind a gate the process waits for no fifo, and Prepare made none.
+        exec_fifo: prepared.filter(|_| !gate).map(|_| fifo.as_path()),
         start_gate: gate,
         join: None,
         state_json: &state_json,

@@ -180,7 +180,7 @@ impl Lifecycle {
     /// `Register`: the record and the resources; the process is attached
     /// later (AttachPid).
     pub fn register(&self, id: &str, bundle: &str, config_json: &str, creator_pid: i32) -> Res {
-        let p = self.create_record(id, bundle, config_json, creator_pid, false)?;
+        let p = self.create_record(id, bundle, config_json, creator_pid, false, true)?;
         Ok(InitResponse::Registered {
             rootfs: p.rootfs,
             seccomp: p.seccomp,
@@ -196,8 +196,10 @@ impl Lifecycle {
         bundle: &str,
         config_json: &str,
         creator_pid: i32,
+        start_gate: bool,
     ) -> Result<Prepared, Error> {
-        self.create_record(id, bundle, config_json, creator_pid, true)
+        let exec_fifo = !start_gate;
+        self.create_record(id, bundle, config_json, creator_pid, true, exec_fifo)
     }
 
     fn create_record(
@@ -207,6 +209,7 @@ impl Lifecycle {
         config_json: &str,
         creator_pid: i32,
         joins_itself: bool,
+        exec_fifo: bool,
     ) -> Result<Prepared, Error> {
         validate_id("container id", id)?;
         let l = self.lock(id);
@@ -247,7 +250,7 @@ impl Lifecycle {
         let creator = fresh
             .then(|| creator_pidfd(creator_pid, r.creator_start))
             .transpose()?;
-        match self.make_resources(&mut r, &spec, config_json, joins_itself) {
+        match self.make_resources(&mut r, &spec, config_json, joins_itself, exec_fifo) {
             Ok((joins, netns)) => {
                 if let Some(fd) = creator {
                     self.watched.insert(id, creator_pid, fd);
@@ -393,8 +396,9 @@ impl Lifecycle {
         }
     }
 
-    /// The groups, the rootfs, the exec fifo (and for Prepare the join
-    /// fds and the pooled network namespace). What will be made is
+    /// The groups, the rootfs, the exec fifo unless the creator releases
+    /// the process itself (and for Prepare the join fds and the pooled
+    /// network namespace). What will be made is
     /// recorded first, in the record's first durable write, so that a
     /// rollback (or a restarted init) releases it: releasing something
     /// never made is a "not found" that counts as done. Every step is
@@ -405,6 +409,7 @@ impl Lifecycle {
         spec: &Spec,
         config_json: &str,
         joins_itself: bool,
+        exec_fifo: bool,
     ) -> Result<(Joins, Option<OwnedFd>), Error> {
         let res = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
         let pooled_netns = joins_itself && wants_pooled_netns(spec);
@@ -473,7 +478,9 @@ impl Lifecycle {
         // neither needs the path. One durable write fewer on Prepare's
         // critical path.
         self.remember(r.clone());
-        self.make_exec_fifo(&r.id, spec)?;
+        if exec_fifo {
+            self.make_exec_fifo(&r.id, spec)?;
+        }
         Ok((joins, netns))
     }
 
@@ -566,7 +573,8 @@ impl Lifecycle {
         r.status = Status::Running;
         r.creator_pid = 0;
         self.put(r.clone())?;
-        // Made by Prepare for a create; a run released its process without it.
+        // A run's Prepare made no exec fifo (its process waits for its
+        // creator's gate); this is for a create that was prepared with one.
         let _ = std::fs::remove_file(record::fifo_path(&self.root, id));
         self.watch_pid(id, pid);
         self.run_saved_hooks(Phase::Poststart, &r);
