@@ -54,42 +54,66 @@ pub(crate) const fn req(name: &'static str, ty: &'static Ty) -> Field {
 
 /// Checks `v` against `ty`; the first mistake found, with its path.
 pub(crate) fn check(v: &Value, ty: &Ty, path: &str) -> Result<(), ConfigError> {
-    match ty {
-        Ty::Bool => expect(v.is_boolean(), v, path, "a boolean"),
-        Ty::Str => expect(v.is_string(), v, path, "a string"),
-        Ty::Syntax(rule) => {
-            let s = string(v, path)?;
-            rule(s).map_err(|reason| ConfigError::new(path, reason))
+    walk(v, ty, &At::Root(path))
+}
+
+/// Where a value is in the document, rendered as a JSON path only for an
+/// error: the walk of a good config (every create's) formats no paths.
+enum At<'a> {
+    Root(&'a str),
+    Field(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
+    Key(&'a At<'a>, &'a str),
+}
+
+impl At<'_> {
+    fn render(&self) -> String {
+        match self {
+            At::Root(path) => path.to_string(),
+            At::Field(parent, name) => field(&parent.render(), name),
+            At::Index(parent, i) => index(&parent.render(), *i),
+            At::Key(parent, k) => key(&parent.render(), k),
         }
-        Ty::Int(min, max, name) => integer(v, *min, *max, name, path),
+    }
+}
+
+fn walk(v: &Value, ty: &Ty, at: &At<'_>) -> Result<(), ConfigError> {
+    match ty {
+        Ty::Bool => expect(v.is_boolean(), v, at, "a boolean"),
+        Ty::Str => expect(v.is_string(), v, at, "a string"),
+        Ty::Syntax(rule) => {
+            let s = string(v, at)?;
+            rule(s).map_err(|reason| ConfigError::new(at.render(), reason))
+        }
+        Ty::Int(min, max, name) => integer(v, *min, *max, name, at),
         Ty::Enum(what, values) => {
-            let s = string(v, path)?;
+            let s = string(v, at)?;
             if values.contains(&s) {
                 Ok(())
             } else {
                 Err(ConfigError::new(
-                    path,
+                    at.render(),
                     format!("unknown {what} {s:?} (one of: {})", values.join(", ")),
                 ))
             }
         }
-        Ty::Array(item) => array(v, item, path, false),
-        Ty::NonEmptyArray(item) => array(v, item, path, true),
-        Ty::Map(value) => map(v, value, path),
-        Ty::Object(fields) => object(v, fields, path),
+        Ty::Array(item) => array(v, item, at, false),
+        Ty::NonEmptyArray(item) => array(v, item, at, true),
+        Ty::Map(value) => map(v, value, at),
+        Ty::Object(fields) => object(v, fields, at),
     }
 }
 
-fn expect(ok: bool, v: &Value, path: &str, what: &str) -> Result<(), ConfigError> {
+fn expect(ok: bool, v: &Value, at: &At<'_>, what: &str) -> Result<(), ConfigError> {
     if ok {
         Ok(())
     } else {
-        Err(wrong_type(v, path, what))
+        Err(wrong_type(v, at, what))
     }
 }
 
-fn wrong_type(v: &Value, path: &str, what: &str) -> ConfigError {
-    ConfigError::new(path, format!("must be {what}, got {}", describe(v)))
+fn wrong_type(v: &Value, at: &At<'_>, what: &str) -> ConfigError {
+    ConfigError::new(at.render(), format!("must be {what}, got {}", describe(v)))
 }
 
 /// `string "x"`, `number 1.5`, `an array`, ... for "got ..." messages.
@@ -104,59 +128,67 @@ pub(crate) fn describe(v: &Value) -> String {
     }
 }
 
-fn string<'a>(v: &'a Value, path: &str) -> Result<&'a str, ConfigError> {
-    v.as_str().ok_or_else(|| wrong_type(v, path, "a string"))
+fn string<'a>(v: &'a Value, at: &At<'_>) -> Result<&'a str, ConfigError> {
+    v.as_str().ok_or_else(|| wrong_type(v, at, "a string"))
 }
 
-fn integer(v: &Value, min: i128, max: i128, name: &str, path: &str) -> Result<(), ConfigError> {
+fn integer(v: &Value, min: i128, max: i128, name: &str, at: &At<'_>) -> Result<(), ConfigError> {
     let n = match v {
         Value::Number(n) => n.as_i64().map(i128::from).or(n.as_u64().map(i128::from)),
         _ => None,
     };
-    let what = format!("an integer ({name}: {min} to {max})");
     match n {
         Some(n) if (min..=max).contains(&n) => Ok(()),
-        _ => Err(wrong_type(v, path, &what)),
+        _ => Err(wrong_type(
+            v,
+            at,
+            &format!("an integer ({name}: {min} to {max})"),
+        )),
     }
 }
 
-fn array(v: &Value, item: &Ty, path: &str, non_empty: bool) -> Result<(), ConfigError> {
-    let items = v
-        .as_array()
-        .ok_or_else(|| wrong_type(v, path, "an array"))?;
+fn array(v: &Value, item: &Ty, at: &At<'_>, non_empty: bool) -> Result<(), ConfigError> {
+    let items = v.as_array().ok_or_else(|| wrong_type(v, at, "an array"))?;
     if non_empty && items.is_empty() {
-        return Err(ConfigError::new(path, "must have at least one entry"));
+        return Err(ConfigError::new(
+            at.render(),
+            "must have at least one entry",
+        ));
     }
     for (i, x) in items.iter().enumerate() {
-        check(x, item, &index(path, i))?;
+        walk(x, item, &At::Index(at, i))?;
     }
     Ok(())
 }
 
-fn map(v: &Value, value: &Ty, path: &str) -> Result<(), ConfigError> {
+fn map(v: &Value, value: &Ty, at: &At<'_>) -> Result<(), ConfigError> {
     let entries = v
         .as_object()
-        .ok_or_else(|| wrong_type(v, path, "an object"))?;
+        .ok_or_else(|| wrong_type(v, at, "an object"))?;
     for (k, x) in entries {
+        let here = At::Key(at, k);
         if k.is_empty() {
-            return Err(ConfigError::new(key(path, k), "key must not be empty"));
+            return Err(ConfigError::new(here.render(), "key must not be empty"));
         }
-        check(x, value, &key(path, k))?;
+        walk(x, value, &here)?;
     }
     Ok(())
 }
 
-fn object(v: &Value, fields: &[Field], path: &str) -> Result<(), ConfigError> {
+fn object(v: &Value, fields: &[Field], at: &At<'_>) -> Result<(), ConfigError> {
     let members = v
         .as_object()
-        .ok_or_else(|| wrong_type(v, path, "an object"))?;
+        .ok_or_else(|| wrong_type(v, at, "an object"))?;
     for f in fields {
         match members.get(f.name) {
             None | Some(Value::Null) if f.required => {
-                return Err(ConfigError::new(field(path, f.name), "is required"))
+                return Err(ConfigError::new(
+                    At::Field(at, f.name).render(),
+                    "is required",
+                ))
             }
             None | Some(Value::Null) => {}
-            Some(x) => check(x, f.ty, &field(path, f.name))?,
+            Some(x) => walk(x, f.ty, &At::Field(at, f.name))?,
         }
     }
     Ok(())
