@@ -171,11 +171,14 @@ pub fn own_path(proc_cgroup: &str, subsystems: &[String]) -> Option<String> {
     proc_cgroup.lines().find_map(|line| {
         let mut parts = line.splitn(3, ':');
         let (_, list, path) = (parts.next()?, parts.next()?, parts.next()?);
-        let mut theirs: Vec<&str> = list.split(',').filter(|s| !s.is_empty()).collect();
-        let mut ours: Vec<&str> = subsystems.iter().map(String::as_str).collect();
-        theirs.sort_unstable();
-        ours.sort_unstable();
-        (theirs == ours).then(|| path.to_string())
+        // The same set, without allocating (neither list repeats a name):
+        // this runs for every line and hierarchy in the container process.
+        let theirs = list.split(',').filter(|s| !s.is_empty());
+        let same = theirs.clone().count() == subsystems.len()
+            && theirs
+                .into_iter()
+                .all(|t| subsystems.iter().any(|s| s == t));
+        same.then(|| path.to_string())
     })
 }
 
