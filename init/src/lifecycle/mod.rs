@@ -224,6 +224,7 @@ impl Lifecycle {
             false => None,
         };
         let existing = self.records.lock().unwrap().get(id).cloned();
+        let mut creator = None;
         let mut r = match existing {
             // The same `ipc create` asking again (init restarted under it):
             // finish what is not made yet; every step is idempotent.
@@ -239,7 +240,11 @@ impl Lifecycle {
                 }
                 r
             }
-            None => self.new_record(id, bundle, &spec, creator_pid, joins_itself)?,
+            None => {
+                let (fd, start) = creator_identity(creator_pid)?;
+                creator = Some(fd);
+                self.new_record(id, bundle, &spec, (creator_pid, start), joins_itself)?
+            }
         };
         let fresh = r.pid == 0 && r.rootfs.is_empty();
         // The creator is watched from a pidfd opened before anything is
@@ -247,9 +252,9 @@ impl Lifecycle {
         // readable by the time the watcher has it, and the create is rolled
         // back. (Opened afterwards, it would fail for a creator already
         // gone, and the create would be left to nobody.)
-        let creator = fresh
-            .then(|| creator_pidfd(creator_pid, r.creator_start))
-            .transpose()?;
+        if creator.is_none() && fresh {
+            creator = Some(creator_pidfd(creator_pid, r.creator_start)?);
+        }
         match self.make_resources(&mut r, &spec, config_json, joins_itself, exec_fifo) {
             Ok((joins, netns)) => {
                 if let Some(fd) = creator {
@@ -276,7 +281,7 @@ impl Lifecycle {
         id: &str,
         bundle: &str,
         spec: &Spec,
-        creator_pid: i32,
+        (creator_pid, creator_start): (i32, u64),
         joins_itself: bool,
     ) -> Result<Record, Error> {
         if record::container_dir(&self.root, id).exists() {
@@ -285,9 +290,6 @@ impl Lifecycle {
             )));
         }
         refuse_unsupported(spec)?;
-        let creator_start = record::start_time(creator_pid).ok_or_else(|| {
-            Error::invalid(format!("creator pid {creator_pid} is not a live process"))
-        })?;
         Ok(Record {
             id: id.to_string(),
             bundle: bundle.to_string(),
@@ -1013,11 +1015,16 @@ impl Lifecycle {
             return;
         }
         r.status = Status::Stopped;
+        // Durable only with an exit status to keep: without one (a process
+        // init did not start, as `ipc run`'s own child) the record on disk
+        // would say no more than its dead pid does, which every read and a
+        // restarted init check (pid and start time). A foreground run's
+        // delete follows at once, and this write sat in its way.
         if exit_status.is_some() {
             r.exit_status = exit_status;
-        }
-        if let Err(e) = record::save(&self.root, r) {
-            tracing::error!("cannot record that {id} stopped: {e}");
+            if let Err(e) = record::save(&self.root, r) {
+                tracing::error!("cannot record that {id} stopped: {e}");
+            }
         }
         drop(recs);
         self.watched.remove(id);
@@ -1091,6 +1098,22 @@ impl Lifecycle {
 
 /// A pidfd of the `ipc` that asked for a create, if it is still the
 /// process that started at `start`.
+/// A pidfd of a new create's `ipc` and its start time, read once: the
+/// pidfd is opened first, so a start time read while the pidfd says the
+/// process is alive is this process's own (its pid cannot have been
+/// given to another yet).
+fn creator_identity(pid: i32) -> Result<(OwnedFd, u64), Error> {
+    let not_live = || Error::invalid(format!("creator pid {pid} is not a live process"));
+    let fd = Pid::from_raw(pid)
+        .and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok())
+        .ok_or_else(not_live)?;
+    let start = record::start_time(pid).ok_or_else(not_live)?;
+    if watch::exited(&fd) {
+        return Err(not_live());
+    }
+    Ok((fd, start))
+}
+
 fn creator_pidfd(pid: i32, start: u64) -> Result<OwnedFd, Error> {
     let gone = || {
         Error::invalid(format!(
@@ -1250,4 +1273,42 @@ pub fn creating_state_json(
             .collect(),
         exit_status: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_creator_has_a_pidfd_and_its_own_start_time() {
+        let me = std::process::id() as i32;
+        let (fd, start) = creator_identity(me).unwrap();
+        assert_eq!(Some(start), record::start_time(me));
+        assert!(!watch::exited(&fd));
+    }
+
+    #[test]
+    fn a_creator_that_is_gone_is_refused() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        child.wait().unwrap();
+        let err = creator_identity(pid).unwrap_err();
+        assert!(err.to_string().contains("is not a live process"), "{err}");
+    }
+
+    #[test]
+    fn an_exited_but_unreaped_process_reads_as_exited() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let fd = pidfd_open(
+            Pid::from_raw(child.id() as i32).unwrap(),
+            PidfdFlags::empty(),
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !watch::exited(&fd) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(watch::exited(&fd));
+        child.wait().unwrap();
+    }
 }

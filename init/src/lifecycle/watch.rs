@@ -89,3 +89,15 @@ pub fn reap(fd: &OwnedFd) -> Option<i32> {
     }
     st.terminating_signal().map(|s| 128 + s)
 }
+
+/// Has the process behind this pidfd exited? (A pidfd is readable once it
+/// has; asked without waiting.)
+pub fn exited(fd: &OwnedFd) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let mut fds = [PollFd::new(fd, PollFlags::IN)];
+    match poll(&mut fds, Some(&rustix::event::Timespec::default())) {
+        Ok(n) => n > 0,
+        // Unknown: treat as exited, so that nothing is built on it.
+        Err(_) => true,
+    }
+}
