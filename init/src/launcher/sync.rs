@@ -1,8 +1,7 @@
 //! The sync channel between `launch()` (the parent) and the container
-//! process while it is being set up: a SEQPACKET socketpair, one postcard
-//! message per step (both ends are this binary; JSON cost the fresh child
-//! a serde_json parse per step). Both ends are close-on-exec, so the parent
-//! sees EOF the moment the child execs (or dies).
+//! process while it is being set up: a SEQPACKET socketpair, one JSON
+//! message per step. Both ends are close-on-exec, so the parent sees EOF
+//! the moment the child execs (or dies).
 
 use libipc::wire::{Conn, RecvError};
 use serde::{Deserialize, Serialize};
@@ -60,7 +59,7 @@ pub fn send_with_fds(
     msg: &Msg,
     fds: &[std::os::fd::BorrowedFd<'_>],
 ) -> std::io::Result<()> {
-    let bytes = postcard::to_allocvec(msg).map_err(std::io::Error::other)?;
+    let bytes = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
     conn.send(&bytes, fds)
 }
 
@@ -68,7 +67,7 @@ pub fn send_with_fds(
 /// our last message unread still has its own read: see `Conn::recv`.)
 pub fn recv_with_fds(conn: &Conn) -> std::io::Result<Option<(Msg, Vec<std::os::fd::OwnedFd>)>> {
     match conn.recv(None) {
-        Ok(m) => postcard::from_bytes(&m.bytes)
+        Ok(m) => serde_json::from_slice(&m.bytes)
             .map(|msg| Some((msg, m.fds)))
             .map_err(std::io::Error::other),
         Err(RecvError::Closed) => Ok(None),
