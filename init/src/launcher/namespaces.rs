@@ -137,14 +137,7 @@ pub fn creation_error(
     what: &str,
 ) -> anyhow::Error {
     let err = err.into();
-    let einval = err
-        .downcast_ref::<nix::Error>()
-        .map(|e| *e as i32)
-        .or_else(|| {
-            err.downcast_ref::<std::io::Error>()
-                .and_then(|e| e.raw_os_error())
-        })
-        == Some(libc::EINVAL);
+    let einval = super::errno_of(&err) == libc::EINVAL;
     match einval
         .then(|| missing_kind(flags, Path::new("/proc/self/ns")))
         .flatten()
@@ -429,7 +422,7 @@ pub fn join_all(plan: &NsPlan) -> Result<()> {
             // otherwise we keep the capabilities setns gave us, which is
             // all the rest of the setup needs.
             match become_root_in_userns() {
-                Err(e) if errno_of(&e) == Some(libc::EINVAL) => {}
+                Err(e) if super::errno_of(&e) == libc::EINVAL => {}
                 other => other?,
             }
         }
@@ -439,10 +432,6 @@ pub fn join_all(plan: &NsPlan) -> Result<()> {
             .map_err(|e| creation_error(e, plan.unshare_after_join, "create namespaces"))?;
     }
     Ok(())
-}
-
-fn errno_of(e: &anyhow::Error) -> Option<i32> {
-    e.downcast_ref::<nix::Error>().map(|e| *e as i32)
 }
 
 /// In a user namespace we entered with mapped ids, act as its root (uid and

@@ -224,8 +224,12 @@ impl Lifecycle {
             false => None,
         };
         let existing = self.records.lock().unwrap().get(id).cloned();
-        let mut creator = None;
-        let mut r = match existing {
+        // The creator is watched from a pidfd opened before anything is
+        // made: should it die while its resources are made, the pidfd is
+        // readable by the time the watcher has it, and the create is rolled
+        // back. (Opened afterwards, it would fail for a creator already
+        // gone, and the create would be left to nobody.)
+        let (mut r, creator) = match existing {
             // The same `ipc create` asking again (init restarted under it):
             // finish what is not made yet; every step is idempotent.
             Some(r) => {
@@ -238,23 +242,18 @@ impl Lifecycle {
                         "container with id {id:?} already exists"
                     )));
                 }
-                r
+                let fresh = r.pid == 0 && r.rootfs.is_empty();
+                let creator = fresh
+                    .then(|| creator_pidfd(creator_pid, r.creator_start))
+                    .transpose()?;
+                (r, creator)
             }
             None => {
                 let (fd, start) = creator_identity(creator_pid)?;
-                creator = Some(fd);
-                self.new_record(id, bundle, &spec, (creator_pid, start), joins_itself)?
+                let r = self.new_record(id, bundle, &spec, (creator_pid, start), joins_itself)?;
+                (r, Some(fd))
             }
         };
-        let fresh = r.pid == 0 && r.rootfs.is_empty();
-        // The creator is watched from a pidfd opened before anything is
-        // made: should it die while its resources are made, the pidfd is
-        // readable by the time the watcher has it, and the create is rolled
-        // back. (Opened afterwards, it would fail for a creator already
-        // gone, and the create would be left to nobody.)
-        if creator.is_none() && fresh {
-            creator = Some(creator_pidfd(creator_pid, r.creator_start)?);
-        }
         match self.make_resources(&mut r, &spec, config_json, joins_itself, exec_fifo) {
             Ok((joins, netns)) => {
                 if let Some(fd) = creator {
@@ -757,7 +756,7 @@ impl Lifecycle {
     pub fn delete(&self, id: &str, force: bool) -> Res {
         let l = self.lock(id);
         let _g = l.lock().unwrap();
-        let mut r = self.refreshed_in_memory(id)?;
+        let mut r = self.refreshed(id)?;
         match r.status {
             Status::Stopped | Status::Created => {}
             Status::Creating if !record::same_process(r.creator_pid, r.creator_start) => {}
@@ -992,21 +991,6 @@ impl Lifecycle {
         Ok(r)
     }
 
-    /// As `refreshed`, for delete, which forgets the record next: a process
-    /// found gone makes it stopped in memory only. A durable write would sit
-    /// between the exit and delete's answer, and an init restarted before
-    /// the record is gone finds the process gone just the same.
-    fn refreshed_in_memory(&self, id: &str) -> Result<Record, Error> {
-        let mut r = self.get(id)?;
-        if matches!(r.status, Status::Created | Status::Running | Status::Paused)
-            && !record::same_process(r.pid, r.pid_start)
-        {
-            r.status = Status::Stopped;
-            self.watched.remove(id);
-        }
-        Ok(r)
-    }
-
     /// The container's process is gone: stopped, with its exit status if known.
     pub(crate) fn mark_stopped(&self, id: &str, exit_status: Option<i32>) {
         let mut recs = self.records.lock().unwrap();
@@ -1096,8 +1080,6 @@ impl Lifecycle {
     }
 }
 
-/// A pidfd of the `ipc` that asked for a create, if it is still the
-/// process that started at `start`.
 /// A pidfd of a new create's `ipc` and its start time, read once: the
 /// pidfd is opened first, so a start time read while the pidfd says the
 /// process is alive is this process's own (its pid cannot have been
@@ -1114,21 +1096,15 @@ fn creator_identity(pid: i32) -> Result<(OwnedFd, u64), Error> {
     Ok((fd, start))
 }
 
+/// A pidfd of the `ipc` that asked for a create, if it is still the
+/// process that started at `start`.
 fn creator_pidfd(pid: i32, start: u64) -> Result<OwnedFd, Error> {
-    let gone = || {
-        Error::invalid(format!(
+    match creator_identity(pid) {
+        Ok((fd, now)) if now == start => Ok(fd),
+        _ => Err(Error::invalid(format!(
             "creator pid {pid} ended before its create was prepared"
-        ))
-    };
-    let fd = Pid::from_raw(pid)
-        .and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok())
-        .ok_or_else(gone)?;
-    // Checked once the fd is open: it names this process, not a later one
-    // that got its pid.
-    if !record::same_process(pid, start) {
-        return Err(gone());
+        ))),
     }
-    Ok(fd)
 }
 
 /// The host uid and gid that the container's root maps to, when it has a

@@ -229,13 +229,13 @@ fn stat_start_time(pid: i32, zombie_ok: bool) -> Option<u64> {
     // Read several times per container: one read, not read_to_string's
     // stat and six growing reads.
     let stat = cgroupfs::dir::read_small(Path::new(&format!("/proc/{pid}/stat"))).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let finished = fields.first() == Some(&"Z") || fields.first() == Some(&"X");
+    // After the command: the state, then starttime as the 20th field.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let finished = matches!(fields.next(), Some("Z" | "X"));
     if finished && !zombie_ok {
         return None; // a zombie has finished
     }
-    fields.get(19)?.parse().ok()
+    fields.nth(18)?.parse().ok()
 }
 
 /// Is the process the one we recorded (alive, same start time)?
