@@ -42,7 +42,11 @@ impl Hierarchy {
     }
 }
 
-/// Every controller we know about on this host.
+/// Every controller we know about on this host, and the named v1
+/// hierarchies (`name=systemd`), keyed as /proc/PID/cgroup spells them: a
+/// named hierarchy has no controller, but a process is in one of its
+/// cgroups all the same, and runc puts a container's process in its own
+/// cgroup there too.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hierarchies {
     pub by_controller: BTreeMap<String, Hierarchy>,
@@ -86,7 +90,7 @@ impl Hierarchies {
             match r[0] {
                 "cgroup" => {
                     for opt in r[2].split(',') {
-                        if is_v1_controller(opt) {
+                        if is_v1_controller(opt) || is_v1_name(opt) {
                             out.by_controller
                                 .entry(opt.to_string())
                                 .or_insert(Hierarchy {
@@ -178,6 +182,12 @@ fn is_v1_controller(opt: &str) -> bool {
     )
 }
 
+/// `name=X`: a v1 hierarchy mounted with no controller, under a name
+/// (systemd's `name=systemd`, elogind's `name=elogind`).
+fn is_v1_name(opt: &str) -> bool {
+    opt.strip_prefix("name=").is_some_and(|n| !n.is_empty())
+}
+
 /// mountinfo escapes space, tab, newline and backslash as \ooo.
 fn unescape(s: &str) -> String {
     let b = s.as_bytes();
@@ -221,7 +231,13 @@ mod tests {
             PathBuf::from("/sys/fs/cgroup/cpu")
         );
         assert_eq!(h.get("hugetlb").unwrap().version, Version::V2);
-        assert!(h.get("name=systemd").is_err());
+        // A named hierarchy, keyed as /proc/PID/cgroup names it.
+        let systemd = h.get("name=systemd").unwrap();
+        assert_eq!(systemd.version, Version::V1);
+        assert_eq!(systemd.mount, PathBuf::from("/sys/fs/cgroup/systemd"));
+        let own = cgroup_of("9:name=systemd:/user.slice\n4:memory:/m\n", systemd).unwrap();
+        assert_eq!(own, PathBuf::from("/user.slice"));
+        assert!(h.get("name=").is_err());
         assert!(h.get("freezer").unwrap_err().message.contains("freezer"));
         assert_eq!(h.unified, Some(PathBuf::from("/sys/fs/cgroup/unified")));
     }

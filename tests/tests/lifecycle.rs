@@ -176,12 +176,16 @@ fn resources_land_in_the_container_cgroups() {
     std::fs::write(&res, r#"{"pids": {"limit": 48}}"#).unwrap();
     c.ipc_ok(&["update", "--resources", res.to_str().unwrap(), "res1"]);
     let mut refused = vec![];
-    if c.cgroup_base("blkio").is_some() {
+    let blkio = c.cgroup_base("blkio");
+    if blkio
+        .is_some_and(|b| !b.join("blkio.weight").exists() && !b.join("blkio.bfq.weight").exists())
+    {
         refused.push((
-            // Made without blockIO: no v1 blkio group to update, and the
-            // pids limit given with it is not applied either.
+            // No I/O scheduler here gives weights (no CFQ or BFQ): refused
+            // by name, and the pids limit given with it is not applied
+            // either.
             r#"{"blockIO": {"weight": 300}, "pids": {"limit": 40}}"#,
-            "blockIO: container res1 was created without blockIO",
+            "linux.resources.blockIO.weight",
         ));
     }
     for (text, want) in refused.into_iter().chain([
@@ -222,6 +226,65 @@ fn resources_land_in_the_container_cgroups() {
     assert!(ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0);
     c.ipc_ok(&["delete", "--force", "res1"]);
     assert!(!alive(pid as i32));
+}
+
+/// On cgroup v1 the container is in a cgroup of its own in every hierarchy
+/// the host mounts, named ones (name=systemd) and blkio included, as runc
+/// and crun put it: nothing of it is accounted to (or killed with) its
+/// creator's cgroups, and its /sys/fs/cgroup shows its own groups, never
+/// the host's tree.
+#[test]
+fn the_container_has_a_cgroup_of_its_own_in_every_v1_hierarchy() {
+    let hier = cgroupfs::Hierarchies::discover().unwrap();
+    let v1: Vec<&cgroupfs::Hierarchy> = hier
+        .by_controller
+        .values()
+        .filter(|h| h.version == cgroupfs::Version::V1)
+        .collect();
+    if v1.is_empty() {
+        eprintln!("skipping: no cgroup v1 hierarchy here");
+        return;
+    }
+    let c = Constellation::start();
+    // Each hierarchy's mount inside is the container's own group: a leaf,
+    // with no cgroup directories below it.
+    let bundle = Bundle::busybox_with(
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/cgroup; echo ---; ls -d /sys/fs/cgroup/*/*/ 2>/dev/null; true",
+        ],
+        json!({}),
+    );
+    let out = c.ipc(&["run", "--bundle", b(&bundle), "own1"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (cgroups, below) = text.split_once("---").unwrap();
+    for h in &v1 {
+        let own = cgroupfs::hierarchy::cgroup_of(cgroups, h)
+            .unwrap_or_else(|| panic!("no {} line in\n{cgroups}", h.controller));
+        assert!(
+            own.ends_with("own1"),
+            "the container is in {} in the {} hierarchy, not a group of its own:\n{cgroups}",
+            own.display(),
+            h.controller
+        );
+    }
+    assert_eq!(
+        below.trim(),
+        "",
+        "the container sees cgroups that are not its own under /sys/fs/cgroup"
+    );
+    // And run removed every one of them.
+    for h in &v1 {
+        if let Some(base) = c.cgroup_base(&h.controller) {
+            assert!(!base.join("own1").exists(), "{} left", h.controller);
+        }
+    }
 }
 
 #[test]
@@ -527,7 +590,14 @@ fn bad_input_is_refused_clearly_and_leaves_nothing() {
         .collect();
     assert!(left.is_empty(), "state left: {left:?}");
     for ctl in [
-        "memory", "cpu", "cpuset", "pids", "freezer", "devices", "blkio",
+        "memory",
+        "cpu",
+        "cpuset",
+        "pids",
+        "freezer",
+        "devices",
+        "blkio",
+        "name=systemd",
     ] {
         if let Some(base) = c.cgroup_base(ctl) {
             let dirs: Vec<_> = asterism_tests::subdirs(&base);

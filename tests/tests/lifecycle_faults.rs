@@ -258,7 +258,15 @@ fn sigkill_init_and_servers_during_the_lifecycle() {
         "mounts left under the root"
     );
     for ctl in [
-        "memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices", "blkio",
+        "memory",
+        "cpu",
+        "cpuacct",
+        "cpuset",
+        "pids",
+        "freezer",
+        "devices",
+        "blkio",
+        "name=systemd",
     ] {
         if let Some(base) = c.cgroup_base(ctl) {
             let groups: Vec<_> = asterism_tests::subdirs(&base);
@@ -283,7 +291,15 @@ fn sigkill_init_and_servers_during_the_lifecycle() {
     });
     assert!(gone.is_some(), "the servers did not stop");
     for ctl in [
-        "memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices", "blkio",
+        "memory",
+        "cpu",
+        "cpuacct",
+        "cpuset",
+        "pids",
+        "freezer",
+        "devices",
+        "blkio",
+        "name=systemd",
     ] {
         if let Some(top) = prefix.host_dir(ctl, "") {
             assert!(!top.exists(), "{ctl}: {} left", top.display());

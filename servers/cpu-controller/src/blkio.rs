@@ -1,8 +1,8 @@
 //! `linux.resources.blockIO`: weights and per-device throttles, on the
-//! cgroup v1 blkio controller or the v2 io controller. On v1 only a
-//! container whose config has blockIO gets a group in the blkio hierarchy
-//! (see [`crate::layout::Mount::optional`]): the others do not pay for its
-//! mkdir, join and rmdir. On v2 the group's directory is there anyway.
+//! cgroup v1 blkio controller or the v2 io controller. Every group has its
+//! directory there (as runc's do), blockIO or not: its block I/O is
+//! accounted to it, not to its creator's group, and an update can give it
+//! blockIO later.
 
 use crate::layout::{Ctl, Layout};
 use cgroupfs::CgroupDir;
@@ -34,26 +34,6 @@ pub fn check(layout: &Layout, b: Option<&BlockIo>) -> Result<(), Error> {
         for (i, d) in list.iter().enumerate() {
             device(&format!("{name}[{i}]"), d.major, d.minor)?;
         }
-    }
-    Ok(())
-}
-
-/// `update` of a group's blockIO: as `check`, and on cgroup v1 only a
-/// group made with blockIO has a blkio directory (the others were spared
-/// it, see the module doc; moving a running container's processes into a
-/// new one is not done).
-pub fn check_update(
-    layout: &Layout,
-    id: &str,
-    made_with: Option<&BlockIo>,
-    b: &BlockIo,
-) -> Result<(), Error> {
-    check(layout, Some(b))?;
-    let optional = layout.mount_of(Ctl::Blkio).is_some_and(|m| m.optional());
-    if optional && made_with.is_none() {
-        return Err(Error::unsupported(format!(
-            "linux.resources.blockIO: container {id} was created without blockIO, so it has no group in the cgroup v1 blkio hierarchy; block I/O settings can be updated only for a container created with some"
-        )));
     }
     Ok(())
 }

@@ -29,7 +29,7 @@ pub fn create(
     block_io: Option<&BlockIo>,
 ) -> Result<Vec<CgroupDir>, Error> {
     let mut made: Vec<CgroupDir> = vec![];
-    let result = make_dirs(layout, rel, &mut made, block_io.is_some())
+    let result = make_dirs(layout, rel, &mut made)
         .and_then(|()| apply(layout, rel, limits))
         .and_then(|()| apply_devices(layout, rel, devices))
         .and_then(|()| match block_io {
@@ -48,20 +48,11 @@ pub fn create(
 }
 
 /// Makes whatever is missing of the group's directory and its parents (the
-/// base, or a cgroupsPath's parents) in each hierarchy, parents first; in
-/// an optional hierarchy (blkio) only `with_optional`. Re-running it on
-/// existing directories changes nothing: mkdir says "already there",
-/// controllers are already enabled, cpusets already filled.
-fn make_dirs(
-    layout: &Layout,
-    rel: &Path,
-    made: &mut Vec<CgroupDir>,
-    with_optional: bool,
-) -> Result<(), Error> {
+/// base, or a cgroupsPath's parents) in each hierarchy, parents first.
+/// Re-running it on existing directories changes nothing: mkdir says
+/// "already there", controllers are already enabled, cpusets already filled.
+fn make_dirs(layout: &Layout, rel: &Path, made: &mut Vec<CgroupDir>) -> Result<(), Error> {
     for m in layout.mounts() {
-        if m.optional() && !with_optional {
-            continue;
-        }
         m.places().make_with_parents(&m.dir(rel), |parent, d| {
             make_one(layout, m, parent, d, made)
         })?;
@@ -238,7 +229,7 @@ pub fn set_frozen(layout: &Layout, rel: &Path, frozen: bool) -> Result<(), Error
 /// Moves `pid` (the whole process) into the group in every hierarchy it
 /// is in.
 pub fn attach(layout: &Layout, rel: &Path, pid: i32) -> Result<(), Error> {
-    for m in layout.mounts().iter().filter(|m| m.holds(rel)) {
+    for m in layout.mounts() {
         m.dir(rel).add_pid(pid)?;
     }
     Ok(())
@@ -333,27 +324,31 @@ pub fn remove_empty_bases(layout: &Layout) {
     }
 }
 
-/// The hierarchies in which the group's directory is missing (an optional
-/// one is not missing: the group may never have had it).
+/// The hierarchies in which the group's directory is missing.
 pub fn missing(layout: &Layout, rel: &Path) -> Vec<Mount> {
     layout
         .mounts()
         .iter()
-        .filter(|m| !m.optional() && !m.dir(rel).exists())
+        .filter(|m| !m.dir(rel).exists())
         .cloned()
         .collect()
 }
 
 /// Re-creates the directories a group lost in some hierarchies (found at
-/// start) and puts `limits` and the device rules back on them.
+/// start) and puts `limits`, the device rules and its blockIO back on them.
 pub fn repair(
     layout: &Layout,
     rel: &Path,
     limits: &CpuLimits,
     devices: &[DeviceRule],
+    block_io: Option<&BlockIo>,
 ) -> Result<(), Error> {
     let mut made = vec![];
-    make_dirs(layout, rel, &mut made, false)?;
+    make_dirs(layout, rel, &mut made)?;
     apply(layout, rel, limits)?;
-    apply_devices(layout, rel, devices)
+    apply_devices(layout, rel, devices)?;
+    match block_io {
+        Some(b) => apply_block_io(layout, rel, b),
+        None => Ok(()),
+    }
 }

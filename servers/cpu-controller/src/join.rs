@@ -15,14 +15,14 @@ use std::path::Path;
 
 /// One entry and fd per hierarchy the group `rel` lives in, in the
 /// layout's order. A v1 hierarchy is named by our controllers in it
-/// ("cpu", or "cpu,cpuacct" when co-mounted); on v2 every controller is in
+/// ("cpu", or "cpu,cpuacct" when co-mounted) or its name ("name=systemd");
+/// on v2 every controller is in
 /// the one directory, so there is one V2Dir.
 pub fn group(layout: &Layout, rel: &Path) -> Result<(Vec<CgroupJoin>, Vec<OwnedFd>), Error> {
     let mut entries = vec![];
     let mut fds = vec![];
-    for m in layout.mounts().iter().filter(|m| m.holds(rel)) {
-        let name: Vec<&str> = m.controllers.iter().map(|c| c.name()).collect();
-        let (entry, fd) = open(m.version, &name.join(","), &m.dir(rel))?;
+    for m in layout.mounts() {
+        let (entry, fd) = open(m.version, &m.label(), &m.dir(rel))?;
         entries.push(entry);
         fds.push(fd);
     }

@@ -1,5 +1,10 @@
 //! Where a group's directories are: one per hierarchy that holds any of the
-//! controllers this server manages.
+//! controllers this server manages, and on cgroup v1 one in every other
+//! hierarchy too (named ones such as `name=systemd`, and controllers no
+//! server sets anything in, such as net_cls): as runc and crun do, the
+//! container's process is in a cgroup of its own in every hierarchy, so that
+//! it is not accounted to (or killed with) its creator's cgroup there, and
+//! its /sys/fs/cgroup shows its own cgroups, not the host's tree.
 //!
 //! On this kind of host (v1) cpu, cpuacct, cpuset, pids and freezer may each
 //! be a separate mount, or co-mounted ("cpu,cpuacct"); on a v2 host they are
@@ -22,11 +27,21 @@ pub enum Ctl {
     Freezer,
     /// v1 only: v2 has no devices files (its device policy is eBPF).
     Devices,
-    /// v1 blkio or v2 io; on v1 only for a group that has blockIO
-    /// settings (a hierarchy of its own).
+    /// v1 blkio or v2 io.
     Blkio,
+    /// v1 controllers no server sets anything in: the group is made, joined
+    /// and removed there, nothing more.
+    NetCls,
+    NetPrio,
+    PerfEvent,
+    Rdma,
+    Misc,
+    /// A named v1 hierarchy (`name=systemd`): no controller at all, only
+    /// membership. There may be several, each its own [`Mount`].
+    Named,
 }
 
+/// The controllers whose settings this server manages.
 pub const MANAGED: [Ctl; 7] = [
     Ctl::Cpu,
     Ctl::Cpuacct,
@@ -35,6 +50,16 @@ pub const MANAGED: [Ctl; 7] = [
     Ctl::Freezer,
     Ctl::Devices,
     Ctl::Blkio,
+];
+
+/// v1 controllers a group is only a member of (taken on cgroup v1 only: on
+/// v2 the group's one directory is in them anyway).
+pub const MEMBER_ONLY: [Ctl; 5] = [
+    Ctl::NetCls,
+    Ctl::NetPrio,
+    Ctl::PerfEvent,
+    Ctl::Rdma,
+    Ctl::Misc,
 ];
 
 impl Ctl {
@@ -47,11 +72,23 @@ impl Ctl {
             Ctl::Freezer => "freezer",
             Ctl::Devices => "devices",
             Ctl::Blkio => "blkio",
+            Ctl::NetCls => "net_cls",
+            Ctl::NetPrio => "net_prio",
+            Ctl::PerfEvent => "perf_event",
+            Ctl::Rdma => "rdma",
+            Ctl::Misc => "misc",
+            Ctl::Named => "name=",
         }
     }
 
     fn from_name(name: &str) -> Option<Ctl> {
-        MANAGED.into_iter().find(|c| c.name() == name)
+        if name.starts_with("name=") {
+            return Some(Ctl::Named);
+        }
+        MANAGED
+            .into_iter()
+            .chain(MEMBER_ONLY)
+            .find(|c| c.name() == name)
     }
 
     /// The name to enable in a v2 cgroup.subtree_control. cpuacct and freezer
@@ -62,6 +99,9 @@ impl Ctl {
             Ctl::Cpu | Ctl::Cpuset | Ctl::Pids => Some(self.name()),
             Ctl::Blkio => Some("io"),
             Ctl::Cpuacct | Ctl::Freezer | Ctl::Devices => None,
+            Ctl::NetCls | Ctl::NetPrio | Ctl::PerfEvent | Ctl::Rdma | Ctl::Misc | Ctl::Named => {
+                None
+            }
         }
     }
 }
@@ -110,6 +150,8 @@ pub struct Mount {
     pub root: PathBuf,
     pub base: CgroupDir,
     pub controllers: Vec<Ctl>,
+    /// The names of the named hierarchies (`name=systemd`) this is.
+    pub names: Vec<String>,
 }
 
 impl Mount {
@@ -117,16 +159,15 @@ impl Mount {
         self.controllers.contains(&ctl)
     }
 
-    /// A hierarchy a group gets a directory in only when it asks for it
-    /// (blkio, for blockIO): every other group skips it.
-    pub fn optional(&self) -> bool {
-        self.controllers.iter().all(|c| *c == Ctl::Blkio)
-    }
-
-    /// Is the group `rel` in this hierarchy? Always, but in an optional
-    /// one only if its directory was made.
-    pub fn holds(&self, rel: &Path) -> bool {
-        !self.optional() || self.dir(rel).exists()
+    /// The hierarchy as /proc/PID/cgroup names it: "cpu", "cpu,cpuacct"
+    /// when co-mounted, "name=systemd".
+    pub fn label(&self) -> String {
+        let controllers = self.controllers.iter().filter(|c| **c != Ctl::Named);
+        controllers
+            .map(|c| c.name().to_string())
+            .chain(self.names.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// The group directory `rel` in this hierarchy: "web" or "pod/web"
@@ -179,10 +220,18 @@ impl Layout {
     /// Discovers the host's hierarchies and loads (or picks) the base.
     pub fn discover(state_dir: &Path, root: &Path) -> Result<Layout, Error> {
         let hier = with_v2_io(with_v2_freezer(Hierarchies::discover()?));
+        let v1 = |c: &str| hier.get(c).is_ok_and(|h| h.version == Version::V1);
         let present: Vec<&str> = MANAGED
             .iter()
             .map(|c| c.name())
             .filter(|c| hier.get(c).is_ok())
+            .chain(MEMBER_ONLY.iter().map(|c| c.name()).filter(|c| v1(c)))
+            .chain(
+                hier.by_controller
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|c| c.starts_with("name=") && v1(c)),
+            )
             .collect();
         hier.get("cpu")?;
         let base = Base::load_or_init(state_dir, root, &hier, &present)?;
@@ -197,18 +246,27 @@ impl Layout {
             let Some(ctl) = Ctl::from_name(name) else {
                 continue;
             };
-            match mounts.iter_mut().find(|m| m.base.path() == dir) {
-                Some(m) => m.controllers.push(ctl),
-                None => mounts.push(Mount {
-                    version: h.version,
-                    root: h.mount.clone(),
-                    base: CgroupDir::new(dir.clone()),
-                    controllers: vec![ctl],
-                }),
+            let m = match mounts.iter().position(|m| m.base.path() == dir) {
+                Some(i) => &mut mounts[i],
+                None => {
+                    mounts.push(Mount {
+                        version: h.version,
+                        root: h.mount.clone(),
+                        base: CgroupDir::new(dir.clone()),
+                        controllers: vec![],
+                        names: vec![],
+                    });
+                    mounts.last_mut().expect("just pushed")
+                }
+            };
+            m.controllers.push(ctl);
+            if ctl == Ctl::Named {
+                m.names.push(name.clone());
             }
         }
         for m in &mut mounts {
             m.controllers.sort();
+            m.controllers.dedup();
         }
         mounts.sort_by_key(|m| m.controllers[0]);
         Layout {
@@ -232,9 +290,9 @@ impl Layout {
         &self.mounts
     }
 
-    /// How many hierarchies every group is in (the optional ones aside).
+    /// How many hierarchies every group is in.
     pub fn required(&self) -> usize {
-        self.mounts.iter().filter(|m| !m.optional()).count()
+        self.mounts.len()
     }
 
     pub fn ops(&self) -> &dyn DirOps {
@@ -255,23 +313,25 @@ impl Layout {
         })
     }
 
-    /// "cpu=v1 cpuacct=v1 cpuset=v1 pids=v1 freezer=v1"
+    /// "cpu=v1 cpuacct=v1 cpuset=v1 pids=v1 freezer=v1", then the
+    /// hierarchies the groups are only members of ("name=systemd=v1").
     pub fn describe(&self) -> String {
-        MANAGED
-            .iter()
-            .filter_map(|c| {
-                self.mount_of(*c)
-                    .map(|m| format!("{}={}", c.name(), m.version.as_str()))
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
+        let controllers = MANAGED.iter().chain(&MEMBER_ONLY).filter_map(|c| {
+            self.mount_of(*c)
+                .map(|m| format!("{}={}", c.name(), m.version.as_str()))
+        });
+        let named = self.mounts.iter().flat_map(|m| {
+            m.names
+                .iter()
+                .map(move |n| format!("{n}={}", m.version.as_str()))
+        });
+        controllers.chain(named).collect::<Vec<_>>().join(" ")
     }
 
     /// The group's directory in every hierarchy.
     pub fn paths(&self, rel: &Path) -> Vec<PathBuf> {
         self.mounts
             .iter()
-            .filter(|m| m.holds(rel))
             .map(|m| m.dir(rel).path().to_path_buf())
             .collect()
     }
@@ -364,6 +424,38 @@ mod tests {
             .unwrap_err()
             .message
             .contains("cpuset"));
+    }
+
+    /// Named hierarchies and the v1 controllers nobody sets anything in
+    /// are hierarchies every group is a member of, each named as
+    /// /proc/PID/cgroup names it.
+    #[test]
+    fn named_and_member_only_hierarchies_are_mounts_too() {
+        let base = Base::fixed(vec![
+            h("cpu", Version::V1, "/c/cpu"),
+            h("net_cls", Version::V1, "/c/net_cls,net_prio"),
+            h("net_prio", Version::V1, "/c/net_cls,net_prio"),
+            h("name=systemd", Version::V1, "/c/systemd"),
+            h("name=elogind", Version::V1, "/c/elogind"),
+        ]);
+        let l = Layout::from_base(&base, Arc::new(Kernel));
+        let labels: Vec<String> = l.mounts().iter().map(|m| m.label()).collect();
+        assert_eq!(
+            labels,
+            ["cpu", "net_cls,net_prio", "name=elogind", "name=systemd"]
+        );
+        assert_eq!(l.required(), 4);
+        assert_eq!(
+            l.describe(),
+            "cpu=v1 net_cls=v1 net_prio=v1 name=elogind=v1 name=systemd=v1"
+        );
+        assert_eq!(
+            l.paths(Path::new("web"))[3],
+            PathBuf::from("/c/systemd/asterism-x/web")
+        );
+        for m in l.mounts() {
+            assert!(m.v2_controllers().is_empty());
+        }
     }
 
     #[test]

@@ -47,11 +47,12 @@ fn drop_or_repair(layout: &Layout, journal: &mut CpuJournal) {
         } else if !missing.is_empty() {
             let requested = table.groups[&id].requested.clone();
             let devices = table.groups[&id].devices.clone();
+            let block_io = table.groups[&id].block_io.clone();
             tracing::warn!(
                 "cpu group {id:?} lost its directory in {} hierarchies; recreating",
                 missing.len()
             );
-            if let Err(e) = group::repair(layout, &rel, &requested, &devices) {
+            if let Err(e) = group::repair(layout, &rel, &requested, &devices, block_io.as_ref()) {
                 tracing::warn!("cannot repair cpu group {id:?}: {e}");
             }
         }
@@ -133,7 +134,7 @@ fn known_rel(journal: &CpuJournal, id: &str) -> Option<PathBuf> {
 
 /// Gives the group its directories in every hierarchy and reads its limits.
 fn adopt_one(layout: &Layout, rel: &Path) -> Result<CpuLimits, Error> {
-    group::repair(layout, rel, &CpuLimits::default(), &[])?;
+    group::repair(layout, rel, &CpuLimits::default(), &[], None)?;
     group::read_limits(layout, rel, &CpuLimits::default())
 }
 

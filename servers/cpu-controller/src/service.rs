@@ -238,7 +238,6 @@ impl Inner {
         if let CpuRequest::CreateJoinableAt {
             id,
             cgroups_path: Some(path),
-            block_io,
             ..
         } = req
         {
@@ -253,8 +252,6 @@ impl Inner {
                 .layout
                 .mounts()
                 .iter()
-                // As group::make: the optional blkio hierarchy only with blockIO.
-                .filter(|m| !m.optional() || block_io.is_some())
                 .flat_map(|m| m.places().missing_parents(&m.dir(&rel)))
                 .map(|d| d.path().to_path_buf())
                 .collect();
@@ -332,8 +329,8 @@ impl Inner {
             }
             CpuRequest::SetBlockIo { id, block_io } => {
                 validate_id("group id", id)?;
-                let rec = self.table().get(id)?;
-                crate::blkio::check_update(&self.layout, id, rec.block_io.as_ref(), block_io)
+                self.table().get(id)?;
+                crate::blkio::check(&self.layout, Some(block_io))
             }
             CpuRequest::Attach { id, pid } => {
                 validate_id("group id", id)?;

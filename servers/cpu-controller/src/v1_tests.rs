@@ -39,9 +39,17 @@ impl Rig {
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         let mut entries = vec![];
-        for c in [
+        // The named hierarchies (name=systemd) this host has, as
+        // Layout::discover takes them.
+        let named = hier
+            .by_controller
+            .iter()
+            .filter(|(c, h)| c.starts_with("name=") && h.version == Version::V1)
+            .map(|(c, _)| c.as_str());
+        let controllers = [
             "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices", "blkio",
-        ] {
+        ];
+        for c in controllers.into_iter().chain(named) {
             let h = hier.get(c).unwrap().clone();
             assert_eq!(h.version, Version::V1, "{c} is expected on v1 on this host");
             // The base one level down, so that relative cgroupsPaths (from
@@ -67,6 +75,11 @@ impl Rig {
 
     fn service(&self) -> CpuService {
         CpuService::start(self.layout.clone(), self.state.path(), Box::new(|_| {})).unwrap()
+    }
+
+    /// How many named hierarchies (name=systemd) the rig has.
+    fn named(&self) -> usize {
+        self.layout.mounts().iter().map(|m| m.names.len()).sum()
     }
 
     fn dir(&self, ctl: Ctl, rel: &str) -> CgroupDir {
@@ -173,13 +186,19 @@ fn create_writes_v1_files_and_fills_cpusets() {
     let base_cpus = rig.read(Ctl::Cpuset, "", "cpuset.cpus");
     assert!(!base_cpus.is_empty());
     assert_eq!(g.limits, limits());
+    let named: String = rig
+        .layout
+        .mounts()
+        .iter()
+        .flat_map(|m| m.names.iter().map(|n| format!(" {n}=v1")))
+        .collect();
     assert_eq!(
         g.backend,
-        "cpu=v1 cpuacct=v1 cpuset=v1 pids=v1 freezer=v1 devices=v1 blkio=v1"
+        format!("cpu=v1 cpuacct=v1 cpuset=v1 pids=v1 freezer=v1 devices=v1 blkio=v1{named}")
     );
     assert_eq!(
         g.paths.len(),
-        6,
+        7 + rig.named(),
         "cpu and cpuacct are separate mounts here: {:?}",
         g.paths
     );
@@ -207,7 +226,7 @@ fn create_writes_v1_files_and_fills_cpusets() {
     )
     .unwrap();
     // The bases stay while the server runs, and go when it stops.
-    for m in rig.layout.mounts().iter().filter(|m| !m.optional()) {
+    for m in rig.layout.mounts() {
         assert!(m.base.exists(), "{} removed early", m.base.path().display());
     }
     libipc::server::Service::shutdown(&svc);
@@ -562,21 +581,17 @@ fn join_fds_lets_a_process_move_itself_into_every_hierarchy() {
         .layout
         .mounts()
         .iter()
-        .filter(|m| !m.optional())
         .map(|m| CgroupJoin::V1Tasks {
-            hierarchy: m.controllers[0].name().into(),
+            hierarchy: m.label(),
             path: m.dir(Path::new("web")).path().display().to_string(),
         })
         .collect();
-    // This host mounts cpu, cpuacct, cpuset, pids, freezer and devices separately.
-    assert_eq!(want.len(), 6);
+    // This host mounts cpu, cpuacct, cpuset, pids, freezer, devices and
+    // blkio separately, and the named hierarchies besides.
+    assert_eq!(want.len(), 7 + rig.named());
     assert_eq!(entries, want);
     assert_eq!(c.fds_out.len(), entries.len());
-    for (fd, m) in c
-        .fds_out
-        .iter()
-        .zip(rig.layout.mounts().iter().filter(|m| !m.optional()))
-    {
+    for (fd, m) in c.fds_out.iter().zip(rig.layout.mounts().iter()) {
         assert_fd_is(
             fd,
             &m.dir(Path::new("web")).file("tasks"),
@@ -673,7 +688,7 @@ fn create_joinable_makes_the_group_and_answers_with_its_join_fds() {
         panic!()
     };
     assert_eq!(entries, want);
-    assert_eq!(c.fds_out.len(), 6);
+    assert_eq!(c.fds_out.len(), 7 + rig.named());
     // The limits are applied (not read back into the answer, but there).
     assert_eq!(rig.read(Ctl::Cpu, "web", "cpu.shares"), "512");
     assert_eq!(rig.read(Ctl::Pids, "web", "pids.max"), "5");
@@ -689,7 +704,7 @@ fn create_joinable_makes_the_group_and_answers_with_its_join_fds() {
             panic!()
         };
         assert_eq!(e2, entries, "{key}");
-        assert_eq!(again.fds_out.len(), 6, "{key}");
+        assert_eq!(again.fds_out.len(), 7 + rig.named(), "{key}");
     }
     let CpuResponse::List(groups) = svc.request(None, CpuRequest::List).unwrap() else {
         panic!()
@@ -758,8 +773,15 @@ fn create_joinable_at_a_cgroups_path_in_every_hierarchy() {
     let CpuResponse::JoinFds(entries) = svc.handle(&mut c, at("c1", "pods/a/c1")).unwrap() else {
         panic!()
     };
-    assert_eq!(c.fds_out.len(), 6);
-    for ctl in [Ctl::Cpu, Ctl::Cpuacct, Ctl::Cpuset, Ctl::Pids, Ctl::Freezer] {
+    assert_eq!(c.fds_out.len(), 7 + rig.named());
+    for ctl in [
+        Ctl::Cpu,
+        Ctl::Cpuacct,
+        Ctl::Cpuset,
+        Ctl::Pids,
+        Ctl::Freezer,
+        Ctl::Blkio,
+    ] {
         assert!(rig.dir(ctl, "../pods/a/c1").exists(), "{ctl:?}");
     }
     assert_eq!(rig.read(Ctl::Cpu, "../pods/a/c1", "cpu.shares"), "512");
@@ -832,7 +854,7 @@ fn create_joinable_at_a_cgroups_path_in_every_hierarchy() {
         force: true,
     };
     svc.request(Some("d1"), del("c1")).unwrap();
-    for m in rig.layout.mounts().iter().filter(|m| !m.optional()) {
+    for m in rig.layout.mounts() {
         assert!(!m.dir(Path::new("../pods/a/c1")).exists());
         assert!(
             m.dir(Path::new("../pods/a")).exists(),
@@ -840,7 +862,7 @@ fn create_joinable_at_a_cgroups_path_in_every_hierarchy() {
         );
     }
     svc.shutdown();
-    for m in rig.layout.mounts().iter().filter(|m| !m.optional()) {
+    for m in rig.layout.mounts() {
         assert!(!m.dir(Path::new("../pods/a")).exists());
         assert!(m.dir(Path::new("../pods")).exists());
     }
@@ -881,7 +903,14 @@ fn a_cgroups_path_create_cut_by_a_crash_is_finished_at_restart() {
     let cpu_dir = rig.dir(Ctl::Cpu, "../pods/c1");
     std::fs::create_dir_all(cpu_dir.path()).unwrap();
     let svc = rig.service();
-    for ctl in [Ctl::Cpu, Ctl::Cpuacct, Ctl::Cpuset, Ctl::Pids, Ctl::Freezer] {
+    for ctl in [
+        Ctl::Cpu,
+        Ctl::Cpuacct,
+        Ctl::Cpuset,
+        Ctl::Pids,
+        Ctl::Freezer,
+        Ctl::Blkio,
+    ] {
         assert!(rig.dir(ctl, "../pods/c1").exists(), "{ctl:?}");
     }
     assert_eq!(rig.read(Ctl::Cpu, "../pods/c1", "cpu.shares"), "512");
@@ -890,8 +919,8 @@ fn a_cgroups_path_create_cut_by_a_crash_is_finished_at_restart() {
     let CpuResponse::JoinFds(entries) = svc.handle(&mut c, req).unwrap() else {
         panic!()
     };
-    assert_eq!(entries.len(), 6);
-    assert_eq!(c.fds_out.len(), 6);
+    assert_eq!(entries.len(), 7 + rig.named());
+    assert_eq!(c.fds_out.len(), 7 + rig.named());
     svc.request(
         Some("d1"),
         CpuRequest::Delete {
@@ -996,7 +1025,7 @@ fn a_cgroups_path_create_journals_its_parents_before_making_them() {
     let e = svc.request(Some("k1"), bad).unwrap_err();
     assert!(e.message.contains("create cgroup"), "{e}");
     let made = svc.table().made;
-    for m in rig.layout.mounts().iter().filter(|m| !m.optional()) {
+    for m in rig.layout.mounts() {
         let pods = m.dir(Path::new("../pods"));
         assert!(!pods.exists(), "{} left", pods.path().display());
         assert!(
@@ -1009,12 +1038,13 @@ fn a_cgroups_path_create_journals_its_parents_before_making_them() {
     assert!(svc.table().made.is_empty());
 }
 
-/// blockIO: only a group that has it gets a directory in the blkio
-/// hierarchy (and a join fd for it); its throttles are in the files there;
-/// a weight this kernel's schedulers cannot give is refused by name, with
-/// nothing made; delete removes it with the rest.
+/// blockIO: every group has a directory in the blkio hierarchy (and a join
+/// fd for it), as runc's do; the throttles are in the files there, and a
+/// group made without blockIO can be given some by an update; a weight
+/// this kernel's schedulers cannot give is refused by name, with nothing
+/// made; delete removes it with the rest.
 #[test]
-fn block_io_gets_a_blkio_group_only_when_asked() {
+fn block_io_lands_in_every_groups_blkio_directory() {
     use cgroupfs::join_testing::{assert_joined, ctx, join};
     use libipc::server::Service;
     use protocol::cpu::{BlockIo, DeviceRate};
@@ -1027,12 +1057,15 @@ fn block_io_gets_a_blkio_group_only_when_asked() {
         devices: vec![],
         block_io,
     };
-    // Without: no blkio directory, six join fds.
+    // Without: a blkio directory all the same, and a join fd for it.
     let mut c = ctx(Some("k1"), vec![]);
-    svc.handle(&mut c, req("plain", None)).unwrap();
-    assert_eq!(c.fds_out.len(), 6);
-    assert!(!rig.dir(Ctl::Blkio, "plain").exists());
-    // With throttles: the directory, the files, a seventh fd that joins it.
+    let CpuResponse::JoinFds(entries) = svc.handle(&mut c, req("plain", None)).unwrap() else {
+        panic!()
+    };
+    assert_eq!(c.fds_out.len(), 7 + rig.named());
+    assert!(rig.dir(Ctl::Blkio, "plain").exists());
+    assert_joined(join(&c.fds_out).pid(), &entries);
+    // With throttles: the files.
     let throttles = BlockIo {
         throttle_read_bps: vec![DeviceRate {
             major: 254,
@@ -1051,15 +1084,14 @@ fn block_io_gets_a_blkio_group_only_when_asked() {
     else {
         panic!()
     };
-    assert_eq!(c.fds_out.len(), 7);
+    assert_eq!(c.fds_out.len(), 7 + rig.named());
     // io's blkio.throttle.<file>.
     let throttle = |f: &str| rig.read(Ctl::Blkio, "io", &format!("blkio.throttle.{f}"));
     assert_eq!(throttle("read_bps_device"), "254:0 1048576");
     assert_eq!(throttle("write_iops_device"), "254:0 100");
     assert_joined(join(&c.fds_out).pid(), &entries);
     // update: the device's read rate is replaced, its write IOPS stay, and
-    // the record keeps both; a group made without blockIO has no blkio
-    // directory to update, and gets none.
+    // the record keeps both; a group made without blockIO gets its first.
     let set = |id: &str, rate: u64| CpuRequest::SetBlockIo {
         id: id.into(),
         block_io: BlockIo {
@@ -1078,23 +1110,25 @@ fn block_io_gets_a_blkio_group_only_when_asked() {
     let rec = svc.table().get("io").unwrap().block_io.clone().unwrap();
     assert_eq!(rec.throttle_read_bps[0].rate, 2 << 20);
     assert_eq!(rec.throttle_write_iops[0].rate, 100);
-    let e = svc
-        .handle(&mut ctx(Some("k6"), vec![]), set("plain", 1 << 20))
-        .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
-    assert!(e.message.contains("created without blockIO"), "{e}");
-    assert!(!rig.dir(Ctl::Blkio, "plain").exists());
-    // A restart does not take "plain" for a group that lost its blkio
-    // directory, and keeps both.
+    svc.handle(&mut ctx(Some("k6"), vec![]), set("plain", 1 << 20))
+        .unwrap();
+    assert_eq!(
+        rig.read(Ctl::Blkio, "plain", "blkio.throttle.read_bps_device"),
+        "254:0 1048576"
+    );
+    // A group whose blkio directory was removed behind our back gets it
+    // back at a restart, with its blockIO.
     drop(svc);
+    rig.dir(Ctl::Blkio, "plain").remove().unwrap();
     let svc = rig.service();
     let CpuResponse::List(groups) = svc.request(None, CpuRequest::List).unwrap() else {
         panic!()
     };
     assert_eq!(groups.len(), 2, "{groups:?}");
-    assert!(
-        !rig.dir(Ctl::Blkio, "plain").exists(),
-        "repaired into blkio"
+    assert_eq!(
+        rig.read(Ctl::Blkio, "plain", "blkio.throttle.read_bps_device"),
+        "254:0 1048576",
+        "repaired with its blockIO"
     );
     // A weight without a proportional scheduler (this host's mq-deadline):
     // refused by name, nothing made.
@@ -1137,6 +1171,7 @@ fn block_io_gets_a_blkio_group_only_when_asked() {
         .unwrap();
     }
     assert!(!rig.dir(Ctl::Blkio, "io").exists());
+    assert!(!rig.dir(Ctl::Blkio, "plain").exists());
     assert!(!rig.dir(Ctl::Cpu, "plain").exists());
 }
 
