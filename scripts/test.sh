@@ -12,8 +12,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-# Debian packages the tests use (none yet beyond the toolchain; the
-# lifecycle and seccomp issues add busybox-static and libseccomp-dev here).
+# Debian packages the tests use.
 need=()
 for pkg in procps iproute2 util-linux busybox-static runc libseccomp-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
@@ -21,6 +20,17 @@ done
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+# The engines tests/tests/engines_real.rs drives with ipc as their runtime
+# (podman through conmon, containerd through its runc shim), without the
+# extras they recommend (networking, fuse-overlayfs, other runtimes).
+engines=()
+for pkg in podman conmon containerd; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || engines+=("$pkg")
+done
+if [ ${#engines[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${engines[@]}"
 fi
 
 cargo build --workspace --bins

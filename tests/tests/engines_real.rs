@@ -1,0 +1,554 @@
+//! The engines themselves, not a replay of their calls: Debian's podman
+//! (through conmon) with `--runtime` pointing at our `ipc`, on a busybox
+//! image imported from a rootfs the test builds. Everything podman keeps
+//! (its storage, run and tmp directories) lives in the test's temporary
+//! directory, its containers' cgroups below this test process's own
+//! cgroup, and every command goes to the test's own constellation: podman's
+//! runtime is a two-line script that runs `ipc --root <the test's root>`.
+//! (`--runtime-flag root=...` would not do: podman's exit command, which
+//! conmon runs to clean up after a container, does not pass it on.)
+
+use asterism_tests::{Bundle, Constellation};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// What the engines make outside their own directories whatever they are
+/// told, removed again if this test made it: podman's blob-info cache
+/// (/var/lib/containers/cache) and the parent of the runc shim's sockets
+/// (/run/containerd/s). Held for a whole test, which runs alone (the
+/// tests here share those paths); taken first, so dropped last.
+struct HostPaths {
+    _alone: std::sync::MutexGuard<'static, ()>,
+    made: Vec<&'static str>,
+}
+
+static ENGINES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl HostPaths {
+    fn take() -> HostPaths {
+        let alone = ENGINES.lock().unwrap_or_else(|e| e.into_inner());
+        let made = ["/var/lib/containers", "/run/containerd"]
+            .into_iter()
+            .filter(|p| !Path::new(p).exists())
+            .collect();
+        HostPaths {
+            _alone: alone,
+            made,
+        }
+    }
+}
+
+impl Drop for HostPaths {
+    fn drop(&mut self) {
+        for p in &self.made {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}
+
+/// podman with its state in `dir`, `ipc` as its runtime on `root`.
+struct Podman {
+    dir: tempfile::TempDir,
+    /// The absolute cgroup parent given to podman, below our own cgroup.
+    parent: String,
+}
+
+impl Podman {
+    fn new(c: &Constellation, parent: String) -> Podman {
+        assert!(
+            Command::new("podman").arg("--version").output().is_ok(),
+            "podman is missing: apt-get install --no-install-recommends podman (scripts/test.sh does)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        // The container's rlimits, at most ours: podman's default (nofile
+        // 1048576) needs CAP_SYS_RESOURCE, which this sandbox's root lacks,
+        // and runc fails the same way without it.
+        let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .maximum
+            .unwrap_or(4096)
+            .min(4096);
+        let nproc = rustix::process::getrlimit(rustix::process::Resource::Nproc)
+            .maximum
+            .unwrap_or(4096)
+            .min(4096);
+        let runtime = dir.path().join("ipc-runtime");
+        std::fs::write(
+            &runtime,
+            format!(
+                "#!/bin/sh\nexec '{}' --root '{}' \"$@\"\n",
+                asterism_tests::bin("ipc").display(),
+                c.root().display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(
+            dir.path().join("containers.conf"),
+            format!(
+                "[containers]\ndefault_ulimits = [\"nofile={nofile}:{nofile}\", \"nproc={nproc}:{nproc}\"]\n"
+            ),
+        )
+        .unwrap();
+        Podman { dir, parent }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let d = self.dir.path();
+        let mut cmd = Command::new("podman");
+        cmd.env("CONTAINERS_CONF", d.join("containers.conf"))
+            .arg("--root")
+            .arg(d.join("storage"))
+            .arg("--runroot")
+            .arg(d.join("run"))
+            .arg("--tmpdir")
+            .arg(d.join("tmp"))
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "file",
+            ])
+            .arg("--runtime")
+            .arg(d.join("ipc-runtime"))
+            .args(args);
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "podman {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `podman run` options every container here gets.
+    fn run_opts(&self) -> Vec<String> {
+        vec![
+            "--network".into(),
+            "none".into(),
+            "--cgroup-parent".into(),
+            self.parent.clone(),
+        ]
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        // Its containers first (they hold our constellation's groups),
+        // then its storage goes with the temporary directory.
+        let _ = self.run(&["rm", "--all", "--force", "--time", "0"]);
+    }
+}
+
+/// An absolute cgroup path below this process's own cgroup in every v1
+/// hierarchy (the deepest of our own paths, when each of the others is a
+/// prefix of it), and the host directories it names; None when no one path
+/// is below ours everywhere.
+fn cgroup_parent(tag: &str) -> Option<(String, Vec<PathBuf>)> {
+    let hier = cgroupfs::Hierarchies::discover().unwrap();
+    let v1: Vec<_> = hier
+        .by_controller
+        .values()
+        .filter(|h| h.version == cgroupfs::Version::V1)
+        .collect();
+    let owns: Vec<PathBuf> = v1
+        .iter()
+        .map(|h| cgroupfs::hierarchy::own_cgroup(h).unwrap())
+        .collect();
+    let deepest = owns.iter().max_by_key(|p| p.components().count())?.clone();
+    if !owns.iter().all(|p| deepest.starts_with(p)) {
+        return None;
+    }
+    let parent = deepest.join(format!("asterism-test-{tag}-{}", std::process::id()));
+    let dirs = v1.iter().map(|h| h.host_path(&parent)).collect();
+    Some((parent.display().to_string(), dirs))
+}
+
+/// Removes what is left below `dirs` (podman keeps a `conmon` group per
+/// parent), deepest first.
+struct RemoveCgroups(Vec<PathBuf>);
+
+impl Drop for RemoveCgroups {
+    fn drop(&mut self) {
+        fn remove(dir: &Path) {
+            if let Ok(rd) = std::fs::read_dir(dir) {
+                for e in rd.flatten() {
+                    if e.path().is_dir() {
+                        remove(&e.path());
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir(dir);
+        }
+        for d in &self.0 {
+            remove(d);
+        }
+    }
+}
+
+/// A busybox image in podman's storage, from a rootfs the test builds.
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn import_busybox(p: &Podman) -> &'static str {
+    let bundle = Bundle::busybox_with(&["true"], json!({}));
+    let tar = p.dir.path().join("busybox.tar");
+    let out = Command::new("tar")
+        .arg("-C")
+        .arg(bundle.path().join("rootfs"))
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    p.ok(&[
+        "import",
+        tar.to_str().unwrap(),
+        "localhost/asterism-busybox:1",
+    ]);
+    "localhost/asterism-busybox:1"
+}
+
+#[test]
+fn podman_runs_containers_with_ipc_as_its_runtime() {
+    let _host = HostPaths::take();
+    let Some((parent, dirs)) = cgroup_parent("podman") else {
+        eprintln!("skipping: no one cgroup path is below this process's own in every hierarchy");
+        return;
+    };
+    let _cgroups = RemoveCgroups(dirs.clone());
+    let c = Constellation::start();
+    let p = Podman::new(&c, parent.clone());
+    let image = import_busybox(&p);
+    let opts = p.run_opts();
+    let with = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        // podman's options go before the image.
+        let at = v.iter().position(|a| a == image).unwrap();
+        for (i, o) in opts.iter().enumerate() {
+            v.insert(at + i, o.clone());
+        }
+        v
+    };
+
+    // Foreground: the output, the exit code, and the container in a group
+    // of its own below the parent in every v1 hierarchy.
+    let v = with(&[
+        "run",
+        "--rm",
+        image,
+        "sh",
+        "-c",
+        "echo hello from podman; cat /proc/self/cgroup; exit 3",
+    ]);
+    let out = p.run(&args(&v));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("hello from podman\n"), "{text}");
+    let hier = cgroupfs::Hierarchies::discover().unwrap();
+    for h in hier
+        .by_controller
+        .values()
+        .filter(|h| h.version == cgroupfs::Version::V1)
+    {
+        let own = cgroupfs::hierarchy::cgroup_of(&text, h)
+            .unwrap_or_else(|| panic!("no {} line in {text}", h.controller));
+        let name = own.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            own.starts_with(&parent) && name.starts_with("libpod-"),
+            "{}: {}",
+            h.controller,
+            own.display()
+        );
+    }
+
+    // Detached: exec as another user, pause and unpause, stop, remove.
+    let v = with(&["run", "-d", "--name", "pm1", image, "sleep", "300"]);
+    p.ok(&args(&v));
+    let status = |name: &str| {
+        p.ok(&["inspect", name, "--format", "{{.State.Status}}"])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(status("pm1"), "running");
+    let exec = p.ok(&[
+        "exec",
+        "-u",
+        "1000",
+        "-e",
+        "FOO=bar",
+        "-w",
+        "/tmp",
+        "pm1",
+        "sh",
+        "-c",
+        "id -u; echo $FOO; pwd",
+    ]);
+    assert_eq!(exec, "1000\nbar\n/tmp\n");
+    let list = c.ipc_json(&["list", "--format", "json"]);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["status"], "running", "{list}");
+    p.ok(&["pause", "pm1"]);
+    assert_eq!(status("pm1"), "paused");
+    assert_eq!(
+        c.ipc_json(&["list", "--format", "json"])[0]["status"],
+        "paused"
+    );
+    p.ok(&["unpause", "pm1"]);
+    assert_eq!(status("pm1"), "running");
+    // sleep as pid 1 ignores SIGTERM: podman kills it after the timeout.
+    p.ok(&["stop", "-t", "1", "pm1"]);
+    assert_eq!(status("pm1"), "exited");
+    assert_eq!(
+        p.ok(&["inspect", "pm1", "--format", "{{.State.ExitCode}}"])
+            .trim(),
+        "137"
+    );
+    p.ok(&["rm", "pm1"]);
+
+    // Nothing of either container is left: no record in our constellation,
+    // no group below the parent but podman's own conmon group.
+    let list = c.ipc_json(&["list", "--format", "json"]);
+    assert_eq!(list, json!([]));
+    for d in &dirs {
+        let left: Vec<_> = asterism_tests::subdirs(d)
+            .into_iter()
+            .filter(|n| n != "conmon")
+            .collect();
+        assert!(left.is_empty(), "{}: {left:?}", d.display());
+    }
+}
+
+/// A private containerd (root, state and socket in a temporary directory),
+/// stopped by pid when dropped.
+struct Containerd {
+    dir: tempfile::TempDir,
+    /// The containerd namespace the test's containers are in.
+    namespace: String,
+    daemon: std::process::Child,
+}
+
+impl Containerd {
+    fn start(namespace: &str) -> Containerd {
+        assert!(
+            Command::new("containerd").arg("--version").output().is_ok(),
+            "containerd is missing: apt-get install --no-install-recommends containerd (scripts/test.sh does)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let config = format!(
+            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
+             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = \"{d}/containerd.sock\"\n"
+        );
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        let log = std::fs::File::create(dir.path().join("containerd.log")).unwrap();
+        let daemon = Command::new("containerd")
+            .arg("--config")
+            .arg(dir.path().join("config.toml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let ctd = Containerd {
+            dir,
+            namespace: namespace.to_string(),
+            daemon,
+        };
+        let ready = asterism_tests::wait_for(std::time::Duration::from_secs(20), || {
+            ctd.ctr(&["version"]).status.success().then_some(())
+        });
+        assert!(ready.is_some(), "containerd did not answer: {}", ctd.log());
+        ctd
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
+    }
+
+    fn ctr(&self, args: &[&str]) -> Output {
+        Command::new("ctr")
+            .arg("--address")
+            .arg(self.dir.path().join("containerd.sock"))
+            .arg("--namespace")
+            .arg(&self.namespace)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.ctr(args);
+        assert!(
+            out.status.success(),
+            "ctr {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        // Tasks and containers first (their shims exit with them).
+        let out = self.ctr(&["containers", "list", "--quiet"]);
+        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = self.ctr(&["task", "kill", "--signal", "SIGKILL", id]);
+            let _ = self.ctr(&["task", "delete", "--force", id]);
+            let _ = self.ctr(&["containers", "delete", id]);
+        }
+        asterism_tests::kill(self.daemon.id() as i32, libc::SIGTERM);
+        let _ = self.daemon.wait();
+    }
+}
+
+#[test]
+fn containerd_runs_containers_with_ipc_as_its_runtime() {
+    let _host = HostPaths::take();
+    let Some((parent, dirs)) = cgroup_parent("containerd") else {
+        eprintln!("skipping: no one cgroup path is below this process's own in every hierarchy");
+        return;
+    };
+    let _cgroups = RemoveCgroups(dirs.clone());
+    let c = Constellation::start();
+    // The image: built and saved by podman, imported by ctr.
+    let p = Podman::new(&c, parent.clone());
+    let image = import_busybox(&p);
+    let archive = p.dir.path().join("busybox.docker.tar");
+    p.ok(&[
+        "save",
+        "--format",
+        "docker-archive",
+        "-o",
+        archive.to_str().unwrap(),
+        image,
+    ]);
+    // The shim gives runc `--root <runc root>/<namespace>`: the namespace
+    // named as the test's root directory ("ast-..."), in its parent, is
+    // that root.
+    let root = c.root();
+    let namespace = root.file_name().unwrap().to_str().unwrap();
+    let runc_root = root.parent().unwrap().to_str().unwrap();
+    let ctd = Containerd::start(namespace);
+    ctd.ok(&[
+        "images",
+        "import",
+        "--snapshotter",
+        "native",
+        archive.to_str().unwrap(),
+    ]);
+    // The runc shim (io.containerd.runc.v2) drives ipc as it drives runc:
+    // --root, --log, --log-format json, create --bundle --pid-file, start,
+    // exec --process --detach --pid-file, kill, delete.
+    let fifo = ctd.dir.path().join("fifo");
+    let ipc = asterism_tests::bin("ipc");
+    let run = |extra: &[&str], id: &str, cmd: &[&str]| -> Output {
+        let cgroup = format!("{parent}/{id}");
+        let mut args = vec![
+            "run",
+            "--snapshotter",
+            "native",
+            "--fifo-dir",
+            fifo.to_str().unwrap(),
+            "--runc-binary",
+            ipc.to_str().unwrap(),
+            "--runc-root",
+            runc_root,
+            "--cgroup",
+            &cgroup,
+        ];
+        args.extend_from_slice(extra);
+        args.push(image);
+        args.push(id);
+        args.extend_from_slice(cmd);
+        ctd.ctr(&args)
+    };
+
+    // Foreground: the output and the exit code.
+    let out = run(
+        &["--rm"],
+        "ctd1",
+        &["sh", "-c", "echo hello from containerd; exit 4"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello from containerd\n"
+    );
+
+    // Detached: exec, ps, pause and resume, kill, delete.
+    let out = run(&["--detach"], "ctd2", &["sleep", "300"]);
+    assert!(out.status.success(), "{out:?}");
+    let tasks = ctd.ok(&["task", "list"]);
+    assert!(
+        tasks.contains("ctd2") && tasks.contains("RUNNING"),
+        "{tasks}"
+    );
+    let exec = ctd.ok(&[
+        "task",
+        "exec",
+        "--fifo-dir",
+        fifo.to_str().unwrap(),
+        "--exec-id",
+        "e1",
+        "--user",
+        "1000",
+        "ctd2",
+        "sh",
+        "-c",
+        "id -u; echo exec ok",
+    ]);
+    assert_eq!(exec, "1000\nexec ok\n");
+    let pid: i64 = c.ipc_json(&["state", "ctd2"])["pid"].as_i64().unwrap();
+    let ps = ctd.ok(&["task", "ps", "ctd2"]);
+    assert!(ps.contains(&pid.to_string()), "{ps}");
+    ctd.ok(&["task", "pause", "ctd2"]);
+    assert!(ctd.ok(&["task", "list"]).contains("PAUSED"));
+    assert_eq!(c.ipc_json(&["state", "ctd2"])["status"], "paused");
+    ctd.ok(&["task", "resume", "ctd2"]);
+    assert_eq!(c.ipc_json(&["state", "ctd2"])["status"], "running");
+    ctd.ok(&["task", "kill", "--signal", "SIGKILL", "ctd2"]);
+    let stopped = asterism_tests::wait_for(std::time::Duration::from_secs(10), || {
+        ctd.ok(&["task", "list"]).contains("STOPPED").then_some(())
+    });
+    assert!(stopped.is_some(), "{}", ctd.ok(&["task", "list"]));
+    ctd.ok(&["task", "delete", "ctd2"]);
+    ctd.ok(&["containers", "delete", "ctd2"]);
+
+    // Nothing left in our constellation, nor below the cgroup parent.
+    assert_eq!(c.ipc_json(&["list", "--format", "json"]), json!([]));
+    for d in &dirs {
+        assert!(
+            asterism_tests::subdirs(d).is_empty(),
+            "{}: {:?}",
+            d.display(),
+            asterism_tests::subdirs(d)
+        );
+    }
+}
