@@ -245,15 +245,18 @@ fn podman_runs_containers_with_ipc_as_its_runtime() {
         v
     };
 
-    // Foreground: the output, the exit code, and the container in a group
-    // of its own below the parent in every v1 hierarchy.
+    // Foreground: the output, the exit code, a device (podman gives its
+    // fileMode as the whole st_mode, S_IFCHR|0666), and the container in a
+    // group of its own below the parent in every v1 hierarchy.
     let v = with(&[
         "run",
         "--rm",
+        "--device",
+        "/dev/null:/dev/mynull",
         image,
         "sh",
         "-c",
-        "echo hello from podman; cat /proc/self/cgroup; exit 3",
+        "echo hello from podman; ls -l /dev/mynull; echo x > /dev/mynull; cat /proc/self/cgroup; exit 3",
     ]);
     let out = p.run(&args(&v));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -263,7 +266,7 @@ fn podman_runs_containers_with_ipc_as_its_runtime() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.starts_with("hello from podman\n"), "{text}");
+    assert!(text.starts_with("hello from podman\ncrw-rw-rw- "), "{text}");
     let hier = cgroupfs::Hierarchies::discover().unwrap();
     for h in hier
         .by_controller

@@ -579,7 +579,18 @@ fn rule_cases() -> Vec<(Value, &'static str)> {
         (
             json!({"linux": {"devices": [{"path": "/dev/x", "type": "c", "major": 1, "minor": 3,
                                           "fileMode": 4095}]}}),
-            "linux.devices[0].fileMode: must be an integer (file mode, in decimal: 0 to 511), got number 4095",
+            "linux.devices[0].fileMode: 4095 has permission bits 0o7777; at most 0777 (511)",
+        ),
+        (
+            // S_IFBLK|0660 on a character device.
+            json!({"linux": {"devices": [{"path": "/dev/x", "type": "c", "major": 1, "minor": 3,
+                                          "fileMode": 25008}]}}),
+            "linux.devices[0].fileMode: 25008 has file type bits 0o60000, which are not a c device's (0o20000)",
+        ),
+        (
+            json!({"linux": {"devices": [{"path": "/dev/x", "type": "c", "major": 1, "minor": 3,
+                                          "fileMode": -1}]}}),
+            "linux.devices[0].fileMode: must be an integer (uint32 file mode, in decimal: 0 to 4294967295), got number -1",
         ),
         // masked / readonly paths, propagation
         (
@@ -835,6 +846,13 @@ fn valid_neighbours_are_accepted() {
     accepted(
         json!({"linux": {"devices": [{"path": "/dev/fifo", "type": "p"},
                                           {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 438}]}}),
+    );
+    // The whole st_mode, as podman sends it (S_IFCHR|0666, S_IFBLK|0660,
+    // S_IFIFO|0644): runc takes it and drops the type.
+    accepted(
+        json!({"linux": {"devices": [{"path": "/dev/null2", "type": "c", "major": 1, "minor": 3, "fileMode": 8630},
+                                          {"path": "/dev/loop9", "type": "b", "major": 7, "minor": 9, "fileMode": 25008},
+                                          {"path": "/dev/fifo", "type": "p", "fileMode": 4516}]}}),
     );
     accepted(json!({"linux": {"resources": {
         "memory": {"limit": -1, "reservation": 0, "swap": -1, "swappiness": 18446744073709551615u64},

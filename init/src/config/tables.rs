@@ -41,6 +41,11 @@ const BOOL: Ty = Ty::Bool;
 const STRINGS: Ty = Ty::Array(&STR);
 const STRING_MAP: Ty = Ty::Map(&STR);
 const FILE_MODE: Ty = Ty::Int(0, 0o777, "file mode, in decimal");
+/// A device's fileMode: the schema says 0..511, but the engines send the
+/// whole st_mode, its file type included (podman: 8630 for a character
+/// device, S_IFCHR|0666), and runc takes it and drops the type. The
+/// uint32 of the spec's text here; `validate::linux` checks the parts.
+const DEVICE_FILE_MODE: Ty = Ty::Int(0, u32::MAX as i128, "uint32 file mode, in decimal");
 
 pub(crate) const NAMESPACE_TYPES: &[&str] = &[
     "mount", "pid", "network", "uts", "ipc", "user", "cgroup", "time",
@@ -266,7 +271,7 @@ pub(crate) const PROCESS: Ty = Ty::Object(PROCESS_FIELDS);
 const DEVICE: Ty = Ty::Object(&[
     req("type", &Ty::Enum("device type", &["c", "b", "u", "p"])),
     req("path", &STR),
-    opt("fileMode", &FILE_MODE),
+    opt("fileMode", &DEVICE_FILE_MODE),
     opt("major", &I64),
     opt("minor", &I64),
     opt("uid", &U32),

@@ -337,6 +337,9 @@ fn device(d: &LinuxDevice, at: &str) -> Check {
     if d.typ() == LinuxDeviceType::A {
         return err(field(at, "type"), "must be c, b, u or p");
     }
+    if let Some(mode) = d.file_mode() {
+        file_mode(d.typ(), mode, at)?;
+    }
     if d.typ() == LinuxDeviceType::P {
         return Ok(());
     }
@@ -350,6 +353,35 @@ fn device(d: &LinuxDevice, at: &str) -> Check {
                 format!("must be between 0 and {max}, got {value}"),
             );
         }
+    }
+    Ok(())
+}
+
+/// A device's `fileMode`: permission bits (at most 0777), and, as the
+/// engines send them and runc takes them, optionally the file type bits
+/// of st_mode, which must then be the device's own type.
+fn file_mode(typ: LinuxDeviceType, mode: u32, at: &str) -> Check {
+    const S_IFMT: u32 = 0o170000;
+    let (kind, perms) = (mode & S_IFMT, mode & !S_IFMT);
+    if perms > 0o777 {
+        return err(
+            field(at, "fileMode"),
+            format!("{mode} has permission bits {perms:#o}; at most 0777 (511)"),
+        );
+    }
+    let own = match typ {
+        LinuxDeviceType::B => 0o060000,
+        LinuxDeviceType::P => 0o010000,
+        _ => 0o020000,
+    };
+    if kind != 0 && kind != own {
+        return err(
+            field(at, "fileMode"),
+            format!(
+                "{mode} has file type bits {kind:#o}, which are not a {} device's ({own:#o})",
+                typ.as_str()
+            ),
+        );
     }
     Ok(())
 }
