@@ -781,6 +781,15 @@ impl Drop for CgroupsPathPrefix {
     }
 }
 
+/// Every cgroup hierarchy mounted here, as /proc/PID/cgroup names them:
+/// the controllers ("memory", "cpu", ...) and the named v1 hierarchies
+/// ("name=systemd").
+pub fn hierarchies() -> Vec<String> {
+    cgroupfs::Hierarchies::discover()
+        .map(|h| h.by_controller.into_keys().collect())
+        .unwrap_or_default()
+}
+
 /// The names of the directories right below `dir` (child cgroups), none
 /// when it does not exist.
 pub fn subdirs(dir: &Path) -> Vec<std::ffi::OsString> {

@@ -223,16 +223,48 @@ fn import_busybox(p: &Podman) -> &'static str {
     "localhost/asterism-busybox:1"
 }
 
+/// What both tests start from: the host paths held, a cgroup parent below
+/// ours, our constellation, podman on it. Fields drop in order (so keep
+/// the whole struct, do not destructure it): podman's containers, the
+/// constellation, the cgroups, then the host paths.
+struct Setup {
+    p: Podman,
+    c: Constellation,
+    parent: String,
+    dirs: Vec<PathBuf>,
+    _cgroups: RemoveCgroups,
+    _host: HostPaths,
+}
+
+impl Setup {
+    fn new(tag: &str) -> Option<Setup> {
+        let host = HostPaths::take();
+        let Some((parent, dirs)) = cgroup_parent(tag) else {
+            eprintln!(
+                "skipping: no one cgroup path is below this process's own in every hierarchy"
+            );
+            return None;
+        };
+        let cgroups = RemoveCgroups(dirs.clone());
+        let c = Constellation::start();
+        let p = Podman::new(&c, parent.clone());
+        Some(Setup {
+            p,
+            c,
+            parent,
+            dirs,
+            _cgroups: cgroups,
+            _host: host,
+        })
+    }
+}
+
 #[test]
 fn podman_runs_containers_with_ipc_as_its_runtime() {
-    let _host = HostPaths::take();
-    let Some((parent, dirs)) = cgroup_parent("podman") else {
-        eprintln!("skipping: no one cgroup path is below this process's own in every hierarchy");
+    let Some(s) = Setup::new("podman") else {
         return;
     };
-    let _cgroups = RemoveCgroups(dirs.clone());
-    let c = Constellation::start();
-    let p = Podman::new(&c, parent.clone());
+    let (p, c, parent, dirs) = (&s.p, &s.c, &s.parent, &s.dirs);
     let image = import_busybox(&p);
     let opts = p.run_opts();
     let with = |extra: &[&str]| -> Vec<String> {
@@ -332,7 +364,7 @@ fn podman_runs_containers_with_ipc_as_its_runtime() {
     // no group below the parent but podman's own conmon group.
     let list = c.ipc_json(&["list", "--format", "json"]);
     assert_eq!(list, json!([]));
-    for d in &dirs {
+    for d in dirs {
         let left: Vec<_> = asterism_tests::subdirs(d)
             .into_iter()
             .filter(|n| n != "conmon")
@@ -427,15 +459,11 @@ impl Drop for Containerd {
 
 #[test]
 fn containerd_runs_containers_with_ipc_as_its_runtime() {
-    let _host = HostPaths::take();
-    let Some((parent, dirs)) = cgroup_parent("containerd") else {
-        eprintln!("skipping: no one cgroup path is below this process's own in every hierarchy");
+    let Some(s) = Setup::new("containerd") else {
         return;
     };
-    let _cgroups = RemoveCgroups(dirs.clone());
-    let c = Constellation::start();
+    let (p, c, parent, dirs) = (&s.p, &s.c, &s.parent, &s.dirs);
     // The image: built and saved by podman, imported by ctr.
-    let p = Podman::new(&c, parent.clone());
     let image = import_busybox(&p);
     let archive = p.dir.path().join("busybox.docker.tar");
     p.ok(&[
@@ -546,7 +574,7 @@ fn containerd_runs_containers_with_ipc_as_its_runtime() {
 
     // Nothing left in our constellation, nor below the cgroup parent.
     assert_eq!(c.ipc_json(&["list", "--format", "json"]), json!([]));
-    for d in &dirs {
+    for d in dirs {
         assert!(
             asterism_tests::subdirs(d).is_empty(),
             "{}: {:?}",

@@ -257,17 +257,7 @@ fn sigkill_init_and_servers_during_the_lifecycle() {
         !mountinfo.contains(root.to_str().unwrap()),
         "mounts left under the root"
     );
-    for ctl in [
-        "memory",
-        "cpu",
-        "cpuacct",
-        "cpuset",
-        "pids",
-        "freezer",
-        "devices",
-        "blkio",
-        "name=systemd",
-    ] {
+    for ctl in &asterism_tests::hierarchies() {
         if let Some(base) = c.cgroup_base(ctl) {
             let groups: Vec<_> = asterism_tests::subdirs(&base);
             assert!(groups.is_empty(), "{ctl}: groups left {groups:?}");
@@ -290,17 +280,7 @@ fn sigkill_init_and_servers_during_the_lifecycle() {
         servers.iter().all(|p| !alive(*p)).then_some(())
     });
     assert!(gone.is_some(), "the servers did not stop");
-    for ctl in [
-        "memory",
-        "cpu",
-        "cpuacct",
-        "cpuset",
-        "pids",
-        "freezer",
-        "devices",
-        "blkio",
-        "name=systemd",
-    ] {
+    for ctl in &asterism_tests::hierarchies() {
         if let Some(top) = prefix.host_dir(ctl, "") {
             assert!(!top.exists(), "{ctl}: {} left", top.display());
         }
