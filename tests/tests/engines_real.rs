@@ -265,7 +265,7 @@ fn podman_runs_containers_with_ipc_as_its_runtime() {
         return;
     };
     let (p, c, parent, dirs) = (&s.p, &s.c, &s.parent, &s.dirs);
-    let image = import_busybox(&p);
+    let image = import_busybox(p);
     let opts = p.run_opts();
     let with = |extra: &[&str]| -> Vec<String> {
         let mut v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
@@ -309,7 +309,7 @@ fn podman_runs_containers_with_ipc_as_its_runtime() {
             .unwrap_or_else(|| panic!("no {} line in {text}", h.controller));
         let name = own.file_name().unwrap().to_string_lossy().into_owned();
         assert!(
-            own.starts_with(&parent) && name.starts_with("libpod-"),
+            own.starts_with(parent) && name.starts_with("libpod-"),
             "{}: {}",
             h.controller,
             own.display()
@@ -464,7 +464,7 @@ fn containerd_runs_containers_with_ipc_as_its_runtime() {
     };
     let (p, c, parent, dirs) = (&s.p, &s.c, &s.parent, &s.dirs);
     // The image: built and saved by podman, imported by ctr.
-    let image = import_busybox(&p);
+    let image = import_busybox(p);
     let archive = p.dir.path().join("busybox.docker.tar");
     p.ok(&[
         "save",

@@ -77,6 +77,13 @@ impl Rig {
         CpuService::start(self.layout.clone(), self.state.path(), Box::new(|_| {})).unwrap()
     }
 
+    /// The group `rel` has its directory in every hierarchy.
+    fn assert_in_every_hierarchy(&self, rel: &str) {
+        for m in self.layout.mounts() {
+            assert!(m.dir(Path::new(rel)).exists(), "{rel} in {}", m.label());
+        }
+    }
+
     /// How many named hierarchies (name=systemd) the rig has.
     fn named(&self) -> usize {
         self.layout.mounts().iter().map(|m| m.names.len()).sum()
@@ -774,16 +781,7 @@ fn create_joinable_at_a_cgroups_path_in_every_hierarchy() {
         panic!()
     };
     assert_eq!(c.fds_out.len(), 7 + rig.named());
-    for ctl in [
-        Ctl::Cpu,
-        Ctl::Cpuacct,
-        Ctl::Cpuset,
-        Ctl::Pids,
-        Ctl::Freezer,
-        Ctl::Blkio,
-    ] {
-        assert!(rig.dir(ctl, "../pods/a/c1").exists(), "{ctl:?}");
-    }
+    rig.assert_in_every_hierarchy("../pods/a/c1");
     assert_eq!(rig.read(Ctl::Cpu, "../pods/a/c1", "cpu.shares"), "512");
     assert_eq!(rig.read(Ctl::Pids, "../pods/a/c1", "pids.max"), "5");
     // The made cpuset parents got cpus and mems, or nothing could join.
@@ -903,16 +901,7 @@ fn a_cgroups_path_create_cut_by_a_crash_is_finished_at_restart() {
     let cpu_dir = rig.dir(Ctl::Cpu, "../pods/c1");
     std::fs::create_dir_all(cpu_dir.path()).unwrap();
     let svc = rig.service();
-    for ctl in [
-        Ctl::Cpu,
-        Ctl::Cpuacct,
-        Ctl::Cpuset,
-        Ctl::Pids,
-        Ctl::Freezer,
-        Ctl::Blkio,
-    ] {
-        assert!(rig.dir(ctl, "../pods/c1").exists(), "{ctl:?}");
-    }
+    rig.assert_in_every_hierarchy("../pods/c1");
     assert_eq!(rig.read(Ctl::Cpu, "../pods/c1", "cpu.shares"), "512");
     assert_eq!(rig.read(Ctl::Pids, "../pods/c1", "pids.max"), "5");
     let mut c = ctx(Some("k1"), vec![]);
