@@ -533,8 +533,15 @@ fn containerd_runs_containers_with_ipc_as_its_runtime() {
         "hello from containerd\n"
     );
 
-    // Detached: exec, ps, pause and resume, kill, delete.
-    let out = run(&["--detach"], "ctd2", &["sleep", "300"]);
+    // Detached, a shell with two children: exec, ps, pause and resume,
+    // kill --all, and a forced delete of the stopped task (the shim's kill
+    // then finds it stopped, and must read that from ipc's error as it
+    // reads it from runc's).
+    let out = run(
+        &["--detach"],
+        "ctd2",
+        &["sh", "-c", "sleep 300 & sleep 300 & wait"],
+    );
     assert!(out.status.success(), "{out:?}");
     let tasks = ctd.ok(&["task", "list"]);
     assert!(
@@ -559,17 +566,22 @@ fn containerd_runs_containers_with_ipc_as_its_runtime() {
     let pid: i64 = c.ipc_json(&["state", "ctd2"])["pid"].as_i64().unwrap();
     let ps = ctd.ok(&["task", "ps", "ctd2"]);
     assert!(ps.contains(&pid.to_string()), "{ps}");
+    let shown = || ctd.ok(&["task", "ps", "ctd2"]).lines().skip(1).count();
+    let three = asterism_tests::wait_for(std::time::Duration::from_secs(10), || {
+        (shown() == 3).then_some(())
+    });
+    assert!(three.is_some(), "{}", ctd.ok(&["task", "ps", "ctd2"]));
     ctd.ok(&["task", "pause", "ctd2"]);
     assert!(ctd.ok(&["task", "list"]).contains("PAUSED"));
     assert_eq!(c.ipc_json(&["state", "ctd2"])["status"], "paused");
     ctd.ok(&["task", "resume", "ctd2"]);
     assert_eq!(c.ipc_json(&["state", "ctd2"])["status"], "running");
-    ctd.ok(&["task", "kill", "--signal", "SIGKILL", "ctd2"]);
+    ctd.ok(&["task", "kill", "--all", "--signal", "SIGKILL", "ctd2"]);
     let stopped = asterism_tests::wait_for(std::time::Duration::from_secs(10), || {
         ctd.ok(&["task", "list"]).contains("STOPPED").then_some(())
     });
     assert!(stopped.is_some(), "{}", ctd.ok(&["task", "list"]));
-    ctd.ok(&["task", "delete", "ctd2"]);
+    ctd.ok(&["task", "delete", "--force", "ctd2"]);
     ctd.ok(&["containers", "delete", "ctd2"]);
 
     // Nothing left in our constellation, nor below the cgroup parent.

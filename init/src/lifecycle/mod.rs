@@ -718,10 +718,7 @@ impl Lifecycle {
     pub fn kill(&self, id: &str, signal: i32, all: bool) -> Res {
         let r = self.refreshed(id)?;
         if !matches!(r.status, Status::Created | Status::Running | Status::Paused) {
-            return Err(Error::conflict(format!(
-                "container {id} is not running (status {})",
-                r.status.as_str()
-            )));
+            return Err(not_running(id, r.status));
         }
         let sig = Signal::from_named_raw(signal).ok_or_else(|| {
             Error::invalid(format!(
@@ -810,10 +807,7 @@ impl Lifecycle {
         let _g = l.lock().unwrap();
         let mut r = self.refreshed(id)?;
         if r.status != Status::Running {
-            return Err(Error::conflict(format!(
-                "container {id} is not running (status {})",
-                r.status.as_str()
-            )));
+            return Err(not_running(id, r.status));
         }
         self.servers.cpu_freeze(id)?;
         r.status = Status::Paused;
@@ -1137,6 +1131,17 @@ fn refuse_unsupported(spec: &Spec) -> Result<(), Error> {
         resources::unsupported(linux.resources().as_ref())?;
     }
     Ok(())
+}
+
+/// kill or pause of a container that is not running. The text has runc's
+/// "container not running": containerd's runc shim matches it to know a
+/// kill found the process already gone (and `ctr task rm -f` of a stopped
+/// task then deletes it instead of failing).
+fn not_running(id: &str, status: Status) -> Error {
+    Error::conflict(format!(
+        "container not running: {id} is {}",
+        status.as_str()
+    ))
 }
 
 /// `start`: open the exec fifo for reading, which releases the container
