@@ -53,25 +53,48 @@ pub fn list(root: &Path, format: &str, quiet: bool) -> Result<()> {
             println!("{}", serde_json::to_string(&v)?);
         }
         "table" => {
-            println!(
-                "{:<12}{:<12}{:<12}{:<40}{:<32}OWNER",
-                "ID", "PID", "STATUS", "BUNDLE", "CREATED"
-            );
+            let mut rows =
+                vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from)];
             for s in &list {
-                println!(
-                    "{:<12}{:<12}{:<12}{:<40}{:<32}{}",
-                    s.id,
-                    s.pid,
-                    s.status,
-                    s.bundle,
-                    s.created,
-                    if s.owner.is_empty() { "root" } else { &s.owner }
-                );
+                let owner = if s.owner.is_empty() { "root" } else { &s.owner };
+                rows.push([
+                    s.id.clone(),
+                    s.pid.to_string(),
+                    s.status.clone(),
+                    s.bundle.clone(),
+                    s.created.clone(),
+                    owner.to_string(),
+                ]);
             }
+            print!("{}", table(&rows));
         }
         other => bail!("invalid format option {other:?}: use table or json"),
     }
     Ok(())
+}
+
+/// Columns as runc's `list` lays them out (Go's tabwriter with minimum
+/// width 12 and padding 3): each column as wide as its widest cell plus 3,
+/// at least 12; the last one not padded. An id longer than 9 characters
+/// then still has its PID apart from it.
+fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [12usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count() + 3);
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            match i + 1 == N {
+                true => out.push_str(cell),
+                false => out.push_str(&format!("{cell:<0$}", widths[i])),
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
 
 pub fn ps(root: &Path, id: &str, format: &str, ps_args: &[String]) -> Result<()> {
@@ -194,4 +217,29 @@ fn parse_duration(s: &str) -> Result<Duration> {
         bail!("--interval {s:?}: must be positive");
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::table;
+
+    fn row(cells: [&str; 3]) -> [String; 3] {
+        cells.map(String::from)
+    }
+
+    /// runc's layout: at least 12 wide, else the widest cell plus 3.
+    #[test]
+    fn table_columns_are_as_runcs() {
+        let empty = table(&[row(["ID", "PID", "OWNER"])]);
+        assert_eq!(empty, "ID          PID         OWNER\n");
+        let long = "0123456789abcdef0123";
+        let t = table(&[row(["ID", "PID", "OWNER"]), row([long, "4242", "root"])]);
+        assert_eq!(
+            t,
+            format!(
+                "ID{}PID         OWNER\n{long}   4242        root\n",
+                " ".repeat(long.len() + 1)
+            )
+        );
+    }
 }
