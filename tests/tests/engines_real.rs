@@ -154,33 +154,55 @@ impl Drop for Podman {
 
 /// An absolute cgroup path below this process's own cgroup in every v1
 /// hierarchy (the deepest of our own paths, when each of the others is a
-/// prefix of it), and the host directories it names; None when no one path
-/// is below ours everywhere.
-fn cgroup_parent(tag: &str) -> Option<(String, Vec<PathBuf>)> {
-    let hier = cgroupfs::Hierarchies::discover().unwrap();
-    let v1: Vec<_> = hier
-        .by_controller
-        .values()
-        .filter(|h| h.version == cgroupfs::Version::V1)
-        .collect();
-    let owns: Vec<PathBuf> = v1
-        .iter()
-        .map(|h| cgroupfs::hierarchy::own_cgroup(h).unwrap())
-        .collect();
-    let deepest = owns.iter().max_by_key(|p| p.components().count())?.clone();
-    if !owns.iter().all(|p| deepest.starts_with(p)) {
-        return None;
-    }
-    let parent = deepest.join(format!("asterism-test-{tag}-{}", std::process::id()));
-    let dirs = v1.iter().map(|h| h.host_path(&parent)).collect();
-    Some((parent.display().to_string(), dirs))
+/// prefix of it). What the engines make there, and the directories above it
+/// that did not exist before (our own path in the hierarchies where we sit
+/// higher), are removed on drop, deepest first.
+struct CgroupParent {
+    path: String,
+    /// The parent's directory in each hierarchy.
+    leaves: Vec<PathBuf>,
+    /// Directories between our own cgroups and the leaves that were missing.
+    made_above: Vec<PathBuf>,
 }
 
-/// Removes what is left below `dirs` (podman keeps a `conmon` group per
-/// parent), deepest first.
-struct RemoveCgroups(Vec<PathBuf>);
+impl CgroupParent {
+    /// None when no one path is below ours everywhere.
+    fn new(tag: &str) -> Option<CgroupParent> {
+        let hier = cgroupfs::Hierarchies::discover().unwrap();
+        let v1: Vec<_> = hier
+            .by_controller
+            .values()
+            .filter(|h| h.version == cgroupfs::Version::V1)
+            .collect();
+        let owns: Vec<PathBuf> = v1
+            .iter()
+            .map(|h| cgroupfs::hierarchy::own_cgroup(h).unwrap())
+            .collect();
+        let deepest = owns.iter().max_by_key(|p| p.components().count())?.clone();
+        if !owns.iter().all(|p| deepest.starts_with(p)) {
+            return None;
+        }
+        let path = deepest.join(format!("asterism-test-{tag}-{}", std::process::id()));
+        let leaves: Vec<PathBuf> = v1.iter().map(|h| h.host_path(&path)).collect();
+        let mut made_above = vec![];
+        for (h, own) in v1.iter().zip(&owns) {
+            let own = h.host_path(own);
+            let mut dir = h.host_path(&path);
+            while dir.pop() && dir.starts_with(&own) && dir != own {
+                if !dir.exists() {
+                    made_above.push(dir.clone());
+                }
+            }
+        }
+        Some(CgroupParent {
+            path: path.display().to_string(),
+            leaves,
+            made_above,
+        })
+    }
+}
 
-impl Drop for RemoveCgroups {
+impl Drop for CgroupParent {
     fn drop(&mut self) {
         fn remove(dir: &Path) {
             if let Ok(rd) = std::fs::read_dir(dir) {
@@ -192,17 +214,21 @@ impl Drop for RemoveCgroups {
             }
             let _ = std::fs::remove_dir(dir);
         }
-        for d in &self.0 {
+        for d in &self.leaves {
             remove(d);
+        }
+        // Deepest first: each was found missing walking up from a leaf.
+        for d in &self.made_above {
+            let _ = std::fs::remove_dir(d);
         }
     }
 }
 
-/// A busybox image in podman's storage, from a rootfs the test builds.
 fn args(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
+/// A busybox image in podman's storage, from a rootfs the test builds.
 fn import_busybox(p: &Podman) -> &'static str {
     let bundle = Bundle::busybox_with(&["true"], json!({}));
     let tar = p.dir.path().join("busybox.tar");
@@ -230,30 +256,25 @@ fn import_busybox(p: &Podman) -> &'static str {
 struct Setup {
     p: Podman,
     c: Constellation,
-    parent: String,
-    dirs: Vec<PathBuf>,
-    _cgroups: RemoveCgroups,
+    parent: CgroupParent,
     _host: HostPaths,
 }
 
 impl Setup {
     fn new(tag: &str) -> Option<Setup> {
         let host = HostPaths::take();
-        let Some((parent, dirs)) = cgroup_parent(tag) else {
+        let Some(parent) = CgroupParent::new(tag) else {
             eprintln!(
                 "skipping: no one cgroup path is below this process's own in every hierarchy"
             );
             return None;
         };
-        let cgroups = RemoveCgroups(dirs.clone());
         let c = Constellation::start();
-        let p = Podman::new(&c, parent.clone());
+        let p = Podman::new(&c, parent.path.clone());
         Some(Setup {
             p,
             c,
             parent,
-            dirs,
-            _cgroups: cgroups,
             _host: host,
         })
     }
@@ -264,7 +285,7 @@ fn podman_runs_containers_with_ipc_as_its_runtime() {
     let Some(s) = Setup::new("podman") else {
         return;
     };
-    let (p, c, parent, dirs) = (&s.p, &s.c, &s.parent, &s.dirs);
+    let (p, c, parent, dirs) = (&s.p, &s.c, &s.parent.path, &s.parent.leaves);
     let image = import_busybox(p);
     let opts = p.run_opts();
     let with = |extra: &[&str]| -> Vec<String> {
@@ -462,7 +483,7 @@ fn containerd_runs_containers_with_ipc_as_its_runtime() {
     let Some(s) = Setup::new("containerd") else {
         return;
     };
-    let (p, c, parent, dirs) = (&s.p, &s.c, &s.parent, &s.dirs);
+    let (p, c, parent, dirs) = (&s.p, &s.c, &s.parent.path, &s.parent.leaves);
     // The image: built and saved by podman, imported by ctr.
     let image = import_busybox(p);
     let archive = p.dir.path().join("busybox.docker.tar");
