@@ -602,6 +602,15 @@ fn systemd_cgroup_is_refused_and_features_tells_the_truth() {
     let c = Constellation::start();
     let err = c.ipc_err(&["--systemd-cgroup", "list"]);
     assert!(err.contains("systemd"), "{err}");
+    // runc's commands that are not built: refused as such, whatever their
+    // flags (podman checkpoint passes --image-path and more).
+    for cmd in ["checkpoint", "restore"] {
+        let err = c.ipc_err(&[cmd, "--image-path", "/nonexistent", "c1"]);
+        assert!(
+            err.contains("unsupported") && err.contains("checkpoint"),
+            "{err}"
+        );
+    }
     let f = c.ipc_json(&["features"]);
     assert!(f["ociVersionMax"].is_string());
     assert_eq!(f["linux"]["cgroup"]["systemd"], false);

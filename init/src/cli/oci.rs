@@ -80,6 +80,16 @@ pub enum OciCmd {
     Pause { id: String },
     /// Thaw a paused container.
     Resume { id: String },
+    /// runc's checkpoint to disk (CRIU): not built, refused as unsupported.
+    Checkpoint {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// runc's restore from a checkpoint (CRIU): not built, refused as unsupported.
+    Restore {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Args, Clone, Debug)]
@@ -243,6 +253,9 @@ pub fn run(root: &std::path::Path, cmd: OciCmd) -> anyhow::Result<i32> {
         OciCmd::Update(a) => manage::update(root, &a).map(|_| 0),
         OciCmd::Pause { id } => manage::pause(root, &id).map(|_| 0),
         OciCmd::Resume { id } => manage::resume(root, &id).map(|_| 0),
+        OciCmd::Checkpoint { .. } | OciCmd::Restore { .. } => anyhow::bail!(
+            "checkpoint and restore: unsupported: asterism has no checkpoint/restore (runc's is built on CRIU)"
+        ),
     }
 }
 
