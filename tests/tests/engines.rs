@@ -93,6 +93,27 @@ fn containerd_shim_sequence() {
     assert!(entry["msg"].as_str().unwrap().contains("ctrd1"), "{entry}");
     // delete --force of a container that is already gone succeeds.
     assert!(shim(&["delete", "--force", "ctrd1"]).status.success());
+
+    // A line clap refuses is logged too (the shim has nothing else to
+    // show), and a global flag given twice is not refused: the last one
+    // wins, as dockerd's wrapper for runtimeArgs needs (--root R1 ... --root R2).
+    let out = shim(&["create", "--bogus-flag", "ctrd2"]);
+    assert_eq!(out.status.code(), Some(2));
+    let last = std::fs::read_to_string(&log).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(last.lines().last().unwrap()).unwrap();
+    assert!(
+        entry["msg"].as_str().unwrap().contains("--bogus-flag"),
+        "{entry}"
+    );
+    // (A root under /dev/null cannot be made: taken, it would fail.)
+    let out = std::process::Command::new(asterism_tests::bin("ipc"))
+        .args(["--root", "/dev/null/not-a-root", "--root"])
+        .arg(c.root())
+        .args(["list", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
 }
 
 /// Receives the pty master that `create --console-socket` sends.

@@ -37,7 +37,7 @@ fn main() -> std::process::ExitCode {
                 }
             }
             if let Some(path) = log {
-                write_log(&path, json, &msg);
+                asterism_init::cli::write_log(&path, json, &msg);
             }
             std::process::ExitCode::from(1)
         }
@@ -45,22 +45,3 @@ fn main() -> std::process::ExitCode {
 }
 
 use asterism_init::lifecycle::ERROR_FILE;
-
-/// runc writes its errors to --log too; containerd's shim reports the last
-/// one to the user.
-fn write_log(path: &std::path::Path, json: bool, msg: &str) {
-    let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    else {
-        return;
-    };
-    let time = asterism_init::lifecycle::record::now_rfc3339();
-    let line = if json {
-        serde_json::json!({"level": "error", "msg": msg, "time": time}).to_string()
-    } else {
-        format!("time=\"{time}\" level=error msg={msg:?}")
-    };
-    let _ = writeln!(f, "{line}");
-}

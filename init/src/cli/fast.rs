@@ -5,7 +5,8 @@
 //! podman execs ipc five times.
 //!
 //! Strict on purpose: it returns None for anything it does not know for
-//! certain (--help and --version, an unknown or repeated flag, `--`, a
+//! certain (--help and --version, an unknown flag or a command's flag given
+//! twice (a global one may come again: the last wins), `--`, a
 //! value that starts with `-`, an empty value, short flags run together,
 //! a missing or an extra argument, text that is not UTF-8), and clap then
 //! parses or refuses the line as always. The tests check that every line
@@ -118,12 +119,24 @@ impl<'a> Line<'a> {
             Some((n, v)) if n.starts_with("--") => (n, Some(v)),
             _ => (w, None),
         };
+        // A global flag may come again, the last one winning (as clap's
+        // overrides_with and runc have it; dockerd's runtimeArgs come
+        // before the shim's own --root).
+        self.root = self.root.filter(|_| name != "--root");
+        self.log = self.log.filter(|_| name != "--log");
+        self.log_format = self.log_format.filter(|_| name != "--log-format");
         match (name, inline) {
             ("--root", _) => value(&mut self.root, inline, it),
             ("--log", _) => value(&mut self.log, inline, it),
             ("--log-format", _) => value(&mut self.log_format, inline, it),
-            ("--debug", None) => flag(&mut self.debug),
-            ("--systemd-cgroup", None) => flag(&mut self.systemd_cgroup),
+            ("--debug", None) => {
+                self.debug = true;
+                Some(true)
+            }
+            ("--systemd-cgroup", None) => {
+                self.systemd_cgroup = true;
+                Some(true)
+            }
             _ => Some(false),
         }
     }

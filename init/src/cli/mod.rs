@@ -41,24 +41,32 @@ pub struct Cli {
 /// The flags every command takes (runc's global flags).
 #[derive(clap::Args, Debug)]
 pub struct Globals {
+    // A global flag may come twice, the last one winning, as runc's do:
+    // dockerd runs a runtime that has runtimeArgs through a script that
+    // passes them before the shim's own (`--root R1 --root R2 --log ...`).
     /// Constellation root (sockets, journals, container state).
-    #[arg(long, global = true, default_value = libipc::DEFAULT_ROOT)]
+    #[arg(long, global = true, default_value = libipc::DEFAULT_ROOT, overrides_with = "root")]
     pub root: PathBuf,
     /// Also write errors to this file (containerd's shim reads it).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, overrides_with = "log")]
     pub log: Option<PathBuf>,
     /// text or json, for --log.
-    #[arg(long, global = true, default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "text",
+        overrides_with = "log_format"
+    )]
     pub log_format: String,
     /// More messages on stderr.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, overrides_with = "debug")]
     pub debug: bool,
     /// runc's systemd cgroup driver: not supported (asterism manages cgroupfs itself).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, overrides_with = "systemd_cgroup")]
     pub systemd_cgroup: bool,
     /// runc's path to criu, for checkpoint and restore, which asterism
     /// does not do: taken and unused.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, overrides_with = "criu")]
     pub criu: Option<PathBuf>,
     /// runc's rootless mode (true, false or auto): asterism runs as root,
     /// so `true` is refused and the others change nothing. Before the
@@ -86,22 +94,72 @@ struct OciCli {
 }
 
 impl Cli {
-    /// Parses the process's arguments (exits with clap's message on error).
+    /// Parses the process's arguments (exits with clap's message on error,
+    /// which also goes to --log when the line names one: containerd's shim
+    /// reports what it finds there, and has nothing else to go on).
     pub fn parse_args() -> Cli {
         let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
         if let Some(cli) = fast::parse(&args) {
             return cli;
         }
         let oci = command_word(&args).is_some_and(<oci::OciCmd as Subcommand>::has_subcommand);
-        if oci {
-            let o = OciCli::parse_from(args);
-            return Cli {
+        let parsed = match oci {
+            true => OciCli::try_parse_from(&args).map(|o| Cli {
                 globals: o.globals,
                 command: Command::Oci(o.command),
-            };
-        }
-        Cli::parse_from(args)
+            }),
+            false => Cli::try_parse_from(&args),
+        };
+        parsed.unwrap_or_else(|e| {
+            if e.use_stderr() {
+                if let Some((log, json)) = log_flags(&args) {
+                    write_log(&log, json, e.render().to_string().trim());
+                }
+            }
+            e.exit()
+        })
     }
+}
+
+/// --log and whether --log-format is json, read from a line clap refused
+/// (the last of each, as clap would take them).
+fn log_flags(args: &[std::ffi::OsString]) -> Option<(PathBuf, bool)> {
+    let (mut log, mut json) = (None, false);
+    let mut it = args.iter().skip(1).filter_map(|a| a.to_str());
+    while let Some(a) = it.next() {
+        let (name, inline) = match a.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v)),
+            _ => (a, None),
+        };
+        let mut value = || inline.or_else(|| it.next());
+        match name {
+            "--log" => log = value().map(PathBuf::from),
+            "--log-format" => json = value() == Some("json"),
+            _ => {}
+        }
+    }
+    log.map(|l| (l, json))
+}
+
+/// Appends an error to --log as runc writes its errors there (a JSON line
+/// with --log-format json, else logrus's text line); containerd's shim
+/// reports the last one to the user. Best effort.
+pub fn write_log(path: &std::path::Path, json: bool, msg: &str) {
+    use std::io::Write;
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    else {
+        return;
+    };
+    let time = crate::lifecycle::record::now_rfc3339();
+    let line = if json {
+        serde_json::json!({"level": "error", "msg": msg, "time": time}).to_string()
+    } else {
+        format!("time=\"{time}\" level=error msg={msg:?}")
+    };
+    let _ = writeln!(f, "{line}");
 }
 
 /// The first word that is neither a flag nor a global flag's value: the
