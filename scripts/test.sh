@@ -22,10 +22,11 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 # The engines tests/tests/engines_real.rs drives with ipc as their runtime
-# (podman through conmon, containerd through its runc shim), without the
-# extras they recommend (networking, fuse-overlayfs, other runtimes).
+# (podman through conmon, containerd through its runc shim, dockerd on
+# that containerd), without the extras they recommend (networking,
+# fuse-overlayfs, other runtimes).
 engines=()
-for pkg in podman conmon containerd; do
+for pkg in podman conmon containerd docker.io; do
   dpkg -s "$pkg" >/dev/null 2>&1 || engines+=("$pkg")
 done
 if [ ${#engines[@]} -gt 0 ]; then

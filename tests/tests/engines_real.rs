@@ -15,8 +15,8 @@ use std::process::{Command, Output};
 
 /// What the engines make outside their own directories whatever they are
 /// told, removed again if this test made it: podman's blob-info cache
-/// (/var/lib/containers/cache) and the parent of the runc shim's sockets
-/// (/run/containerd/s). Held for a whole test, which runs alone (the
+/// (/var/lib/containers/cache), the parent of the runc shim's sockets
+/// (/run/containerd/s), dockerd's trust key and plugin directory. Held for a whole test, which runs alone (the
 /// tests here share those paths); taken first, so dropped last.
 struct HostPaths {
     _alone: std::sync::MutexGuard<'static, ()>,
@@ -28,10 +28,17 @@ static ENGINES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 impl HostPaths {
     fn take() -> HostPaths {
         let alone = ENGINES.lock().unwrap_or_else(|e| e.into_inner());
-        let made = ["/var/lib/containers", "/run/containerd"]
-            .into_iter()
-            .filter(|p| !Path::new(p).exists())
-            .collect();
+        let made = [
+            "/var/lib/containers",
+            "/run/containerd",
+            // dockerd's: its trust key and its plugin socket directory,
+            // whatever --data-root and --exec-root say.
+            "/etc/docker/key.json",
+            "/run/docker",
+        ]
+        .into_iter()
+        .filter(|p| !Path::new(p).exists())
+        .collect();
         HostPaths {
             _alone: alone,
             made,
@@ -42,7 +49,11 @@ impl HostPaths {
 impl Drop for HostPaths {
     fn drop(&mut self) {
         for p in &self.made {
-            let _ = std::fs::remove_dir_all(p);
+            let p = Path::new(p);
+            let _ = match p.is_dir() {
+                true => std::fs::remove_dir_all(p),
+                false => std::fs::remove_file(p),
+            };
         }
     }
 }
@@ -607,6 +618,211 @@ fn containerd_runs_containers_with_ipc_as_its_runtime() {
 
     // Nothing left in our constellation, nor below the cgroup parent.
     assert_eq!(c.ipc_json(&["list", "--format", "json"]), json!([]));
+    for d in dirs {
+        assert!(
+            asterism_tests::subdirs(d).is_empty(),
+            "{}: {:?}",
+            d.display(),
+            asterism_tests::subdirs(d)
+        );
+    }
+}
+
+/// A private dockerd (data, exec root and socket in a temporary directory)
+/// on the test's containerd, with `ipc` as a runtime named "asterism".
+/// The containerd shim gives ipc `--root <exec root>/runtime-runc/moby`,
+/// where ipc starts a constellation of its own: stopped, and its cgroups
+/// removed, on drop, after dockerd's containers and dockerd itself.
+struct Docker {
+    dir: tempfile::TempDir,
+    daemon: std::process::Child,
+}
+
+impl Docker {
+    fn start(ctd: &Containerd, cgroup_parent: &str) -> Docker {
+        assert!(
+            Command::new("dockerd").arg("--version").output().is_ok(),
+            "dockerd is missing: apt-get install --no-install-recommends docker.io (scripts/test.sh does)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let config = json!({"runtimes": {"asterism": {"path": asterism_tests::bin("ipc")}}});
+        std::fs::write(dir.path().join("daemon.json"), config.to_string()).unwrap();
+        let log = std::fs::File::create(dir.path().join("dockerd.log")).unwrap();
+        let d = dir.path();
+        let daemon = Command::new("dockerd")
+            .arg("--config-file")
+            .arg(d.join("daemon.json"))
+            .arg("--containerd")
+            .arg(ctd.dir.path().join("containerd.sock"))
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("dockerd.pid"))
+            .arg("--host")
+            .arg(format!("unix://{}", d.join("docker.sock").display()))
+            // No network of its own: no bridge, no iptables rules.
+            .args([
+                "--bridge=none",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--ip-forward=false",
+                "--ip-masq=false",
+                "--storage-driver=vfs",
+            ])
+            .arg("--cgroup-parent")
+            .arg(cgroup_parent)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let dk = Docker { dir, daemon };
+        let ready = asterism_tests::wait_for(std::time::Duration::from_secs(30), || {
+            dk.run(&["version"]).status.success().then_some(())
+        });
+        assert!(
+            ready.is_some(),
+            "dockerd did not answer: {}",
+            std::fs::read_to_string(dk.dir.path().join("dockerd.log")).unwrap_or_default()
+        );
+        dk
+    }
+
+    /// The root the shim gives ipc.
+    fn ipc_root(&self) -> PathBuf {
+        self.dir.path().join("exec/runtime-runc/moby")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .arg("--host")
+            .arg(format!(
+                "unix://{}",
+                self.dir.path().join("docker.sock").display()
+            ))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Docker {
+    fn drop(&mut self) {
+        let out = self.run(&["ps", "--all", "--quiet"]);
+        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = self.run(&["rm", "--force", id]);
+        }
+        asterism_tests::kill(self.daemon.id() as i32, libc::SIGTERM);
+        let _ = self.daemon.wait();
+        let root = self.ipc_root();
+        asterism_tests::stop_processes_naming(&root);
+        asterism_tests::remove_cgroups(&root);
+    }
+}
+
+#[test]
+fn docker_runs_containers_with_ipc_as_its_runtime() {
+    let Some(s) = Setup::new("docker") else {
+        return;
+    };
+    let (p, parent, dirs) = (&s.p, &s.parent.path, &s.parent.leaves);
+    let image = import_busybox(p);
+    let archive = p.dir.path().join("busybox.docker.tar");
+    p.ok(&[
+        "save",
+        "--format",
+        "docker-archive",
+        "-o",
+        archive.to_str().unwrap(),
+        image,
+    ]);
+    let ctd = Containerd::start("docker-unused");
+    let dk = Docker::start(&ctd, parent);
+    dk.ok(&["load", "--input", archive.to_str().unwrap()]);
+    let opts = ["--runtime", "asterism", "--network", "none"];
+    let run = |extra: &[&str], cmd: &[&str]| -> Output {
+        let mut args = vec!["run"];
+        args.extend_from_slice(&opts);
+        args.extend_from_slice(extra);
+        args.push(image);
+        args.extend_from_slice(cmd);
+        dk.run(&args)
+    };
+
+    // Foreground: the output and the exit code. (docker sends
+    // cpu.shares 0 and blockIO.weight 0 for limits it was not given,
+    // which runc takes as not set.)
+    let out = run(&["--rm"], &["sh", "-c", "echo hello from docker; exit 6"]);
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from docker\n");
+
+    // Detached: exec as another user, pause, update (whole resource
+    // objects, zeros for what stays), stop, rm.
+    let out = run(
+        &["--detach", "--name", "dk1", "--memory", "64m"],
+        &["sleep", "300"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        dk.ok(&["exec", "--user", "1000", "dk1", "id", "-u"]),
+        "1000\n"
+    );
+    dk.ok(&["pause", "dk1"]);
+    let status = || dk.ok(&["inspect", "--format", "{{.State.Status}}", "dk1"]);
+    assert_eq!(status().trim(), "paused");
+    dk.ok(&["unpause", "dk1"]);
+    dk.ok(&[
+        "update",
+        "--memory",
+        "96m",
+        "--memory-swap",
+        "192m",
+        "--pids-limit",
+        "40",
+        "dk1",
+    ]);
+    let root = dk.ipc_root();
+    let ipc = |args: &[&str]| -> serde_json::Value {
+        let out = Command::new(asterism_tests::bin("ipc"))
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let id = dk.ok(&["inspect", "--format", "{{.Id}}", "dk1"]);
+    let id = id.trim();
+    let mem = ipc(&["memory-controller", "stat", id, "--json"]);
+    assert_eq!(mem["limit_bytes"], 96 << 20, "{mem}");
+    let cpu = ipc(&["cpu-controller", "stat", id, "--json"]);
+    assert_eq!(cpu["pids_max"], 40, "{cpu}");
+    dk.ok(&["stop", "--time", "1", "dk1"]);
+    assert_eq!(status().trim(), "exited");
+    dk.ok(&["rm", "dk1"]);
+
+    // Nothing left in the constellation ipc started for docker, nor below
+    // the cgroup parent.
+    assert_eq!(ipc(&["list", "--format", "json"]), json!([]));
     for d in dirs {
         assert!(
             asterism_tests::subdirs(d).is_empty(),

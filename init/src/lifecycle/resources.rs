@@ -13,14 +13,22 @@ fn limit(v: i64) -> Limit {
     }
 }
 
+/// A value runc takes 0 for as "not set" (it writes a cgroup file only
+/// for a non-zero one): docker sends `cpu.shares: 0` and `blockIO.weight:
+/// 0` for every container that sets neither, and `update --resources`
+/// sends whole objects with zeros for what stays as it is.
+fn set<T: Default + PartialEq>(v: Option<T>) -> Option<T> {
+    v.filter(|v| *v != T::default())
+}
+
 pub fn memory(r: Option<&LinuxResources>) -> MemoryLimits {
     let Some(m) = r.and_then(|r| r.memory().as_ref()) else {
         return MemoryLimits::default();
     };
     MemoryLimits {
-        limit: m.limit().map(limit),
-        reservation: m.reservation().map(limit),
-        swap: m.swap().map(limit),
+        limit: set(m.limit()).map(limit),
+        reservation: set(m.reservation()).map(limit),
+        swap: set(m.swap()).map(limit),
         swappiness: m.swappiness(),
         disable_oom_killer: m.disable_oom_killer(),
     }
@@ -30,16 +38,16 @@ pub fn cpu(r: Option<&LinuxResources>) -> CpuLimits {
     let mut out = CpuLimits::default();
     let Some(r) = r else { return out };
     if let Some(c) = r.cpu() {
-        out.shares = c.shares();
-        out.quota_us = c.quota().map(limit);
-        out.period_us = c.period();
+        out.shares = set(c.shares());
+        out.quota_us = set(c.quota()).map(limit);
+        out.period_us = set(c.period());
         out.burst_us = c.burst();
-        out.cpus = c.cpus().clone();
-        out.mems = c.mems().clone();
+        out.cpus = set(c.cpus().clone());
+        out.mems = set(c.mems().clone());
         out.idle = c.idle().map(|i| i != 0);
     }
     if let Some(p) = r.pids() {
-        out.pids_max = Some(limit(p.limit()));
+        out.pids_max = set(Some(p.limit())).map(limit);
     }
     out
 }
@@ -100,8 +108,7 @@ pub fn hugepages(r: Option<&LinuxResources>) -> Vec<protocol::memory::HugepageLi
         .collect()
 }
 
-/// linux.resources.blockIO, when it sets anything (cpu-controller gives
-/// the container a blkio group only then).
+/// linux.resources.blockIO, when it sets anything.
 pub fn block_io(r: Option<&LinuxResources>) -> Option<BlockIo> {
     let b = r?.block_io().as_ref()?;
     let rates = |v: &Option<Vec<oci_spec::runtime::LinuxThrottleDevice>>| -> Vec<DeviceRate> {
@@ -115,17 +122,18 @@ pub fn block_io(r: Option<&LinuxResources>) -> Option<BlockIo> {
             .collect()
     };
     let out = BlockIo {
-        weight: b.weight(),
-        leaf_weight: b.leaf_weight(),
+        weight: set(b.weight()),
+        leaf_weight: set(b.leaf_weight()),
         weight_device: b
             .weight_device()
             .iter()
             .flatten()
+            .filter(|d| set(d.weight()).is_some() || set(d.leaf_weight()).is_some())
             .map(|d| DeviceWeight {
                 major: d.major(),
                 minor: d.minor(),
-                weight: d.weight(),
-                leaf_weight: d.leaf_weight(),
+                weight: set(d.weight()),
+                leaf_weight: set(d.leaf_weight()),
             })
             .collect(),
         throttle_read_bps: rates(b.throttle_read_bps_device()),
@@ -148,10 +156,10 @@ pub fn unsupported(r: Option<&LinuxResources>) -> Result<(), Error> {
     // Kernel memory limits: deprecated by Linux (v1 memory.kmem.*), and
     // not set by memory-controller; refused rather than ignored.
     if let Some(m) = r.memory() {
-        if m.kernel().is_some() {
+        if set(m.kernel()).is_some() {
             return refuse("memory.kernel (a kernel memory limit, deprecated by Linux)");
         }
-        if m.kernel_tcp().is_some() {
+        if set(m.kernel_tcp()).is_some() {
             return refuse("memory.kernelTCP");
         }
         // The kernel accounts hierarchically, always: `true` is what there
@@ -163,10 +171,10 @@ pub fn unsupported(r: Option<&LinuxResources>) -> Result<(), Error> {
     // A real-time budget for the group (v1 cpu.rt_runtime_us) needs one in
     // every parent too; until cpu-controller hands them out, refused.
     if let Some(c) = r.cpu() {
-        if c.realtime_runtime().is_some() {
+        if set(c.realtime_runtime()).is_some() {
             return refuse("cpu.realtimeRuntime");
         }
-        if c.realtime_period().is_some() {
+        if set(c.realtime_period()).is_some() {
             return refuse("cpu.realtimePeriod");
         }
     }
@@ -180,4 +188,53 @@ pub fn unsupported(r: Option<&LinuxResources>) -> Result<(), Error> {
         return refuse("unified");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resources(json: &str) -> LinuxResources {
+        serde_json::from_str(json).unwrap()
+    }
+
+    /// What docker 20.10 sends for a container that sets no limit: zeros
+    /// that runc takes as "not set", as they are taken here.
+    #[test]
+    fn zeros_are_not_set_as_runc_has_them() {
+        let r = resources(
+            r#"{"cpu": {"shares": 0, "quota": 0, "period": 0, "cpus": "", "mems": ""},
+                "memory": {"limit": 0, "reservation": 0, "swap": 0, "kernel": 0, "kernelTCP": 0},
+                "pids": {"limit": 0},
+                "blockIO": {"weight": 0, "leafWeight": 0,
+                            "weightDevice": [{"major": 8, "minor": 0, "weight": 0}]}}"#,
+        );
+        assert_eq!(cpu(Some(&r)), CpuLimits::default());
+        assert_eq!(memory(Some(&r)), MemoryLimits::default());
+        assert_eq!(block_io(Some(&r)), None);
+        assert!(unsupported(Some(&r)).is_ok());
+    }
+
+    /// Values other than zero go through, "no limit" (-1) included.
+    #[test]
+    fn set_values_go_through() {
+        let r = resources(
+            r#"{"cpu": {"shares": 512, "quota": -1, "period": 50000, "cpus": "0"},
+                "memory": {"limit": 67108864, "swap": -1},
+                "pids": {"limit": -1},
+                "blockIO": {"weight": 300}}"#,
+        );
+        let c = cpu(Some(&r));
+        assert_eq!(c.shares, Some(512));
+        assert_eq!(c.quota_us, Some(Limit::Max));
+        assert_eq!(c.period_us, Some(50000));
+        assert_eq!(c.cpus.as_deref(), Some("0"));
+        assert_eq!(c.pids_max, Some(Limit::Max));
+        let m = memory(Some(&r));
+        assert_eq!(m.limit, Some(Limit::Value(67108864)));
+        assert_eq!(m.swap, Some(Limit::Max));
+        assert_eq!(block_io(Some(&r)).unwrap().weight, Some(300));
+        let kernel = resources(r#"{"memory": {"kernel": 1048576}}"#);
+        assert!(unsupported(Some(&kernel)).is_err());
+    }
 }
