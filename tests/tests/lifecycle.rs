@@ -564,6 +564,11 @@ fn bad_input_is_refused_clearly_and_leaves_nothing() {
         err.contains("no-such-binary") && err.contains("executable file not found in $PATH"),
         "{err}"
     );
+    // A directory as the command: runc's "permission denied" (podman
+    // reads it as its exit 126).
+    let dircmd = Bundle::busybox_with(&["/etc"], json!({}));
+    let err = c.ipc_err(&["run", "--bundle", b(&dircmd), "dircmd"]);
+    assert!(err.contains("exec: \"/etc\": permission denied"), "{err}");
     // Duplicate id, unknown signal.
     c.ipc_ok(&["create", "--bundle", b(&good), "dup1"]);
     let err = c.ipc_err(&["create", "--bundle", b(&good), "dup1"]);

@@ -244,6 +244,13 @@ pub fn lookup(arg0: &str, env: &[String]) -> Result<PathBuf, LookupError> {
     if arg0.contains('/') {
         return match executable(Path::new(arg0)) {
             Ok(()) => Ok(PathBuf::from(arg0)),
+            // Go's findExecutable: a directory, or no x bit, is
+            // fs.ErrPermission, with no "stat" in front (podman reads
+            // "permission denied" as its 126).
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => Err(LookupError {
+                errno: libc::EACCES,
+                message: format!("exec: {arg0:?}: permission denied"),
+            }),
             Err(e) => Err(LookupError {
                 errno: e.raw_os_error().unwrap_or(libc::ENOENT),
                 message: format!("exec: {arg0:?}: stat {arg0}: {}", short_io(&e)),
@@ -279,13 +286,10 @@ impl std::fmt::Display for LookupError {
 
 impl std::error::Error for LookupError {}
 
-/// Go's findExecutable: exists, not a directory, some x bit.
+/// Go's findExecutable: exists, not a directory, some x bit (else EACCES).
 fn executable(path: &Path) -> std::io::Result<()> {
     let meta = std::fs::metadata(path)?;
-    if meta.is_dir() {
-        return Err(std::io::Error::from_raw_os_error(libc::EISDIR));
-    }
-    if meta.permissions().mode() & 0o111 == 0 {
+    if meta.is_dir() || meta.permissions().mode() & 0o111 == 0 {
         return Err(std::io::Error::from_raw_os_error(libc::EACCES));
     }
     Ok(())
@@ -326,6 +330,13 @@ mod tests {
             e.to_string(),
             "exec: \"/no/such/file\": stat /no/such/file: no such file or directory"
         );
+        // A directory, or a file with no x bit: runc's (Go's) permission
+        // denied.
+        let e = lookup("/etc", &env).unwrap_err();
+        assert_eq!(e.to_string(), "exec: \"/etc\": permission denied");
+        assert_eq!(e.errno, libc::EACCES);
+        let e = lookup("/etc/passwd", &env).unwrap_err();
+        assert_eq!(e.to_string(), "exec: \"/etc/passwd\": permission denied");
         let env = vec!["PATH=/usr/bin:/bin".to_string()];
         assert!(lookup("sh", &env).unwrap().ends_with("sh"));
     }
