@@ -134,14 +134,7 @@ impl Podman {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "podman {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        stdout_of("podman", args, self.run(args))
     }
 
     /// `podman run` options every container here gets.
@@ -233,6 +226,42 @@ impl Drop for CgroupParent {
             let _ = std::fs::remove_dir(d);
         }
     }
+}
+
+/// Starts an engine's daemon, its output to `log`.
+fn spawn_daemon(cmd: &mut Command, log: &Path) -> std::process::Child {
+    let f = std::fs::File::create(log).unwrap();
+    cmd.stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .spawn()
+        .unwrap()
+}
+
+/// Waits up to 30 s for a daemon to answer (`answers`), else fails with
+/// its log.
+fn wait_ready(what: &str, log: &Path, answers: impl Fn() -> bool) {
+    let ready = asterism_tests::wait_for(std::time::Duration::from_secs(30), || {
+        answers().then_some(())
+    });
+    let log = || std::fs::read_to_string(log).unwrap_or_default();
+    assert!(ready.is_some(), "{what} did not answer: {}", log());
+}
+
+/// SIGTERM to a daemon we started, by pid, and its exit.
+fn stop_daemon(daemon: &mut std::process::Child) {
+    asterism_tests::kill(daemon.id() as i32, libc::SIGTERM);
+    let _ = daemon.wait();
+}
+
+/// The stdout of an engine's command that must succeed.
+fn stdout_of(tool: &str, args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{tool} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn args(v: &[String]) -> Vec<&str> {
@@ -428,28 +457,22 @@ impl Containerd {
              [grpc]\n  address = \"{d}/containerd.sock\"\n"
         );
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        let log = std::fs::File::create(dir.path().join("containerd.log")).unwrap();
-        let daemon = Command::new("containerd")
-            .arg("--config")
-            .arg(dir.path().join("config.toml"))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let log = dir.path().join("containerd.log");
+        let daemon = spawn_daemon(
+            Command::new("containerd")
+                .arg("--config")
+                .arg(dir.path().join("config.toml")),
+            &log,
+        );
         let ctd = Containerd {
             dir,
             namespace: namespace.to_string(),
             daemon,
         };
-        let ready = asterism_tests::wait_for(std::time::Duration::from_secs(20), || {
-            ctd.ctr(&["version"]).status.success().then_some(())
+        wait_ready("containerd", &log, || {
+            ctd.ctr(&["version"]).status.success()
         });
-        assert!(ready.is_some(), "containerd did not answer: {}", ctd.log());
         ctd
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
     }
 
     fn ctr(&self, args: &[&str]) -> Output {
@@ -464,14 +487,7 @@ impl Containerd {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.ctr(args);
-        assert!(
-            out.status.success(),
-            "ctr {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        stdout_of("ctr", args, self.ctr(args))
     }
 }
 
@@ -484,8 +500,7 @@ impl Drop for Containerd {
             let _ = self.ctr(&["task", "delete", "--force", id]);
             let _ = self.ctr(&["containers", "delete", id]);
         }
-        asterism_tests::kill(self.daemon.id() as i32, libc::SIGTERM);
-        let _ = self.daemon.wait();
+        stop_daemon(&mut self.daemon);
     }
 }
 
@@ -647,45 +662,37 @@ impl Docker {
         let dir = tempfile::tempdir().unwrap();
         let config = json!({"runtimes": {"asterism": {"path": asterism_tests::bin("ipc")}}});
         std::fs::write(dir.path().join("daemon.json"), config.to_string()).unwrap();
-        let log = std::fs::File::create(dir.path().join("dockerd.log")).unwrap();
         let d = dir.path();
-        let daemon = Command::new("dockerd")
-            .arg("--config-file")
-            .arg(d.join("daemon.json"))
-            .arg("--containerd")
-            .arg(ctd.dir.path().join("containerd.sock"))
-            .arg("--data-root")
-            .arg(d.join("data"))
-            .arg("--exec-root")
-            .arg(d.join("exec"))
-            .arg("--pidfile")
-            .arg(d.join("dockerd.pid"))
-            .arg("--host")
-            .arg(format!("unix://{}", d.join("docker.sock").display()))
-            // No network of its own: no bridge, no iptables rules.
-            .args([
-                "--bridge=none",
-                "--iptables=false",
-                "--ip6tables=false",
-                "--ip-forward=false",
-                "--ip-masq=false",
-                "--storage-driver=vfs",
-            ])
-            .arg("--cgroup-parent")
-            .arg(cgroup_parent)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let dk = Docker { dir, daemon };
-        let ready = asterism_tests::wait_for(std::time::Duration::from_secs(30), || {
-            dk.run(&["version"]).status.success().then_some(())
-        });
-        assert!(
-            ready.is_some(),
-            "dockerd did not answer: {}",
-            std::fs::read_to_string(dk.dir.path().join("dockerd.log")).unwrap_or_default()
+        let log = d.join("dockerd.log");
+        let daemon = spawn_daemon(
+            Command::new("dockerd")
+                .arg("--config-file")
+                .arg(d.join("daemon.json"))
+                .arg("--containerd")
+                .arg(ctd.dir.path().join("containerd.sock"))
+                .arg("--data-root")
+                .arg(d.join("data"))
+                .arg("--exec-root")
+                .arg(d.join("exec"))
+                .arg("--pidfile")
+                .arg(d.join("dockerd.pid"))
+                .arg("--host")
+                .arg(format!("unix://{}", d.join("docker.sock").display()))
+                // No network of its own: no bridge, no iptables rules.
+                .args([
+                    "--bridge=none",
+                    "--iptables=false",
+                    "--ip6tables=false",
+                    "--ip-forward=false",
+                    "--ip-masq=false",
+                    "--storage-driver=vfs",
+                ])
+                .arg("--cgroup-parent")
+                .arg(cgroup_parent),
+            &log,
         );
+        let dk = Docker { dir, daemon };
+        wait_ready("dockerd", &log, || dk.run(&["version"]).status.success());
         dk
     }
 
@@ -707,14 +714,7 @@ impl Docker {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "docker {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        stdout_of("docker", args, self.run(args))
     }
 }
 
@@ -724,8 +724,7 @@ impl Drop for Docker {
         for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
             let _ = self.run(&["rm", "--force", id]);
         }
-        asterism_tests::kill(self.daemon.id() as i32, libc::SIGTERM);
-        let _ = self.daemon.wait();
+        stop_daemon(&mut self.daemon);
         let root = self.ipc_root();
         asterism_tests::stop_processes_naming(&root);
         asterism_tests::remove_cgroups(&root);
