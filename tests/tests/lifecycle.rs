@@ -697,6 +697,55 @@ fn an_oci_command_starts_the_constellation_when_none_runs() {
     assert!(gone.is_some(), "auto-started init stops on SIGTERM");
 }
 
+/// The init an `ipc` command starts keeps none of that command's
+/// descriptors beyond stdio: a pipe its caller handed down (conmon's, a
+/// shim's) reaches EOF when the command is done, though init runs on.
+#[test]
+fn an_auto_started_init_holds_none_of_its_callers_descriptors() {
+    use std::os::fd::AsFd;
+    let auto = AutoStarted {
+        root: tempfile::Builder::new()
+            .prefix("ast-fds-")
+            .tempdir_in("/tmp")
+            .unwrap(),
+    };
+    let root = auto.root.path();
+    // The write end without close-on-exec: ipc inherits it, as a runtime
+    // inherits its caller's pipes.
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    rustix::io::fcntl_setfd(&w, rustix::io::FdFlags::empty()).unwrap();
+    let out = asterism_tests::run_to_files(
+        std::process::Command::new(asterism_tests::bin("ipc"))
+            .arg("--root")
+            .arg(root)
+            .args(["list", "--format", "json"]),
+    );
+    drop(w);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let init: i32 = std::fs::read_to_string(root.join("init.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(init), "the constellation did not stay up");
+    let mut pfd = [rustix::event::PollFd::new(&r, rustix::event::PollFlags::IN)];
+    let ts = rustix::event::Timespec {
+        tv_sec: 5,
+        tv_nsec: 0,
+    };
+    let ready = rustix::event::poll(&mut pfd, Some(&ts)).unwrap();
+    assert_eq!(
+        ready, 1,
+        "the pipe never reached EOF: init (pid {init}) holds its write end"
+    );
+    let mut buf = [0u8; 8];
+    assert_eq!(rustix::io::read(r.as_fd(), &mut buf).unwrap(), 0);
+}
+
 /// Runs `f` with `signals` blocked in this thread (what a child it spawns
 /// inherits), then restores the mask.
 fn with_signals_blocked<T>(signals: &[i32], f: impl FnOnce() -> T) -> T {

@@ -35,6 +35,23 @@ struct Args {
     restart_window: u64,
 }
 
+/// Closes every descriptor from 3 up that init was started with. An init
+/// that an `ipc` command started (the constellation starting itself)
+/// inherits that command's descriptors, which are its caller's: conmon's
+/// or a shim's pipes. A daemon holding a pipe's write end for its whole
+/// life keeps its reader from ever seeing EOF.
+#[allow(unsafe_code)]
+fn close_inherited_fds() -> std::io::Result<()> {
+    // SAFETY: called first thing in main, before any thread exists and
+    // before this program opens anything: no File or OwnedFd refers to a
+    // descriptor closed here (0, 1 and 2 stay).
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    match ret {
+        -1 => Err(std::io::Error::last_os_error()),
+        _ => Ok(()),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     // A blocked signal mask is inherited through exec: an init started by
     // `ipc run` (which blocks the signals it forwards to its container)
@@ -46,6 +63,10 @@ fn main() -> std::process::ExitCode {
         None,
     ) {
         eprintln!("init: unblock signals: {e}");
+        return std::process::ExitCode::from(1);
+    }
+    if let Err(e) = close_inherited_fds() {
+        eprintln!("init: close the descriptors it was started with: {e}");
         return std::process::ExitCode::from(1);
     }
     libipc::server::init_logging("init");
