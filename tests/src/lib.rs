@@ -790,6 +790,29 @@ pub fn hierarchies() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The cgroup v1 hierarchies mounted here, named ones included.
+pub fn v1_hierarchies() -> Vec<cgroupfs::Hierarchy> {
+    cgroupfs::Hierarchies::discover()
+        .map(|h| h.by_controller.into_values())
+        .into_iter()
+        .flatten()
+        .filter(|h| h.version == cgroupfs::Version::V1)
+        .collect()
+}
+
+/// The stdout of a command that must have exited with `code` (its stdout
+/// and stderr in the message if not).
+pub fn stdout_of_exit(out: &Output, code: i32) -> String {
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 /// The names of the directories right below `dir` (child cgroups), none
 /// when it does not exist.
 pub fn subdirs(dir: &Path) -> Vec<std::ffi::OsString> {

@@ -172,12 +172,7 @@ struct CgroupParent {
 impl CgroupParent {
     /// None when no one path is below ours everywhere.
     fn new(tag: &str) -> Option<CgroupParent> {
-        let hier = cgroupfs::Hierarchies::discover().unwrap();
-        let v1: Vec<_> = hier
-            .by_controller
-            .values()
-            .filter(|h| h.version == cgroupfs::Version::V1)
-            .collect();
+        let v1 = asterism_tests::v1_hierarchies();
         let owns: Vec<PathBuf> = v1
             .iter()
             .map(|h| cgroupfs::hierarchy::own_cgroup(h).unwrap())
@@ -351,22 +346,10 @@ fn podman_runs_containers_with_ipc_as_its_runtime() {
         "-c",
         "echo hello from podman; ls -l /dev/mynull; echo x > /dev/mynull; cat /proc/self/cgroup; exit 3",
     ]);
-    let out = p.run(&args(&v));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = asterism_tests::stdout_of_exit(&p.run(&args(&v)), 3);
     assert!(text.starts_with("hello from podman\ncrw-rw-rw- "), "{text}");
-    let hier = cgroupfs::Hierarchies::discover().unwrap();
-    for h in hier
-        .by_controller
-        .values()
-        .filter(|h| h.version == cgroupfs::Version::V1)
-    {
-        let own = cgroupfs::hierarchy::cgroup_of(&text, h)
+    for h in asterism_tests::v1_hierarchies() {
+        let own = cgroupfs::hierarchy::cgroup_of(&text, &h)
             .unwrap_or_else(|| panic!("no {} line in {text}", h.controller));
         let name = own.file_name().unwrap().to_string_lossy().into_owned();
         assert!(
@@ -569,14 +552,7 @@ fn containerd_runs_containers_with_ipc_as_its_runtime() {
         &["sh", "-c", "echo hello from containerd; exit 4"],
     );
     assert_eq!(
-        out.status.code(),
-        Some(4),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        asterism_tests::stdout_of_exit(&out, 4),
         "hello from containerd\n"
     );
 
@@ -765,13 +741,9 @@ fn docker_runs_containers_with_ipc_as_its_runtime() {
     // which runc takes as not set.)
     let out = run(&["--rm"], &["sh", "-c", "echo hello from docker; exit 6"]);
     assert_eq!(
-        out.status.code(),
-        Some(6),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        asterism_tests::stdout_of_exit(&out, 6),
+        "hello from docker\n"
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from docker\n");
 
     // Detached: exec as another user, pause, update (whole resource
     // objects, zeros for what stays), stop, rm.

@@ -235,12 +235,7 @@ fn resources_land_in_the_container_cgroups() {
 /// the host's tree.
 #[test]
 fn the_container_has_a_cgroup_of_its_own_in_every_v1_hierarchy() {
-    let hier = cgroupfs::Hierarchies::discover().unwrap();
-    let v1: Vec<&cgroupfs::Hierarchy> = hier
-        .by_controller
-        .values()
-        .filter(|h| h.version == cgroupfs::Version::V1)
-        .collect();
+    let v1 = asterism_tests::v1_hierarchies();
     if v1.is_empty() {
         eprintln!("skipping: no cgroup v1 hierarchy here");
         return;
@@ -257,12 +252,7 @@ fn the_container_has_a_cgroup_of_its_own_in_every_v1_hierarchy() {
         json!({}),
     );
     let out = c.ipc(&["run", "--bundle", b(&bundle), "own1"]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = asterism_tests::stdout_of_exit(&out, 0);
     let (cgroups, below) = text.split_once("---").unwrap();
     for h in &v1 {
         let own = cgroupfs::hierarchy::cgroup_of(cgroups, h)

@@ -45,11 +45,7 @@ fn close_inherited_fds() -> std::io::Result<()> {
     // SAFETY: called first thing in main, before any thread exists and
     // before this program opens anything: no File or OwnedFd refers to a
     // descriptor closed here (0, 1 and 2 stay).
-    let ret = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-    match ret {
-        -1 => Err(std::io::Error::last_os_error()),
-        _ => Ok(()),
-    }
+    unsafe { asterism_init::launcher::close_from(3) }
 }
 
 fn main() -> std::process::ExitCode {

@@ -13,7 +13,7 @@
 //! it accepts gives what clap gives.
 
 use super::oci::{CreateArgs, OciCmd, RunArgs};
-use super::{Cli, Command, Globals};
+use super::{flag_parts, Cli, Command, Globals};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -100,11 +100,23 @@ fn value<'a>(
     inline: Option<&'a str>,
     it: &mut impl Iterator<Item = &'a str>,
 ) -> Option<bool> {
+    if slot.is_some() {
+        return None;
+    }
+    last_value(slot, inline, it)
+}
+
+/// As `value`, but a second one replaces the first (a global flag's).
+fn last_value<'a>(
+    slot: &mut Option<&'a str>,
+    inline: Option<&'a str>,
+    it: &mut impl Iterator<Item = &'a str>,
+) -> Option<bool> {
     let v = match inline {
         Some(v) => v,
         None => it.next()?,
     };
-    if slot.is_some() || v.is_empty() || v.starts_with('-') {
+    if v.is_empty() || v.starts_with('-') {
         return None;
     }
     *slot = Some(v);
@@ -115,20 +127,14 @@ impl<'a> Line<'a> {
     /// A global flag (anywhere on the line, as clap's `global = true`):
     /// Some(true) when `w` was one, Some(false) when not, None: give up.
     fn global(&mut self, w: &'a str, it: &mut impl Iterator<Item = &'a str>) -> Option<bool> {
-        let (name, inline) = match w.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v)),
-            _ => (w, None),
-        };
+        let (name, inline) = flag_parts(w);
         // A global flag may come again, the last one winning (as clap's
         // overrides_with and runc have it; dockerd's runtimeArgs come
         // before the shim's own --root).
-        self.root = self.root.filter(|_| name != "--root");
-        self.log = self.log.filter(|_| name != "--log");
-        self.log_format = self.log_format.filter(|_| name != "--log-format");
         match (name, inline) {
-            ("--root", _) => value(&mut self.root, inline, it),
-            ("--log", _) => value(&mut self.log, inline, it),
-            ("--log-format", _) => value(&mut self.log_format, inline, it),
+            ("--root", _) => last_value(&mut self.root, inline, it),
+            ("--log", _) => last_value(&mut self.log, inline, it),
+            ("--log-format", _) => last_value(&mut self.log_format, inline, it),
             ("--debug", None) => {
                 self.debug = true;
                 Some(true)
@@ -152,10 +158,7 @@ impl<'a> Line<'a> {
             self.positionals.push(w);
             return Some(());
         }
-        let (name, inline) = match w.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v)),
-            _ => (w, None),
-        };
+        let (name, inline) = flag_parts(w);
         let creates = matches!(cmd, Word::Create | Word::Run);
         let done = match (cmd, name, inline) {
             (_, "--bundle", _) | (_, "-b", None) if creates => value(&mut self.bundle, inline, it),

@@ -127,10 +127,7 @@ fn log_flags(args: &[std::ffi::OsString]) -> Option<(PathBuf, bool)> {
     let (mut log, mut json) = (None, false);
     let mut it = args.iter().skip(1).filter_map(|a| a.to_str());
     while let Some(a) = it.next() {
-        let (name, inline) = match a.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v)),
-            _ => (a, None),
-        };
+        let (name, inline) = flag_parts(a);
         let mut value = || inline.or_else(|| it.next());
         match name {
             "--log" => log = value().map(PathBuf::from),
@@ -139,6 +136,15 @@ fn log_flags(args: &[std::ffi::OsString]) -> Option<(PathBuf, bool)> {
         }
     }
     log.map(|l| (l, json))
+}
+
+/// A word of the command line as a flag's name and its `=value`, if any:
+/// `--root=/r` -> ("--root", Some("/r")); `-b` -> ("-b", None).
+fn flag_parts(w: &str) -> (&str, Option<&str>) {
+    match w.split_once('=') {
+        Some((n, v)) if n.starts_with("--") => (n, Some(v)),
+        _ => (w, None),
+    }
 }
 
 /// Appends an error to --log as runc writes its errors there (a JSON line

@@ -31,6 +31,7 @@
 
 mod cgroups;
 pub use cgroups::remember_hierarchies;
+pub use sys::close_from;
 mod child;
 mod console;
 mod copy;

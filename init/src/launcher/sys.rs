@@ -66,14 +66,27 @@ pub fn clone3(flags: u64, into_cgroup: Option<u64>) -> io::Result<Forked> {
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on
     // descriptors; it neither closes nor reuses any of them.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
+    unsafe { close_range(first, libc::CLOSE_RANGE_CLOEXEC) }
+}
+
+/// Closes every fd from `first` up (close_range(2)).
+///
+/// # Safety
+/// No File, OwnedFd or other owner may hold a descriptor from `first` up:
+/// it would go on using a closed (or later reused) number. init calls it
+/// first thing in main, before it opens anything.
+pub unsafe fn close_from(first: u32) -> io::Result<()> {
+    // SAFETY: the caller's promise above.
+    unsafe { close_range(first, 0) }
+}
+
+/// close_range(first, ~0, flags).
+///
+/// # Safety
+/// As `close_from` unless `flags` has CLOSE_RANGE_CLOEXEC.
+unsafe fn close_range(first: u32, flags: u32) -> io::Result<()> {
+    // SAFETY: plain integers; what the closing means is the caller's.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, flags) };
     if ret == -1 {
         return Err(io::Error::last_os_error());
     }

@@ -128,12 +128,14 @@ pub fn block_io(r: Option<&LinuxResources>) -> Option<BlockIo> {
             .weight_device()
             .iter()
             .flatten()
-            .filter(|d| set(d.weight()).is_some() || set(d.leaf_weight()).is_some())
-            .map(|d| DeviceWeight {
-                major: d.major(),
-                minor: d.minor(),
-                weight: set(d.weight()),
-                leaf_weight: set(d.leaf_weight()),
+            .filter_map(|d| {
+                let (weight, leaf_weight) = (set(d.weight()), set(d.leaf_weight()));
+                (weight.is_some() || leaf_weight.is_some()).then(|| DeviceWeight {
+                    major: d.major(),
+                    minor: d.minor(),
+                    weight,
+                    leaf_weight,
+                })
             })
             .collect(),
         throttle_read_bps: rates(b.throttle_read_bps_device()),
