@@ -446,12 +446,22 @@ fn write(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Error> {
     })?;
     if durable {
         if let Some(dir) = path.parent() {
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
+            sync_dir(dir);
         }
     }
     Ok(())
+}
+
+/// Makes the entries of `dir` (a file renamed or a directory made in it)
+/// durable: fsync of the directory, skipped on tmpfs. Best effort, as the
+/// directory fsync after a rename always was: the data itself is already
+/// on disk, and a failure here says nothing the caller could act on.
+pub fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        if !on_tmpfs(&d) {
+            let _ = d.sync_all();
+        }
+    }
 }
 
 /// Is the file on tmpfs (whose fsync does nothing)?

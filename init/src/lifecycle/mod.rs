@@ -20,7 +20,7 @@ use oci_spec::runtime::Spec;
 use protocol::cgroup::CgroupJoin;
 use protocol::init::{ContainerState, ContainerStats, InitResponse};
 use protocol::{validate_id, Error, ErrorKind};
-use record::{Made, Record, Status};
+use record::{Durability, Made, Record, Status};
 use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
@@ -133,7 +133,8 @@ impl Lifecycle {
 
     /// Persists, then publishes in memory.
     fn put(&self, r: Record) -> Result<(), Error> {
-        record::save(&self.root, &r)?;
+        let before = self.records.lock().unwrap().get(&r.id).map(|o| o.status);
+        record::save(&self.root, &r, Durability::of(r.status, before))?;
         self.remember(r);
         Ok(())
     }
@@ -400,8 +401,9 @@ impl Lifecycle {
     /// The groups, the rootfs, the exec fifo unless the creator releases
     /// the process itself (and for Prepare the join fds and the pooled
     /// network namespace). What will be made is
-    /// recorded first, in the record's first durable write, so that a
-    /// rollback (or a restarted init) releases it: releasing something
+    /// recorded first, in the record's first write (atomic, not fsynced:
+    /// see `record::save`), so that a rollback (or a restarted init)
+    /// releases it: releasing something
     /// never made is a "not found" that counts as done. Every step is
     /// idempotent, so a retried create simply does them all again.
     fn make_resources(
@@ -1000,7 +1002,7 @@ impl Lifecycle {
         // delete follows at once, and this write sat in its way.
         if exit_status.is_some() {
             r.exit_status = exit_status;
-            if let Err(e) = record::save(&self.root, r) {
+            if let Err(e) = record::save(&self.root, r, Durability::Durable) {
                 tracing::error!("cannot record that {id} stopped: {e}");
             }
         }
