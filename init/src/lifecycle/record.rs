@@ -208,7 +208,8 @@ pub fn save(root: &Path, r: &Record, how: Durability) -> Result<(), Error> {
 /// Every record on disk; unreadable ones are reported and skipped (never
 /// deleted). Half-written temporary files from an init killed mid-write are
 /// removed; a directory left with no record at all (killed before the
-/// first record was saved, so nothing was made for it yet) is removed too.
+/// first record was saved, so nothing was made for it yet) or with an
+/// empty one (see below) is removed too.
 pub fn load_all(root: &Path) -> Vec<Record> {
     let Ok(rd) = std::fs::read_dir(containers_dir(root)) else {
         return vec![];
@@ -217,8 +218,12 @@ pub fn load_all(root: &Path) -> Vec<Record> {
     for e in rd.flatten() {
         remove_temporaries(&e.path());
         let p = e.path().join("state.json");
-        if !p.exists() {
-            for f in ["config.json", "exec.fifo"] {
+        // An empty record is a first one (creating, never fsynced) whose
+        // data a machine crash lost after its rename reached the disk;
+        // every later record is fsynced before its rename. Nothing was
+        // made for it that outlived the crash: as no record at all.
+        if std::fs::metadata(&p).map_or(true, |m| m.len() == 0) {
+            for f in ["state.json", "config.json", "exec.fifo"] {
                 let _ = std::fs::remove_file(e.path().join(f));
             }
             if std::fs::remove_dir(e.path()).is_ok() {
@@ -412,6 +417,27 @@ mod tests {
                 .collect();
             assert_eq!(names, ["state.json"], "after {how:?}");
         }
+    }
+
+    /// What a machine crash can leave of a first record (written, renamed,
+    /// not fsynced): an empty state.json. It is a create that never got its
+    /// first record, and goes; a record that does not parse is left alone.
+    #[test]
+    fn an_empty_record_goes_and_an_unreadable_one_stays() {
+        let root = tempfile::tempdir().unwrap();
+        let empty = container_dir(root.path(), "lost");
+        std::fs::create_dir_all(&empty).unwrap();
+        std::fs::write(empty.join("state.json"), "").unwrap();
+        std::fs::write(empty.join("config.json"), "{}").unwrap();
+        let bad = container_dir(root.path(), "bad");
+        std::fs::create_dir_all(&bad).unwrap();
+        std::fs::write(bad.join("state.json"), "{").unwrap();
+        assert_eq!(load_all(root.path()), vec![]);
+        assert!(!empty.exists(), "the empty record's directory is left");
+        assert!(
+            bad.join("state.json").exists(),
+            "the unreadable record went"
+        );
     }
 
     #[test]
