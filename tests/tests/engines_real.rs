@@ -383,6 +383,13 @@ fn podman_runs_containers_with_ipc_as_its_runtime() {
         "id -u; echo $FOO; pwd",
     ]);
     assert_eq!(exec, "1000\nbar\n/tmp\n");
+    // podman reads the container's cgroup files itself, at the path it
+    // gave as cgroupsPath: one process (sleep), some memory charged.
+    let stats = p.ok(&["stats", "--no-stream", "--format", "json", "pm1"]);
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(stats[0]["pids"], "1", "{stats}");
+    let mem = stats[0]["mem_usage"].as_str().unwrap_or_default();
+    assert!(!mem.is_empty() && !mem.starts_with("0B"), "{stats}");
     let list = c.ipc_json(&["list", "--format", "json"]);
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list[0]["status"], "running", "{list}");
@@ -594,6 +601,28 @@ fn containerd_runs_containers_with_ipc_as_its_runtime() {
         (shown() == 3).then_some(())
     });
     assert!(three.is_some(), "{}", ctd.ok(&["task", "ps", "ctd2"]));
+    // The shim reads the task's cgroups from its pid's /proc/PID/cgroup:
+    // the shell and its two children, memory and CPU charged to the
+    // container's own groups. (Names: cgroup v1's, then v2's.)
+    let metrics = ctd.ok(&["task", "metrics", "ctd2"]);
+    let metric = |names: &[&str]| -> u64 {
+        let line = metrics.lines().find(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|n| names.contains(&n))
+        });
+        line.and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or_else(|| panic!("none of {names:?} in {metrics}"))
+    };
+    assert_eq!(metric(&["pids.current"]), 3, "{metrics}");
+    assert!(
+        metric(&["memory.usage_in_bytes", "memory.usage"]) > 0,
+        "{metrics}"
+    );
+    assert!(
+        metric(&["cpuacct.usage", "cpu.usage_usec"]) > 0,
+        "{metrics}"
+    );
     ctd.ok(&["task", "pause", "ctd2"]);
     assert!(ctd.ok(&["task", "list"]).contains("PAUSED"));
     assert_eq!(c.ipc_json(&["state", "ctd2"])["status"], "paused");
@@ -755,6 +784,16 @@ fn docker_runs_containers_with_ipc_as_its_runtime() {
     assert_eq!(
         dk.ok(&["exec", "--user", "1000", "dk1", "id", "-u"]),
         "1000\n"
+    );
+    // So does docker (through containerd's cgroup metrics): the limit it
+    // set, one process.
+    let stats = dk.ok(&["stats", "--no-stream", "--format", "{{json .}}", "dk1"]);
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(stats["PIDs"], "1", "{stats}");
+    let mem = stats["MemUsage"].as_str().unwrap_or_default();
+    assert!(
+        mem.ends_with(" / 64MiB") && !mem.starts_with("0B"),
+        "{stats}"
     );
     dk.ok(&["pause", "dk1"]);
     let status = || dk.ok(&["inspect", "--format", "{{.State.Status}}", "dk1"]);
