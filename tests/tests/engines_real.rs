@@ -137,6 +137,13 @@ impl Podman {
         stdout_of("podman", args, self.run(args))
     }
 
+    /// The full id podman gave a container (the id ipc knows it by).
+    fn id_of(&self, name: &str) -> String {
+        self.ok(&["inspect", name, "--format", "{{.Id}}"])
+            .trim()
+            .to_string()
+    }
+
     /// `podman run` options every container here gets.
     fn run_opts(&self) -> Vec<String> {
         vec![
@@ -390,6 +397,24 @@ fn podman_runs_containers_with_ipc_as_its_runtime() {
     assert_eq!(stats[0]["pids"], "1", "{stats}");
     let mem = stats[0]["mem_usage"].as_str().unwrap_or_default();
     assert!(!mem.is_empty() && !mem.starts_with("0B"), "{stats}");
+    // top reads the container's processes (found through its pid); a
+    // restart is a stop, then a create and start of the same id.
+    let top = |p: &Podman| -> String {
+        let top = p.ok(&["top", "pm1", "pid", "args"]);
+        let pid1 = top
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some("1"));
+        pid1.unwrap_or_else(|| panic!("no pid 1 in {top}"))
+            .trim_end()
+            .to_string()
+    };
+    assert!(top(p).ends_with("sleep 300"), "{}", top(p));
+    let before = c.ipc_json(&["state", &p.id_of("pm1")])["pid"].clone();
+    p.ok(&["restart", "-t", "1", "pm1"]);
+    assert_eq!(status("pm1"), "running");
+    assert!(top(p).ends_with("sleep 300"), "{}", top(p));
+    let after = c.ipc_json(&["state", &p.id_of("pm1")])["pid"].clone();
+    assert_ne!(before, after, "restart kept the old process");
     let list = c.ipc_json(&["list", "--format", "json"]);
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list[0]["status"], "running", "{list}");
@@ -795,6 +820,18 @@ fn docker_runs_containers_with_ipc_as_its_runtime() {
         mem.ends_with(" / 64MiB") && !mem.starts_with("0B"),
         "{stats}"
     );
+    // top lists the task's pids (ipc ps through the shim); a restart is
+    // a new task for the same container, with a new process.
+    let top = || -> String {
+        let top = dk.ok(&["top", "dk1"]);
+        let line = top.lines().find(|l| l.trim_end().ends_with("sleep 300"));
+        let pid = line.and_then(|l| l.split_whitespace().nth(1));
+        pid.unwrap_or_else(|| panic!("no sleep 300 in {top}"))
+            .to_string()
+    };
+    let before = top();
+    dk.ok(&["restart", "--time", "1", "dk1"]);
+    assert_ne!(top(), before, "restart kept the old process");
     dk.ok(&["pause", "dk1"]);
     let status = || dk.ok(&["inspect", "--format", "{{.State.Status}}", "dk1"]);
     assert_eq!(status().trim(), "paused");
