@@ -354,6 +354,10 @@ fn podman_runs_containers_with_ipc_as_its_runtime() {
         "echo hello from podman; ls -l /dev/mynull; echo x > /dev/mynull; cat /proc/self/cgroup; exit 3",
     ]);
     let text = asterism_tests::stdout_of_exit(&p.run(&args(&v)), 3);
+    // -t: conmon's console socket gets the pty's master.
+    let v = with(&["run", "--rm", "-t", image, "sh", "-c", "tty; exit 2"]);
+    let tty = asterism_tests::stdout_of_exit(&p.run(&args(&v)), 2);
+    assert_eq!(tty, "/dev/pts/0\r\n");
     assert!(text.starts_with("hello from podman\ncrw-rw-rw- "), "{text}");
     for h in asterism_tests::v1_hierarchies() {
         let own = cgroupfs::hierarchy::cgroup_of(&text, &h)
@@ -798,6 +802,9 @@ fn docker_runs_containers_with_ipc_as_its_runtime() {
         asterism_tests::stdout_of_exit(&out, 6),
         "hello from docker\n"
     );
+    // -t: the shim's console socket gets the pty's master.
+    let out = run(&["--rm", "-t"], &["sh", "-c", "tty; exit 2"]);
+    assert_eq!(asterism_tests::stdout_of_exit(&out, 2), "/dev/pts/0\r\n");
 
     // Detached: exec as another user, pause, update (whole resource
     // objects, zeros for what stays), stop, rm.
