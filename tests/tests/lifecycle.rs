@@ -228,6 +228,61 @@ fn resources_land_in_the_container_cgroups() {
     assert!(!alive(pid as i32));
 }
 
+/// runc spec's maskedPaths and readonlyPaths, read back from inside: a
+/// masked file reads as /dev/null, a masked directory is an empty read-only
+/// tmpfs (source "tmpfs" in mountinfo, as runc's), and the read-only ones
+/// refuse writes for being read-only, even with CAP_SYS_ADMIN.
+#[test]
+fn masked_and_readonly_paths_are_what_runc_makes_them() {
+    let c = Constellation::start();
+    // /proc/keys and /proc/timer_list: masked files every kernel here has
+    // (/proc/kcore is not in every build).
+    let script = "cat /proc/keys /proc/timer_list | wc -c; ls -A /proc/acpi | wc -l; ls -A /sys/firmware | wc -l; \
+        (echo x > /proc/sys/kernel/domainname) 2>&1 | grep -q Read-only && echo refused; \
+        echo ---; cat /proc/self/mountinfo";
+    let admin = json!(["CAP_SYS_ADMIN"]);
+    let caps = json!({"bounding": admin, "effective": admin, "permitted": admin});
+    let bundle = Bundle::busybox_with(
+        &["sh", "-c", script],
+        json!({"process": {"capabilities": caps}}),
+    );
+    let out = c.ipc(&["run", "--bundle", b(&bundle), "mask1"]);
+    let text = asterism_tests::stdout_of_exit(&out, 0);
+    let (seen, mountinfo) = text.split_once("---\n").unwrap();
+    let seen: Vec<&str> = seen.split_whitespace().collect();
+    assert_eq!(seen, ["0", "0", "0", "refused"], "{text}");
+    // mount point -> (root, options, fstype, source)
+    let mounts: std::collections::HashMap<&str, (&str, &str, &str, &str)> = mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let left: Vec<&str> = left.split(' ').collect();
+            let right: Vec<&str> = right.split(' ').collect();
+            let at = |i: usize| left.get(i).copied();
+            Some((at(4)?, (at(3)?, at(5)?, *right.first()?, *right.get(1)?)))
+        })
+        .collect();
+    let ro = |opts: &str| opts.split(',').any(|o| o == "ro");
+    for dir in ["/proc/acpi", "/sys/firmware"] {
+        let (_, opts, fstype, source) = mounts[dir];
+        assert!(
+            ro(opts) && fstype == "tmpfs" && source == "tmpfs",
+            "{dir}: {opts} {fstype} {source}"
+        );
+    }
+    for file in ["/proc/keys", "/proc/timer_list"] {
+        let (root, _, fstype, _) = mounts[file];
+        assert!(
+            root.ends_with("/null"),
+            "{file}: a bind of {root} ({fstype}), not of /dev/null"
+        );
+    }
+    for ro_path in ["/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq"] {
+        let (_, opts, fstype, _) = mounts[ro_path];
+        assert!(ro(opts) && fstype == "proc", "{ro_path}: {opts} {fstype}");
+    }
+}
+
 /// On cgroup v1 the container is in a cgroup of its own in every hierarchy
 /// the host mounts, named ones (name=systemd) and blkio included, as runc
 /// and crun put it: nothing of it is accounted to (or killed with) its

@@ -13,8 +13,8 @@ use nix::mount::{MntFlags, MsFlags};
 use oci_spec::runtime::Spec;
 use rustix::fs::{open, Mode, OFlags};
 use rustix::mount::{
-    fsconfig_create, fsmount, fsopen, move_mount, open_tree, FsMountFlags, FsOpenFlags,
-    MountAttrFlags, MoveMountFlags, OpenTreeFlags,
+    fsconfig_create, fsconfig_set_string, fsmount, fsopen, move_mount, open_tree, FsMountFlags,
+    FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
 };
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
@@ -416,9 +416,11 @@ fn masked_paths_in(base: Base<'_>, paths: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// A detached, empty, read-only tmpfs.
+/// A detached, empty, read-only tmpfs, with "tmpfs" as its source as
+/// runc's mount(2) gives it (mountinfo would say "none").
 fn empty_readonly_tmpfs() -> Result<OwnedFd> {
     let fs = fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).context("fsopen tmpfs")?;
+    fsconfig_set_string(&fs, "source", "tmpfs").context("name the tmpfs's source")?;
     fsconfig_create(&fs).context("create tmpfs")?;
     let m = fsmount(
         &fs,
