@@ -52,6 +52,9 @@ pub struct Hierarchies {
     pub by_controller: BTreeMap<String, Hierarchy>,
     /// The cgroup2 mount, if any, even when it holds no controllers.
     pub unified: Option<PathBuf>,
+    /// That mount's root inside the hierarchy (mountinfo field 4).
+    #[serde(default)]
+    pub unified_root: Option<PathBuf>,
 }
 
 impl Hierarchies {
@@ -118,8 +121,24 @@ impl Hierarchies {
                 });
             }
             out.unified = Some(mount);
+            out.unified_root = Some(root);
         }
         out
+    }
+
+    /// The cgroup2 hierarchy as a whole, named `name`: on a hybrid host
+    /// (controllers on v1, cgroup2 mounted beside them with none or few),
+    /// a process is in one of its cgroups all the same.
+    pub fn unified_hierarchy(&self, name: &str) -> Option<Hierarchy> {
+        Some(Hierarchy {
+            controller: name.to_string(),
+            version: Version::V2,
+            mount: self.unified.clone()?,
+            mount_root: self
+                .unified_root
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("/")),
+        })
     }
 
     pub fn get(&self, controller: &str) -> Result<&Hierarchy, Error> {
@@ -240,6 +259,16 @@ mod tests {
         assert!(h.get("name=").is_err());
         assert!(h.get("freezer").unwrap_err().message.contains("freezer"));
         assert_eq!(h.unified, Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        // The cgroup2 hierarchy itself, whose /proc/PID/cgroup line is "0::".
+        let unified = h.unified_hierarchy("unified").unwrap();
+        assert_eq!(unified.version, Version::V2);
+        assert_eq!(unified.mount, PathBuf::from("/sys/fs/cgroup/unified"));
+        let own = cgroup_of("1:cpu:/a\n0::/user.slice/s\n", &unified).unwrap();
+        assert_eq!(own, PathBuf::from("/user.slice/s"));
+        assert_eq!(
+            unified.host_path(&own),
+            PathBuf::from("/sys/fs/cgroup/unified/user.slice/s")
+        );
     }
 
     #[test]

@@ -232,9 +232,8 @@ impl Constellation {
 
 /// `<this process's cgroup>/asterism-<hash(root)>` for one controller.
 pub fn cgroup_base_for(root: &Path, controller: &str) -> Option<PathBuf> {
-    let hier = cgroupfs::Hierarchies::discover().ok()?;
-    let h = hier.get(controller).ok()?;
-    let own = cgroupfs::hierarchy::own_cgroup(h).ok()?;
+    let h = hierarchy_named(controller)?;
+    let own = cgroupfs::hierarchy::own_cgroup(&h).ok()?;
     Some(h.host_path(&own).join(cgroupfs::Base::dir_name(root)))
 }
 
@@ -761,20 +760,16 @@ impl CgroupsPathPrefix {
     /// `<own cgroup for controller>/<name>/<rel>` on the host, if the
     /// controller is mounted here.
     pub fn host_dir(&self, controller: &str, rel: &str) -> Option<PathBuf> {
-        let hier = cgroupfs::Hierarchies::discover().ok()?;
-        let h = hier.get(controller).ok()?;
-        let own = cgroupfs::hierarchy::own_cgroup(h).ok()?;
+        let h = hierarchy_named(controller)?;
+        let own = cgroupfs::hierarchy::own_cgroup(&h).ok()?;
         Some(h.host_path(&own).join(&self.name).join(rel))
     }
 }
 
 impl Drop for CgroupsPathPrefix {
     fn drop(&mut self) {
-        let Ok(hier) = cgroupfs::Hierarchies::discover() else {
-            return;
-        };
-        for h in hier.by_controller.values() {
-            if let Some(dir) = self.host_dir(&h.controller, "") {
+        for h in hierarchies() {
+            if let Some(dir) = self.host_dir(&h, "") {
                 remove_tree(&dir);
             }
         }
@@ -785,9 +780,11 @@ impl Drop for CgroupsPathPrefix {
 /// the controllers ("memory", "cpu", ...) and the named v1 hierarchies
 /// ("name=systemd").
 pub fn hierarchies() -> Vec<String> {
-    cgroupfs::Hierarchies::discover()
+    let mut all: Vec<String> = cgroupfs::Hierarchies::discover()
         .map(|h| h.by_controller.into_keys().collect())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    all.extend(hybrid_unified().map(|h| h.controller));
+    all
 }
 
 /// The cgroup v1 hierarchies mounted here, named ones included.
@@ -798,6 +795,42 @@ pub fn v1_hierarchies() -> Vec<cgroupfs::Hierarchy> {
         .flatten()
         .filter(|h| h.version == cgroupfs::Version::V1)
         .collect()
+}
+
+/// A hybrid host's cgroup2 hierarchy (named "unified") when it holds none
+/// of the controllers the servers set: a container is then only a member
+/// of it, as cpu-controller's layout decides (and runc does).
+pub fn hybrid_unified() -> Option<cgroupfs::Hierarchy> {
+    let hier = cgroupfs::Hierarchies::discover().ok()?;
+    let ours = [
+        "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices", "blkio", "memory",
+    ];
+    let on_v2 = |c: &&str| {
+        hier.get(c)
+            .is_ok_and(|h| h.version == cgroupfs::Version::V2)
+    };
+    match ours.iter().any(on_v2) {
+        true => None,
+        false => hier.unified_hierarchy("unified"),
+    }
+}
+
+/// A hierarchy by the name `hierarchies()` gives it ("unified" for a
+/// hybrid host's cgroup2).
+pub fn hierarchy_named(name: &str) -> Option<cgroupfs::Hierarchy> {
+    if let Some(u) = hybrid_unified().filter(|u| u.controller == name) {
+        return Some(u);
+    }
+    let hier = cgroupfs::Hierarchies::discover().ok()?;
+    hier.get(name).ok().cloned()
+}
+
+/// Every hierarchy a container gets a group of its own in where the
+/// controllers are on v1: the v1 ones and a hybrid host's cgroup2.
+pub fn member_hierarchies() -> Vec<cgroupfs::Hierarchy> {
+    let mut all = v1_hierarchies();
+    all.extend(hybrid_unified());
+    all
 }
 
 /// The stdout of a command that must have exited with `code` (its stdout

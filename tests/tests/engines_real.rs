@@ -179,7 +179,7 @@ struct CgroupParent {
 impl CgroupParent {
     /// None when no one path is below ours everywhere.
     fn new(tag: &str) -> Option<CgroupParent> {
-        let v1 = asterism_tests::v1_hierarchies();
+        let v1 = asterism_tests::member_hierarchies();
         let owns: Vec<PathBuf> = v1
             .iter()
             .map(|h| cgroupfs::hierarchy::own_cgroup(h).unwrap())
@@ -359,7 +359,7 @@ fn podman_runs_containers_with_ipc_as_its_runtime() {
     let tty = asterism_tests::stdout_of_exit(&p.run(&args(&v)), 2);
     assert_eq!(tty, "/dev/pts/0\r\n");
     assert!(text.starts_with("hello from podman\ncrw-rw-rw- "), "{text}");
-    for h in asterism_tests::v1_hierarchies() {
+    for h in asterism_tests::member_hierarchies() {
         let own = cgroupfs::hierarchy::cgroup_of(&text, &h)
             .unwrap_or_else(|| panic!("no {} line in {text}", h.controller));
         let name = own.file_name().unwrap().to_string_lossy().into_owned();

@@ -4,7 +4,10 @@
 //! server sets anything in, such as net_cls): as runc and crun do, the
 //! container's process is in a cgroup of its own in every hierarchy, so that
 //! it is not accounted to (or killed with) its creator's cgroup there, and
-//! its /sys/fs/cgroup shows its own cgroups, not the host's tree.
+//! its /sys/fs/cgroup shows its own cgroups, not the host's tree. On a
+//! hybrid host that holds none of the servers' controllers on cgroup2, the
+//! group has a directory there too (`unified`), for the same reasons:
+//! systemd in hybrid mode tracks its units' processes by cgroup2.
 //!
 //! On this kind of host (v1) cpu, cpuacct, cpuset, pids and freezer may each
 //! be a separate mount, or co-mounted ("cpu,cpuacct"); on a v2 host they are
@@ -39,6 +42,10 @@ pub enum Ctl {
     /// A named v1 hierarchy (`name=systemd`): no controller at all, only
     /// membership. There may be several, each its own [`Mount`].
     Named,
+    /// The cgroup2 hierarchy of a hybrid host, when it holds none of the
+    /// controllers the servers set: membership only, as runc does there
+    /// (systemd in hybrid mode tracks its units' processes by it).
+    Unified,
 }
 
 /// The controllers whose settings this server manages.
@@ -78,12 +85,16 @@ impl Ctl {
             Ctl::Rdma => "rdma",
             Ctl::Misc => "misc",
             Ctl::Named => "name=",
+            Ctl::Unified => "unified",
         }
     }
 
     fn from_name(name: &str) -> Option<Ctl> {
         if name.starts_with("name=") {
             return Some(Ctl::Named);
+        }
+        if name == Ctl::Unified.name() {
+            return Some(Ctl::Unified);
         }
         MANAGED
             .into_iter()
@@ -99,9 +110,13 @@ impl Ctl {
             Ctl::Cpu | Ctl::Cpuset | Ctl::Pids => Some(self.name()),
             Ctl::Blkio => Some("io"),
             Ctl::Cpuacct | Ctl::Freezer | Ctl::Devices => None,
-            Ctl::NetCls | Ctl::NetPrio | Ctl::PerfEvent | Ctl::Rdma | Ctl::Misc | Ctl::Named => {
-                None
-            }
+            Ctl::NetCls
+            | Ctl::NetPrio
+            | Ctl::PerfEvent
+            | Ctl::Rdma
+            | Ctl::Misc
+            | Ctl::Named
+            | Ctl::Unified => None,
         }
     }
 }
@@ -160,9 +175,12 @@ impl Mount {
     }
 
     /// The hierarchy as /proc/PID/cgroup names it: "cpu", "cpu,cpuacct"
-    /// when co-mounted, "name=systemd".
+    /// when co-mounted, "name=systemd"; "" for a hybrid host's cgroup2.
     pub fn label(&self) -> String {
-        let controllers = self.controllers.iter().filter(|c| **c != Ctl::Named);
+        let controllers = self
+            .controllers
+            .iter()
+            .filter(|c| !matches!(c, Ctl::Named | Ctl::Unified));
         controllers
             .map(|c| c.name().to_string())
             .chain(self.names.iter().cloned())
@@ -219,7 +237,7 @@ pub struct Layout {
 impl Layout {
     /// Discovers the host's hierarchies and loads (or picks) the base.
     pub fn discover(state_dir: &Path, root: &Path) -> Result<Layout, Error> {
-        let hier = with_v2_io(with_v2_freezer(Hierarchies::discover()?));
+        let hier = with_hybrid_unified(with_v2_io(with_v2_freezer(Hierarchies::discover()?)));
         let v1 = |c: &str| hier.get(c).is_ok_and(|h| h.version == Version::V1);
         let present: Vec<&str> = MANAGED
             .iter()
@@ -231,6 +249,11 @@ impl Layout {
                     .keys()
                     .map(String::as_str)
                     .filter(|c| c.starts_with("name=") && v1(c)),
+            )
+            .chain(
+                hier.get(Ctl::Unified.name())
+                    .is_ok()
+                    .then(|| Ctl::Unified.name()),
             )
             .collect();
         hier.get("cpu")?;
@@ -314,7 +337,8 @@ impl Layout {
     }
 
     /// "cpu=v1 cpuacct=v1 cpuset=v1 pids=v1 freezer=v1", then the
-    /// hierarchies the groups are only members of ("name=systemd=v1").
+    /// hierarchies the groups are only members of ("name=systemd=v1",
+    /// "unified=v2").
     pub fn describe(&self) -> String {
         let controllers = MANAGED.iter().chain(&MEMBER_ONLY).filter_map(|c| {
             self.mount_of(*c)
@@ -325,7 +349,14 @@ impl Layout {
                 .iter()
                 .map(move |n| format!("{n}={}", m.version.as_str()))
         });
-        controllers.chain(named).collect::<Vec<_>>().join(" ")
+        let unified = self
+            .mount_of(Ctl::Unified)
+            .map(|_| "unified=v2".to_string());
+        controllers
+            .chain(named)
+            .chain(unified)
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// The group's directory in every hierarchy.
@@ -335,6 +366,25 @@ impl Layout {
             .map(|m| m.dir(rel).path().to_path_buf())
             .collect()
     }
+}
+
+/// On a hybrid host whose cgroup2 mount holds none of the controllers the
+/// servers set (memory's included), the container still gets a cgroup of
+/// its own there, as with runc: `unified`, a hierarchy of membership only.
+/// (Where some of them are on v2, the group is in it already.)
+fn with_hybrid_unified(mut hier: Hierarchies) -> Hierarchies {
+    let on_v2 = |c: &str| hier.get(c).is_ok_and(|h| h.version == Version::V2);
+    let ours_on_v2 = MANAGED
+        .iter()
+        .map(|c| c.name())
+        .chain(["memory"])
+        .any(on_v2);
+    if !ours_on_v2 {
+        if let Some(h) = hier.unified_hierarchy(Ctl::Unified.name()) {
+            hier.by_controller.insert(h.controller.clone(), h);
+        }
+    }
+    hier
 }
 
 /// cgroup v2 calls blkio "io": taken as our blkio when there is no v1
@@ -475,6 +525,38 @@ mod tests {
             l.mount_of(Ctl::Pids).unwrap().controllers,
             vec![Ctl::Cpuacct, Ctl::Pids]
         );
+    }
+
+    /// A hybrid host with nothing of ours on cgroup2 (hugetlb may be):
+    /// the group is a member of it, labelled "" as /proc/PID/cgroup's
+    /// "0::" line; where any of ours is on v2, it is in it already.
+    #[test]
+    fn a_hybrid_hosts_cgroup2_is_a_membership_mount() {
+        let mi = "\
+31 30 0:27 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu
+33 30 0:29 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+34 30 0:30 / /sys/fs/cgroup/freezer rw - cgroup cgroup rw,freezer
+36 30 0:32 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+";
+        let hier = with_hybrid_unified(Hierarchies::from_mountinfo(mi, |_| "hugetlb".into()));
+        let unified = hier.get("unified").unwrap();
+        assert_eq!(unified.version, Version::V2);
+        assert_eq!(unified.mount, PathBuf::from("/sys/fs/cgroup/unified"));
+        let base = Base::fixed(vec![
+            h("cpu", Version::V1, "/c/cpu"),
+            h("unified", Version::V2, "/c/unified"),
+        ]);
+        let l = Layout::from_base(&base, Arc::new(Kernel));
+        let labels: Vec<String> = l.mounts().iter().map(|m| m.label()).collect();
+        assert_eq!(labels, ["cpu", ""]);
+        assert!(l.mounts()[1].v2_controllers().is_empty());
+        // pids on cgroup2: the group is there through it.
+        let hier = with_hybrid_unified(Hierarchies::from_mountinfo(mi, |_| "pids".into()));
+        assert!(hier.get("unified").is_err());
+        // No cgroup2 mount at all.
+        let v1_only = mi.lines().take(3).collect::<Vec<_>>().join("\n");
+        let hier = with_hybrid_unified(Hierarchies::from_mountinfo(&v1_only, |_| String::new()));
+        assert!(hier.get("unified").is_err());
     }
 
     #[test]

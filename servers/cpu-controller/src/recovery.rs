@@ -121,11 +121,14 @@ fn adopt(layout: &Layout, journal: &mut CpuJournal, theirs: &BTreeSet<String>) {
     }
 }
 
+/// Is the group in the v2 directories memory-controller shares with us?
+/// (A hybrid host's cgroup2, where we are members only, is ours alone.)
 fn in_v2(layout: &Layout, rel: &Path) -> bool {
-    layout
-        .mounts()
-        .iter()
-        .any(|m| m.version == cgroupfs::Version::V2 && m.dir(rel).exists())
+    layout.shared_v2()
+        && layout
+            .mounts()
+            .iter()
+            .any(|m| m.version == cgroupfs::Version::V2 && m.dir(rel).exists())
 }
 
 fn known_rel(journal: &CpuJournal, id: &str) -> Option<PathBuf> {
