@@ -106,6 +106,11 @@ impl Podman {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
+        self.cmd_on(&self.dir.path().join("ipc-runtime"), args)
+    }
+
+    /// podman with `runtime` (a path) as its OCI runtime.
+    fn cmd_on(&self, runtime: &Path, args: &[&str]) -> Command {
         let d = self.dir.path();
         let mut cmd = Command::new("podman");
         cmd.env("CONTAINERS_CONF", d.join("containers.conf"))
@@ -124,7 +129,7 @@ impl Podman {
                 "file",
             ])
             .arg("--runtime")
-            .arg(d.join("ipc-runtime"))
+            .arg(runtime)
             .args(args);
         cmd
     }
@@ -291,7 +296,7 @@ fn import_busybox(p: &Podman) -> &'static str {
     "localhost/asterism-busybox:1"
 }
 
-/// What both tests start from: the host paths held, a cgroup parent below
+/// What the podman tests start from: the host paths held, a cgroup parent below
 /// ours, our constellation, podman on it. Fields drop in order (so keep
 /// the whole struct, do not destructure it): podman's containers, the
 /// constellation, the cgroups, then the host paths.
@@ -319,6 +324,126 @@ impl Setup {
             parent,
             _host: host,
         })
+    }
+}
+
+/// What a container sees of itself, as text to compare between runtimes:
+/// ids, capabilities, rlimits, every mount (point, type, source, options),
+/// /dev, sysctls, its cgroups and their limits, masked and read-only paths.
+const PROBE: &str = r#"id; hostname; pwd; umask; env | sort | tr '\n' ' '; echo
+grep -E "^(Cap|NoNewPrivs|Seccomp|Groups|Uid|Gid)" /proc/self/status
+ulimit -a 2>&1 | tr -s ' '
+cat /proc/self/oom_score_adj
+awk '{print $5, $(NF-2), $(NF-1), $6}' /proc/self/mountinfo | sort
+ls -la /dev | awk '{print $1, $NF}' | sort
+cat /proc/sys/kernel/shmmax /proc/sys/net/ipv4/ip_forward 2>&1
+ls /sys/fs/cgroup 2>&1 | tr '\n' ' '; echo
+for f in memory/memory.limit_in_bytes pids/pids.max cpu/cpu.shares cpu/cpu.cfs_quota_us memory.max pids.max cpu.max cpu.weight; do
+  [ -e /sys/fs/cgroup/$f ] && echo "$f $(cat /sys/fs/cgroup/$f)"
+done
+sed 's/libpod-[0-9a-f]*/libpod-ID/' /proc/self/cgroup
+ls -la /proc/keys /proc/timer_list /sys/firmware 2>&1 | awk '{print $1, $NF}'
+touch /proc/sys/kernel/x 2>&1
+"#;
+
+/// Side by side with runc under podman: the same container (the same
+/// flags, a fixed hostname) must look the same from inside, line for
+/// line, whichever of the two runs it. Three sets of flags: most of
+/// podman's run flags at once, --privileged, and a user namespace.
+#[test]
+fn podman_containers_look_the_same_under_ipc_as_under_runc() {
+    if Command::new("runc").arg("--version").output().is_err() {
+        panic!("runc is missing: apt-get install runc (scripts/test.sh does)");
+    }
+    let Some(s) = Setup::new("parity") else {
+        return;
+    };
+    let p = &s.p;
+    let image = import_busybox(p);
+    let d = p.dir.path();
+    let probe = d.join("probe.sh");
+    std::fs::write(&probe, PROBE).unwrap();
+    // runc's state beside podman's, not in /run/runc.
+    let runc = d.join("runc-runtime");
+    let runc_root = d.join("runc-state");
+    std::fs::write(
+        &runc,
+        format!(
+            "#!/bin/sh\nexec runc --root '{}' \"$@\"\n",
+            runc_root.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&runc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let volume = format!("{}:/probe.sh:ro", probe.display());
+    let many = [
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "50",
+        "--cpus",
+        "0.5",
+        "--cpu-shares",
+        "512",
+        "--user",
+        "1000:1000",
+        "--group-add",
+        "5",
+        "-w",
+        "/tmp",
+        "-e",
+        "FOO=1",
+        "--cap-add",
+        "NET_ADMIN",
+        "--cap-drop",
+        "CHOWN",
+        "--security-opt",
+        "no-new-privileges",
+        "--ulimit",
+        "nofile=1000:2000",
+        "--ulimit",
+        "nproc=4096:4096",
+        "--oom-score-adj",
+        "300",
+        "--shm-size",
+        "16m",
+        "--tmpfs",
+        "/run:size=1m",
+        "--read-only",
+        "--sysctl",
+        "kernel.shmmax=123456",
+        "--device",
+        "/dev/null:/dev/xnull",
+    ];
+    let userns = ["--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536"];
+    let sets: [&[&str]; 3] = [&many, &["--privileged"], &userns];
+    let opts = p.run_opts();
+    for flags in sets {
+        let mut v = vec!["run", "--rm", "--hostname", "probe", "-v", &volume];
+        v.extend(opts.iter().map(String::as_str));
+        v.extend(flags);
+        v.extend([image, "sh", "/probe.sh"]);
+        let seen = |runtime: &Path| {
+            let out = p.cmd_on(runtime, &v).output().unwrap();
+            // The probe's last line (a write to /proc/sys) fails: exit 1.
+            asterism_tests::stdout_of_exit(&out, 1)
+        };
+        let (theirs, ours) = (seen(&runc), seen(&d.join("ipc-runtime")));
+        assert!(theirs.lines().count() > 60, "{theirs}");
+        let differ: Vec<String> = theirs
+            .lines()
+            .zip(ours.lines())
+            .filter(|(a, b)| a != b)
+            .map(|(a, b)| format!("runc: {a}\nipc:  {b}"))
+            .collect();
+        assert!(
+            differ.is_empty() && theirs.lines().count() == ours.lines().count(),
+            "with {flags:?}:\n{}\n(runc {} lines, ipc {})",
+            differ.join("\n"),
+            theirs.lines().count(),
+            ours.lines().count()
+        );
     }
 }
 
