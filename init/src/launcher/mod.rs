@@ -460,6 +460,9 @@ fn prepare(req: &LaunchRequest<'_>) -> Result<Prepared> {
             ns.defer_netns()?;
         }
     }
+    if !ns.user_ns {
+        process::warn_ungranted(req.process);
+    }
     let into_cgroup = join::v2_dir(req.cgroups)?;
     namespaces::check_mappings(&ns, req.spec)?;
     let mut idmaps = std::collections::BTreeMap::new();

@@ -126,6 +126,42 @@ impl Caps {
     }
 }
 
+/// runtime-spec config.md: a capability that cannot be granted must not
+/// fail the container, and "MUST be logged as a warning". Without a user
+/// namespace, what this runtime does not hold cannot be granted (runc 1.1
+/// fails the container instead: "unable to apply caps"); with one, the
+/// container holds every capability inside it. Called in the parent, so
+/// the warning goes to ipc's log, not the container's stderr.
+pub fn warn_ungranted(p: &Process) {
+    let Some(c) = p.capabilities() else {
+        return;
+    };
+    let Ok(held) = caps::read(None, CapSet::Permitted) else {
+        return;
+    };
+    let lists = [
+        c.bounding(),
+        c.effective(),
+        c.permitted(),
+        c.inheritable(),
+        c.ambient(),
+    ];
+    let missing: std::collections::BTreeSet<String> = lists
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|cap| format!("CAP_{cap}").parse::<caps::Capability>().ok())
+        .filter(|cap| !held.contains(cap))
+        .map(|cap| cap.to_string())
+        .collect();
+    if !missing.is_empty() {
+        let names = missing.into_iter().collect::<Vec<_>>().join(", ");
+        tracing::warn!(
+            "process.capabilities: {names} cannot be granted (this runtime does not hold them); the container gets the others"
+        );
+    }
+}
+
 /// The capabilities this kernel knows: up to /proc/sys/kernel/cap_last_cap
 /// (one read, where probing each with PR_CAPBSET_READ is ~40 syscalls).
 fn supported() -> CapsHashSet {
