@@ -283,6 +283,42 @@ fn masked_and_readonly_paths_are_what_runc_makes_them() {
     }
 }
 
+/// runtime-spec config.md: a capability the runtime cannot grant does not
+/// fail the container, and "MUST be logged as a warning". Without a user
+/// namespace, one this test process does not hold cannot be granted (this
+/// sandbox's root lacks CAP_SYS_RESOURCE; runc 1.1 fails instead).
+#[test]
+fn a_capability_the_runtime_lacks_is_a_warning_and_the_rest_are_granted() {
+    let held = caps::read(None, caps::CapSet::Permitted).unwrap();
+    let Some(lacking) = caps::runtime::procfs_all_supported(None)
+        .unwrap_or_else(|_| caps::all())
+        .into_iter()
+        .find(|c| !held.contains(c))
+    else {
+        eprintln!("skipping: this process holds every capability, so all can be granted");
+        return;
+    };
+    let c = Constellation::start();
+    let name = lacking.to_string();
+    let asked = json!([name.trim_start_matches("CAP_"), "KILL"].map(|n| format!("CAP_{n}")));
+    let sets = json!({"bounding": asked, "effective": asked, "permitted": asked});
+    let bundle = Bundle::busybox_with(
+        &["grep", "CapEff", "/proc/self/status"],
+        json!({"process": {"capabilities": sets}}),
+    );
+    let out = c.ipc(&["run", "--bundle", b(&bundle), "capw1"]);
+    let text = asterism_tests::stdout_of_exit(&out, 0);
+    let eff = u64::from_str_radix(text.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert_eq!(eff, 1 << caps::Capability::CAP_KILL.index(), "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("process.capabilities")
+            && err.contains(&name)
+            && err.contains("cannot be granted"),
+        "no warning naming {name}: {err}"
+    );
+}
+
 /// On cgroup v1 the container is in a cgroup of its own in every hierarchy
 /// the host mounts, named ones (name=systemd) and blkio included, and on a
 /// hybrid host in cgroup2 too (systemd tracks processes there), as runc
