@@ -346,6 +346,55 @@ ls -la /proc/keys /proc/timer_list /sys/firmware 2>&1 | awk '{print $1, $NF}'
 touch /proc/sys/kernel/x 2>&1
 "#;
 
+/// The run flags the probe is compared under: twenty of podman's and
+/// docker's own (both spell them the same).
+const PROBE_FLAGS: &[&str] = &[
+    "--memory",
+    "64m",
+    "--pids-limit",
+    "50",
+    "--cpus",
+    "0.5",
+    "--cpu-shares",
+    "512",
+    "--user",
+    "1000:1000",
+    "--group-add",
+    "5",
+    "-w",
+    "/tmp",
+    "-e",
+    "FOO=1",
+    "--cap-add",
+    "NET_ADMIN",
+    "--cap-drop",
+    "CHOWN",
+    "--security-opt",
+    "no-new-privileges",
+    "--ulimit",
+    "nofile=1000:2000",
+    "--ulimit",
+    "nproc=4096:4096",
+    "--oom-score-adj",
+    "300",
+    "--shm-size",
+    "16m",
+    "--tmpfs",
+    "/run:size=1m",
+    "--read-only",
+    "--sysctl",
+    "kernel.shmmax=123456",
+    "--device",
+    "/dev/null:/dev/xnull",
+];
+
+/// Writes the probe into `dir`; the -v argument that mounts it at /probe.sh.
+fn probe_volume(dir: &Path) -> String {
+    let probe = dir.join("probe.sh");
+    std::fs::write(&probe, PROBE).unwrap();
+    format!("{}:/probe.sh:ro", probe.display())
+}
+
 /// Side by side with runc under podman: the same container (the same
 /// flags, a fixed hostname) must look the same from inside, line for
 /// line, whichever of the two runs it. Three sets of flags: most of
@@ -361,8 +410,6 @@ fn podman_containers_look_the_same_under_ipc_as_under_runc() {
     let p = &s.p;
     let image = import_busybox(p);
     let d = p.dir.path();
-    let probe = d.join("probe.sh");
-    std::fs::write(&probe, PROBE).unwrap();
     // runc's state beside podman's, not in /run/runc.
     let runc = d.join("runc-runtime");
     let runc_root = d.join("runc-state");
@@ -376,48 +423,9 @@ fn podman_containers_look_the_same_under_ipc_as_under_runc() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&runc, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let volume = format!("{}:/probe.sh:ro", probe.display());
-    let many = [
-        "--memory",
-        "64m",
-        "--pids-limit",
-        "50",
-        "--cpus",
-        "0.5",
-        "--cpu-shares",
-        "512",
-        "--user",
-        "1000:1000",
-        "--group-add",
-        "5",
-        "-w",
-        "/tmp",
-        "-e",
-        "FOO=1",
-        "--cap-add",
-        "NET_ADMIN",
-        "--cap-drop",
-        "CHOWN",
-        "--security-opt",
-        "no-new-privileges",
-        "--ulimit",
-        "nofile=1000:2000",
-        "--ulimit",
-        "nproc=4096:4096",
-        "--oom-score-adj",
-        "300",
-        "--shm-size",
-        "16m",
-        "--tmpfs",
-        "/run:size=1m",
-        "--read-only",
-        "--sysctl",
-        "kernel.shmmax=123456",
-        "--device",
-        "/dev/null:/dev/xnull",
-    ];
+    let volume = probe_volume(d);
     let userns = ["--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536"];
-    let sets: [&[&str]; 3] = [&many, &["--privileged"], &userns];
+    let sets: [&[&str]; 3] = [PROBE_FLAGS, &["--privileged"], &userns];
     let opts = p.run_opts();
     for flags in sets {
         let mut v = vec!["run", "--rm", "--hostname", "probe", "-v", &volume];
@@ -936,56 +944,17 @@ fn docker_runs_containers_with_ipc_as_its_runtime() {
     assert_eq!(asterism_tests::stdout_of_exit(&out, 2), "/dev/pts/0\r\n");
 
     // Side by side with docker's own runc: the same probe, the same flags.
-    let probe = dk.dir.path().join("probe.sh");
-    std::fs::write(&probe, PROBE).unwrap();
-    let volume = format!("{}:/probe.sh:ro", probe.display());
-    let many = [
-        "--memory",
-        "64m",
-        "--pids-limit",
-        "50",
-        "--cpus",
-        "0.5",
-        "--cpu-shares",
-        "512",
-        "--user",
-        "1000:1000",
-        "--group-add",
-        "5",
-        "-w",
-        "/tmp",
-        "-e",
-        "FOO=1",
-        "--cap-add",
-        "NET_ADMIN",
-        "--cap-drop",
-        "CHOWN",
-        "--security-opt",
-        "no-new-privileges",
-        "--ulimit",
-        "nofile=1000:2000",
-        "--oom-score-adj",
-        "300",
-        "--shm-size",
-        "16m",
-        "--tmpfs",
-        "/run:size=1m",
-        "--read-only",
-        "--sysctl",
-        "kernel.shmmax=123456",
-        "--device",
-        "/dev/null:/dev/xnull",
-    ];
+    let volume = probe_volume(dk.dir.path());
     // (Not --privileged: docker's asks for every capability, and runc 1.1
     // fails where this sandbox's root lacks one; podman's asks for ours.)
     let seen = |runtime: &str| {
         let mut v = vec!["run", "--rm", "--runtime", runtime, "--network", "none"];
         v.extend(["--hostname", "probe", "-v", &volume]);
-        v.extend(many);
+        v.extend(PROBE_FLAGS);
         v.extend([image, "sh", "/probe.sh"]);
         asterism_tests::stdout_of_exit(&dk.run(&v), 1)
     };
-    assert_same_probe(&seen("runc"), &seen("asterism"), &many);
+    assert_same_probe(&seen("runc"), &seen("asterism"), PROBE_FLAGS);
 
     // Detached: exec as another user, pause, update (whole resource
     // objects, zeros for what stays), stop, rm.
