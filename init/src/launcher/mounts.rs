@@ -351,6 +351,10 @@ fn apply_propagation(mnt: BorrowedFd<'_>, opts: &Options) -> Result<()> {
 
 /// mount(2) of a filesystem (proc, sysfs, tmpfs, devpts, mqueue, ...).
 fn mount_fs(cx: &MountCx<'_>, m: &Mount, typ: &str, dest: &Path, opts: &Options) -> Result<()> {
+    let inherited_mode = match typ {
+        "tmpfs" => existing_dir_mode(cx.root, dest),
+        _ => None,
+    };
     let target = destination_fd(cx.root, dest, Kind::Dir)?;
     let old_content = if opts.tmpcopyup && typ == "tmpfs" {
         Some(open_in_root(
@@ -367,6 +371,11 @@ fn mount_fs(cx: &MountCx<'_>, m: &Mount, typ: &str, dest: &Path, opts: &Options)
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| typ.to_string());
     let mut data = opts.data_string();
+    if let Some(mode) = inherited_mode {
+        // First, so that a mode= of the config's, later, wins.
+        let given = data.map(|d| format!(",{d}")).unwrap_or_default();
+        data = Some(format!("mode={mode:04o}{given}"));
+    }
     let mut result = mount_at(&source, target.as_fd(), typ, opts.flags, data.as_deref());
     if cx.user_ns {
         result = result
@@ -388,6 +397,16 @@ fn mount_fs(cx: &MountCx<'_>, m: &Mount, typ: &str, dest: &Path, opts: &Options)
         super::copy::copy_dir(old.as_fd(), new.as_fd()).context("tmpcopyup")?;
     }
     Ok(())
+}
+
+/// The mode of the directory a tmpfs is about to cover, if it exists: as
+/// runc does, the tmpfs takes it unless the config's options give a mode
+/// (an image's /tmp stays 1777, its 0700 /root stays 0700). A directory
+/// that is not there is made, and the tmpfs keeps the kernel's 1777.
+fn existing_dir_mode(root: BorrowedFd<'_>, dest: &Path) -> Option<u32> {
+    let dir = open_in_root(root, dest, OFlags::PATH | OFlags::DIRECTORY).ok()?;
+    let st = rustix::fs::fstat(&dir).ok()?;
+    Some(st.st_mode & 0o7777)
 }
 
 fn mount_at(
