@@ -16,10 +16,16 @@ use std::process::{Command, Output};
 /// What the engines make outside their own directories whatever they are
 /// told, removed again if this test made it: podman's blob-info cache
 /// (/var/lib/containers/cache), the parent of the runc shim's sockets
-/// (/run/containerd/s), dockerd's trust key and plugin directory. Held for a whole test, which runs alone (the
-/// tests here share those paths); taken first, so dropped last.
+/// (/run/containerd/s), dockerd's trust key and plugin directory. Held for
+/// a whole test, which runs alone (the tests here share those paths, and
+/// the cgroup directories above their cgroup parent); taken first, so
+/// dropped last.
 struct HostPaths {
     _alone: std::sync::MutexGuard<'static, ()>,
+    /// The same across test processes: two suites at once (a CI clone's
+    /// beside a developer's run) each took the other's cgroup parent
+    /// ancestors for pre-existing, and one left them behind.
+    _across: std::fs::File,
     made: Vec<&'static str>,
 }
 
@@ -28,6 +34,9 @@ static ENGINES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 impl HostPaths {
     fn take() -> HostPaths {
         let alone = ENGINES.lock().unwrap_or_else(|e| e.into_inner());
+        // flock(2) on /run itself: always there, and no file to leave.
+        let across = std::fs::File::open("/run").unwrap();
+        rustix::fs::flock(&across, rustix::fs::FlockOperation::LockExclusive).unwrap();
         let made = [
             "/var/lib/containers",
             "/run/containerd",
@@ -41,6 +50,7 @@ impl HostPaths {
         .collect();
         HostPaths {
             _alone: alone,
+            _across: across,
             made,
         }
     }
