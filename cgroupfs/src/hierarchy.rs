@@ -42,6 +42,12 @@ impl Hierarchy {
     }
 }
 
+/// The controllers whose files the servers write (memory-controller's and
+/// cpu-controller's; "io" is cgroup v2's blkio).
+pub const SERVER_CONTROLLERS: [&str; 9] = [
+    "memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices", "blkio", "io",
+];
+
 /// Every controller we know about on this host, and the named v1
 /// hierarchies (`name=systemd`), keyed as /proc/PID/cgroup spells them: a
 /// named hierarchy has no controller, but a process is in one of its
@@ -126,12 +132,19 @@ impl Hierarchies {
         out
     }
 
-    /// The cgroup2 hierarchy as a whole, named `name`: on a hybrid host
-    /// (controllers on v1, cgroup2 mounted beside them with none or few),
-    /// a process is in one of its cgroups all the same.
-    pub fn unified_hierarchy(&self, name: &str) -> Option<Hierarchy> {
+    /// A hybrid host's cgroup2 as a hierarchy of membership only, named
+    /// "unified": when it holds none of the controllers the servers set
+    /// (`SERVER_CONTROLLERS`), a container still gets a cgroup of its own
+    /// there, as runc gives it (systemd in hybrid mode tracks processes
+    /// there). None without cgroup2, or where one of them is on it (the
+    /// container's group is there already).
+    pub fn membership_unified(&self) -> Option<Hierarchy> {
+        let on_v2 = |c: &&str| self.get(c).is_ok_and(|h| h.version == Version::V2);
+        if SERVER_CONTROLLERS.iter().any(on_v2) {
+            return None;
+        }
         Some(Hierarchy {
-            controller: name.to_string(),
+            controller: "unified".to_string(),
             version: Version::V2,
             mount: self.unified.clone()?,
             mount_root: self
@@ -260,7 +273,7 @@ mod tests {
         assert!(h.get("freezer").unwrap_err().message.contains("freezer"));
         assert_eq!(h.unified, Some(PathBuf::from("/sys/fs/cgroup/unified")));
         // The cgroup2 hierarchy itself, whose /proc/PID/cgroup line is "0::".
-        let unified = h.unified_hierarchy("unified").unwrap();
+        let unified = h.membership_unified().unwrap();
         assert_eq!(unified.version, Version::V2);
         assert_eq!(unified.mount, PathBuf::from("/sys/fs/cgroup/unified"));
         let own = cgroup_of("1:cpu:/a\n0::/user.slice/s\n", &unified).unwrap();

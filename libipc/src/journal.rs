@@ -446,7 +446,8 @@ fn write(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Error> {
     })?;
     if durable {
         if let Some(dir) = path.parent() {
-            sync_dir(dir);
+            // Not on tmpfs: the file's own fstatfs said so.
+            fsync_dir(dir);
         }
     }
     Ok(())
@@ -461,6 +462,13 @@ pub fn sync_dir(dir: &Path) {
         if !on_tmpfs(&d) {
             let _ = d.sync_all();
         }
+    }
+}
+
+/// `sync_dir` for a directory known not to be on tmpfs.
+fn fsync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
     }
 }
 

@@ -801,18 +801,7 @@ pub fn v1_hierarchies() -> Vec<cgroupfs::Hierarchy> {
 /// of the controllers the servers set: a container is then only a member
 /// of it, as cpu-controller's layout decides (and runc does).
 pub fn hybrid_unified() -> Option<cgroupfs::Hierarchy> {
-    let hier = cgroupfs::Hierarchies::discover().ok()?;
-    let ours = [
-        "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices", "blkio", "memory",
-    ];
-    let on_v2 = |c: &&str| {
-        hier.get(c)
-            .is_ok_and(|h| h.version == cgroupfs::Version::V2)
-    };
-    match ours.iter().any(on_v2) {
-        true => None,
-        false => hier.unified_hierarchy("unified"),
-    }
+    cgroupfs::Hierarchies::discover().ok()?.membership_unified()
 }
 
 /// A hierarchy by the name `hierarchies()` gives it ("unified" for a

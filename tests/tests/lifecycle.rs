@@ -710,6 +710,17 @@ struct AutoStarted {
     root: tempfile::TempDir,
 }
 
+impl AutoStarted {
+    /// A fresh root under /tmp (its name starting `prefix`), where no
+    /// constellation runs yet.
+    fn new(prefix: &str) -> AutoStarted {
+        let root = tempfile::Builder::new().prefix(prefix).tempdir_in("/tmp");
+        AutoStarted {
+            root: root.unwrap(),
+        }
+    }
+}
+
 impl Drop for AutoStarted {
     fn drop(&mut self) {
         asterism_tests::stop_processes_naming(self.root.path());
@@ -719,12 +730,7 @@ impl Drop for AutoStarted {
 
 #[test]
 fn an_oci_command_starts_the_constellation_when_none_runs() {
-    let auto = AutoStarted {
-        root: tempfile::Builder::new()
-            .prefix("ast-auto-")
-            .tempdir_in("/tmp")
-            .unwrap(),
-    };
+    let auto = AutoStarted::new("ast-auto-");
     let root = auto.root.path();
     let ipc = |args: &[&str]| {
         asterism_tests::run_to_files(
@@ -786,12 +792,7 @@ fn an_oci_command_starts_the_constellation_when_none_runs() {
 #[test]
 fn an_auto_started_init_holds_none_of_its_callers_descriptors() {
     use std::os::fd::AsFd;
-    let auto = AutoStarted {
-        root: tempfile::Builder::new()
-            .prefix("ast-fds-")
-            .tempdir_in("/tmp")
-            .unwrap(),
-    };
+    let auto = AutoStarted::new("ast-fds-");
     let root = auto.root.path();
     // The write end without close-on-exec: ipc inherits it, as a runtime
     // inherits its caller's pipes.

@@ -95,9 +95,8 @@ impl Caps {
             |list: &Option<oci_spec::runtime::Capabilities>, what: &str| -> Result<CapsHashSet> {
                 let mut out = CapsHashSet::new();
                 for cap in list.iter().flatten() {
-                    let name = format!("CAP_{cap}");
-                    let parsed: caps::Capability = name.parse().map_err(|_| {
-                        anyhow::anyhow!("process.capabilities.{what}: unknown capability {name}")
+                    let parsed = cap_of(cap).ok_or_else(|| {
+                        anyhow::anyhow!("process.capabilities.{what}: unknown capability CAP_{cap}")
                     })?;
                     if held.contains(&parsed) {
                         out.insert(parsed);
@@ -126,6 +125,12 @@ impl Caps {
     }
 }
 
+/// The kernel's capability an OCI name stands for (None: this build of
+/// the caps crate knows no such capability).
+fn cap_of(cap: &oci_spec::runtime::Capability) -> Option<caps::Capability> {
+    format!("CAP_{cap}").parse().ok()
+}
+
 /// runtime-spec config.md: a capability that cannot be granted must not
 /// fail the container, and "MUST be logged as a warning". Without a user
 /// namespace, what this runtime does not hold cannot be granted (runc 1.1
@@ -150,7 +155,7 @@ pub fn warn_ungranted(p: &Process) {
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(|cap| format!("CAP_{cap}").parse::<caps::Capability>().ok())
+        .filter_map(cap_of)
         .filter(|cap| !held.contains(cap))
         .map(|cap| cap.to_string())
         .collect();

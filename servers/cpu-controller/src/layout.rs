@@ -369,20 +369,13 @@ impl Layout {
 }
 
 /// On a hybrid host whose cgroup2 mount holds none of the controllers the
-/// servers set (memory's included), the container still gets a cgroup of
-/// its own there, as with runc: `unified`, a hierarchy of membership only.
-/// (Where some of them are on v2, the group is in it already.)
+/// servers set, the container still gets a cgroup of its own there:
+/// `unified`, a hierarchy of membership only (see
+/// `Hierarchies::membership_unified`). Taken after the io and freezer
+/// fallbacks, which may put one of ours on cgroup2.
 fn with_hybrid_unified(mut hier: Hierarchies) -> Hierarchies {
-    let on_v2 = |c: &str| hier.get(c).is_ok_and(|h| h.version == Version::V2);
-    let ours_on_v2 = MANAGED
-        .iter()
-        .map(|c| c.name())
-        .chain(["memory"])
-        .any(on_v2);
-    if !ours_on_v2 {
-        if let Some(h) = hier.unified_hierarchy(Ctl::Unified.name()) {
-            hier.by_controller.insert(h.controller.clone(), h);
-        }
+    if let Some(h) = hier.membership_unified() {
+        hier.by_controller.insert(h.controller.clone(), h);
     }
     hier
 }
