@@ -355,7 +355,7 @@ sed -E 's/[0-9a-f]{64}/ID/' /proc/self/cgroup
 ls -la /proc/keys /proc/timer_list /sys/firmware 2>&1 | awk '{print $1, $NF}'
 awk '{o=""; for (i = 7; $i != "-"; i++) o = o " " $i; print $5 o}' /proc/self/mountinfo | sed -E 's/:[0-9]+//g' | sort
 cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups
-stat -c '%a %u %g %n' / /dev /dev/shm /dev/pts /tmp /proc /sys 2>&1
+stat -c '%a %u %g %n' / /dev /dev/shm /dev/pts /dev/mqueue /tmp /proc /sys 2>&1
 touch /proc/sys/kernel/x 2>&1
 "#;
 

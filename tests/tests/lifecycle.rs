@@ -865,7 +865,11 @@ fn a_non_root_user_and_a_user_namespace_both_get_through_the_exec_fifo() {
     );
 
     let userns = Bundle::busybox_with(
-        &["sh", "-c", "cat /proc/self/uid_map; id -u"],
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map; id -u; stat -c %u:%g /dev/mqueue",
+        ],
         json!({"linux": {
             "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}],
             "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
@@ -882,6 +886,9 @@ fn a_non_root_user_and_a_user_namespace_both_get_through_the_exec_fifo() {
     let map: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(map, ["0", "100000", "65536"], "{text}");
     assert_eq!(text.lines().nth(1), Some("0"));
+    // The ipc namespace's mqueue root belongs to the container's root, as
+    // under runc (its group is the creator's host gid 0, unmapped: 65534).
+    assert_eq!(text.lines().nth(2), Some("0:65534"), "{text}");
 }
 
 #[test]

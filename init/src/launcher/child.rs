@@ -236,7 +236,7 @@ fn start() -> Result<()> {
 
 fn enter_namespaces(req: &LaunchRequest<'_>, prep: &Prepared) -> Result<()> {
     if prep.ns.new_user {
-        namespaces::become_root_in_userns()?;
+        namespaces::become_root_unsharing(prep.ns.unshare_as_root)?;
     }
     namespaces::join_all(&prep.ns)?;
     if prep.ns.new_time {

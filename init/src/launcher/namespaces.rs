@@ -2,12 +2,16 @@
 //! who does it (config-linux.md "Namespaces").
 //!
 //! - New namespaces are created by clone3 itself, all at once, so that with
-//!   a new user namespace every other one is owned by it. Two exceptions:
+//!   a new user namespace every other one is owned by it. Three exceptions:
 //!   cgroup is unshared by the child after the controllers attached it (so
-//!   that the namespace's root is the container's cgroup), and time is
+//!   that the namespace's root is the container's cgroup); time is
 //!   unshared by the child, which writes its offsets and then setns()es
 //!   into its own time_for_children (offsets can only be written before any
-//!   process is inside).
+//!   process is inside); and with a new user namespace, ipc is unshared by
+//!   the child once it is uid 0 there (`become_root_in_userns`), because
+//!   the ipc namespace's mqueue root takes its creator's fsuid and fsgid:
+//!   runc's order (uid 0, the other namespaces, then gid 0) gives
+//!   /dev/mqueue owners 0 and the unmapped 65534, and so do we.
 //! - Joined namespaces (a `path`, or every namespace of `join` for exec) are
 //!   setns()ed by the child, user first so that the rest are joined with the
 //!   capabilities of that user namespace. The pid namespace applies to
@@ -35,6 +39,9 @@ pub struct NsPlan {
     pub clone_flags: u64,
     /// Namespaces the child unshares after joining a user namespace.
     pub unshare_after_join: CloneFlags,
+    /// Namespaces the child unshares in its new user namespace once it is
+    /// uid 0 there (ipc: see the module doc).
+    pub unshare_as_root: CloneFlags,
     /// Joined by the child, user namespace first.
     pub joins: Vec<Join>,
     /// Joined by the parent around clone3.
@@ -157,6 +164,7 @@ impl Default for NsPlan {
         NsPlan {
             clone_flags: 0,
             unshare_after_join: CloneFlags::empty(),
+            unshare_as_root: CloneFlags::empty(),
             joins: Vec::new(),
             pid_join: None,
             new_user: false,
@@ -272,6 +280,7 @@ impl NsPlan {
                 // Must be created by clone3 to hold the container process.
                 T::Pid => self.clone_flags |= flag.bits() as u64,
                 _ if user_joined => self.unshare_after_join |= flag,
+                T::Ipc if self.new_user => self.unshare_as_root |= flag,
                 _ => self.clone_flags |= flag.bits() as u64,
             }
         }
@@ -437,14 +446,31 @@ pub fn join_all(plan: &NsPlan) -> Result<()> {
 /// In a user namespace we entered with mapped ids, act as its root (uid and
 /// gid 0) for the setup, as runc does; the process's own user comes later.
 pub fn become_root_in_userns() -> Result<()> {
-    use nix::unistd::{setresgid, setresuid, Gid, Uid};
-    let zero_g = Gid::from_raw(0);
-    let zero_u = Uid::from_raw(0);
-    setresgid(zero_g, zero_g, zero_g)
-        .context("setresgid(0) in the user namespace (is gid 0 mapped?)")?;
-    setresuid(zero_u, zero_u, zero_u)
-        .context("setresuid(0) in the user namespace (is uid 0 mapped?)")?;
-    Ok(())
+    gid_zero()?;
+    uid_zero()
+}
+
+/// The same in the user namespace clone3 made, unsharing `as_root`
+/// between uid 0 and gid 0 (runc's order: see the module doc on ipc).
+pub fn become_root_unsharing(as_root: CloneFlags) -> Result<()> {
+    uid_zero()?;
+    if !as_root.is_empty() {
+        nix::sched::unshare(as_root)
+            .map_err(|e| creation_error(e, as_root, "create namespaces"))?;
+    }
+    gid_zero()
+}
+
+fn uid_zero() -> Result<()> {
+    let zero = nix::unistd::Uid::from_raw(0);
+    nix::unistd::setresuid(zero, zero, zero)
+        .context("setresuid(0) in the user namespace (is uid 0 mapped?)")
+}
+
+fn gid_zero() -> Result<()> {
+    let zero = nix::unistd::Gid::from_raw(0);
+    nix::unistd::setresgid(zero, zero, zero)
+        .context("setresgid(0) in the user namespace (is gid 0 mapped?)")
 }
 
 /// Child side: a new time namespace with linux.timeOffsets, entered by the
