@@ -44,11 +44,28 @@ fi
 echo "building (release): cargo build --release --workspace --bins" >&2
 cargo build --release --workspace --bins
 ipc_target="$host"
+# ipc's hot functions first (init/ipc.order, made by scripts/ipc-order.sh),
+# laid out by rust-lld, which rustup ships with the toolchain (its gcc-ld
+# directory holds the ld.lld that `cc -fuse-ld=lld` looks for): see
+# scripts/ipc-order.sh for what it saves. Without rust-lld, or for the
+# glibc fallback, ipc links as it did, in the compiler's order.
+gcc_ld="$(rustc --print sysroot)/lib/rustlib/$host/bin/gcc-ld"
+order="$PWD/init/ipc.order"
+link=()
+if [ -x "$gcc_ld/ld.lld" ] && [ -f "$order" ]; then
+  link=(--config "target.$musl.rustflags=[\"-Clink-arg=-fuse-ld=lld\", \"-Clink-arg=-B$gcc_ld\", \"-Clink-arg=-Wl,--symbol-ordering-file=$order\", \"-Clink-arg=-Wl,--no-warn-symbol-ordering\"]")
+else
+  echo "scripts/dist.sh: no rust-lld ($gcc_ld/ld.lld) or no $order: ipc's functions stay in the compiler's order" >&2
+fi
 if have_musl; then
   echo "building (release, $musl, opt-level s): cargo build --release --target $musl -p asterism-init --bin ipc" >&2
   cargo build --release --target "$musl" -p asterism-init --bin ipc \
-    --config 'profile.release.opt-level="s"'
+    --config 'profile.release.opt-level="s"' "${link[@]}"
   ipc_target="$musl"
+  if [ ${#link[@]} -gt 0 ]; then
+    have=$(nm --defined-only "$target/$musl/release/ipc" | awk '{print $3}' | sort -u | comm -12 - <(sort -u "$order") | wc -l)
+    echo "scripts/dist.sh: ipc laid out by init/ipc.order: $have of its $(wc -l <"$order") functions are in this build (scripts/ipc-order.sh remakes it)" >&2
+  fi
 else
   echo "scripts/dist.sh: WARNING: the $musl target is not installed and could not be added; ipc is the $host build" >&2
 fi
