@@ -410,8 +410,9 @@ fn probe_volume(dir: &Path) -> String {
 
 /// Side by side with runc under podman: the same container (the same
 /// flags, a fixed hostname) must look the same from inside, line for
-/// line, whichever of the two runs it. Three sets of flags: most of
-/// podman's run flags at once, --privileged, and a user namespace.
+/// line, whichever of the two runs it. Four sets of flags: most of
+/// podman's run flags at once, --privileged, a user namespace, and the
+/// host's namespaces.
 #[test]
 fn podman_containers_look_the_same_under_ipc_as_under_runc() {
     if Command::new("runc").arg("--version").output().is_err() {
@@ -438,7 +439,10 @@ fn podman_containers_look_the_same_under_ipc_as_under_runc() {
     std::fs::set_permissions(&runc, std::fs::Permissions::from_mode(0o755)).unwrap();
     let volume = probe_volume(d);
     let userns = ["--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536"];
-    let sets: [&[&str]; 3] = [PROBE_FLAGS, &["--privileged"], &userns];
+    // The host's pid, ipc and cgroup namespaces (left out of
+    // linux.namespaces): /proc/self/cgroup then shows the host's paths.
+    let host = ["--pid=host", "--ipc=host", "--cgroupns=host"];
+    let sets: [&[&str]; 4] = [PROBE_FLAGS, &["--privileged"], &userns, &host];
     let opts = p.run_opts();
     for flags in sets {
         let mut v = vec!["run", "--rm", "--hostname", "probe", "-v", &volume];
