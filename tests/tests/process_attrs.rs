@@ -400,3 +400,35 @@ fn block_io_throttles_land_in_the_containers_blkio_group() {
         "blkio groups left"
     );
 }
+
+/// The environment as runc builds it: a name given twice is there once,
+/// with its last value in its first place; an empty HOME is filled in as a
+/// missing one ("/" for a user /etc/passwd does not know), for the
+/// container's process and for an exec'd one.
+#[test]
+fn the_environment_has_each_name_once_and_a_home() {
+    let c = Constellation::start();
+    let env = json!(["PATH=/bin", "A=1", "HOME=", "B=2", "A=3"]);
+    let b = bundle(
+        &["env"],
+        json!({"process": {"env": env, "user": {"uid": 4321, "gid": 4321}}}),
+    );
+    let out = c.ipc_ok(&["run", "--bundle", b.path().to_str().unwrap(), "env1"]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["PATH=/bin", "A=3", "HOME=/", "B=2"]
+    );
+
+    let b = bundle(&["sleep", "60"], json!({}));
+    c.ipc_ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), "env2"]);
+    let process = json!({"args": ["env"], "cwd": "/", "user": {"uid": 4321, "gid": 4321},
+        "env": env});
+    let f = b.path().join("process.json");
+    std::fs::write(&f, process.to_string()).unwrap();
+    let out = c.ipc_ok(&["exec", "--process", f.to_str().unwrap(), "env2"]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["PATH=/bin", "A=3", "HOME=/", "B=2"]
+    );
+    c.ipc_ok(&["delete", "--force", "env2"]);
+}

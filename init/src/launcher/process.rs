@@ -243,20 +243,34 @@ pub fn set_umask(p: &Process) {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(mask & 0o777));
 }
 
-/// The container's environment: process.env, HOME from the container's
-/// /etc/passwd when unset (as runc), and LISTEN_FDS/LISTEN_PID for
-/// preserved fds.
+/// The container's environment as runc makes it: process.env with each
+/// name once (a later entry's value in the first one's place: runc sets
+/// them one by one with Go's os.Setenv into a cleared environment), HOME
+/// from the container's /etc/passwd when unset or empty, and
+/// LISTEN_FDS/LISTEN_PID for preserved fds.
 pub fn environment(p: &Process, preserve_fds: u32) -> Vec<String> {
-    let mut env: Vec<String> = p.env().clone().unwrap_or_default();
-    let has = |env: &[String], key: &str| env.iter().any(|kv| kv.split('=').next() == Some(key));
-    if !has(&env, "HOME") {
-        env.push(format!("HOME={}", home_of(p.user().uid())));
+    let mut env = Vec::new();
+    for kv in p.env().as_deref().unwrap_or_default() {
+        let (key, value) = kv.split_once('=').unwrap_or((kv, ""));
+        set_env(&mut env, key, value);
     }
-    if preserve_fds > 0 && !has(&env, "LISTEN_FDS") {
-        env.push(format!("LISTEN_FDS={preserve_fds}"));
-        env.push(format!("LISTEN_PID={}", std::process::id()));
+    if env_value(&env, "HOME").is_none_or(str::is_empty) {
+        set_env(&mut env, "HOME", &home_of(p.user().uid()));
+    }
+    if preserve_fds > 0 && env_value(&env, "LISTEN_FDS").is_none() {
+        set_env(&mut env, "LISTEN_FDS", &preserve_fds.to_string());
+        set_env(&mut env, "LISTEN_PID", &std::process::id().to_string());
     }
     env
+}
+
+/// `key=value` in the place of `key`'s entry, or at the end.
+fn set_env(env: &mut Vec<String>, key: &str, value: &str) {
+    let entry = format!("{key}={value}");
+    match env.iter_mut().find(|kv| kv.split('=').next() == Some(key)) {
+        Some(kv) => *kv = entry,
+        None => env.push(entry),
+    }
 }
 
 /// The home directory of `uid` in /etc/passwd, "/" if none.
@@ -380,6 +394,27 @@ mod tests {
         assert_eq!(e.to_string(), "exec: \"/etc/passwd\": permission denied");
         let env = vec!["PATH=/usr/bin:/bin".to_string()];
         assert!(lookup("sh", &env).unwrap().ends_with("sh"));
+    }
+
+    #[test]
+    fn the_environment_is_runcs() {
+        let process = |env: &[&str], uid: u32| -> Process {
+            serde_json::from_value(serde_json::json!({
+                "cwd": "/", "user": {"uid": uid, "gid": 0},
+                "env": env,
+            }))
+            .unwrap()
+        };
+        // One entry per name, the last value in the first place.
+        let p = process(&["A=1", "B=2", "A=3", "HOME=/h"], 0);
+        assert_eq!(environment(&p, 0), ["A=3", "B=2", "HOME=/h"]);
+        // An empty HOME is filled in as a missing one ("/" for a uid
+        // /etc/passwd does not have).
+        let p = process(&["HOME=", "X=1"], 4_000_000);
+        assert_eq!(environment(&p, 0), ["HOME=/", "X=1"]);
+        let p = process(&["X=1"], 4_000_000);
+        assert_eq!(environment(&p, 2)[..2], ["X=1", "HOME=/"]);
+        assert_eq!(environment(&p, 2)[2], "LISTEN_FDS=2");
     }
 
     #[test]
