@@ -784,7 +784,7 @@ fn containerd_runs_containers_with_ipc_as_its_runtime() {
     // exec --process --detach --pid-file, kill, delete.
     let fifo = ctd.dir.path().join("fifo");
     let ipc = asterism_tests::bin("ipc");
-    let run = |extra: &[&str], id: &str, cmd: &[&str]| -> Output {
+    let run_on = |binary: &str, root: &str, extra: &[&str], id: &str, cmd: &[&str]| -> Output {
         let cgroup = format!("{parent}/{id}");
         let mut args = vec![
             "run",
@@ -793,9 +793,9 @@ fn containerd_runs_containers_with_ipc_as_its_runtime() {
             "--fifo-dir",
             fifo.to_str().unwrap(),
             "--runc-binary",
-            ipc.to_str().unwrap(),
+            binary,
             "--runc-root",
-            runc_root,
+            root,
             "--cgroup",
             &cgroup,
         ];
@@ -804,6 +804,9 @@ fn containerd_runs_containers_with_ipc_as_its_runtime() {
         args.push(id);
         args.extend_from_slice(cmd);
         ctd.ctr(&args)
+    };
+    let run = |extra: &[&str], id: &str, cmd: &[&str]| -> Output {
+        run_on(ipc.to_str().unwrap(), runc_root, extra, id, cmd)
     };
 
     // Foreground: the output and the exit code.
@@ -889,6 +892,50 @@ fn containerd_runs_containers_with_ipc_as_its_runtime() {
     assert!(stopped.is_some(), "{}", ctd.ok(&["task", "list"]));
     ctd.ok(&["task", "delete", "--force", "ctd2"]);
     ctd.ok(&["containers", "delete", "ctd2"]);
+
+    // Side by side with runc (its state in the test's directory): the probe
+    // reads the same under both, with most of ctr's run flags, and with
+    // --privileged.
+    let volume = probe_volume(ctd.dir.path());
+    let (src, _) = volume.split_once(':').unwrap();
+    let mount = format!("type=bind,src={src},dst=/probe.sh,options=rbind:ro");
+    let runc_state = ctd.dir.path().join("runc-state");
+    let flags: &[&str] = &[
+        "--memory-limit",
+        "67108864",
+        "--cpus",
+        "0.5",
+        "--cpu-shares",
+        "512",
+        "--env",
+        "FOO=1",
+        "--cwd",
+        "/tmp",
+        "--cap-add",
+        "CAP_NET_ADMIN",
+        "--cap-drop",
+        "CAP_CHOWN",
+        "--seccomp",
+        "--read-only",
+        "--device",
+        "/dev/null",
+        "--rootfs-propagation",
+        "rslave",
+    ];
+    for set in [flags, &["--privileged"]] {
+        let seen = |binary: &str, root: &str, id: &str| {
+            let mut extra = vec!["--rm", "--mount", &mount];
+            extra.extend(set);
+            let out = run_on(binary, root, &extra, id, &["sh", "/probe.sh"]);
+            // The probe's last line (a write to /proc/sys) fails: exit 1.
+            asterism_tests::stdout_of_exit(&out, 1)
+        };
+        let theirs = seen("runc", runc_state.to_str().unwrap(), "under-runc");
+        let ours = seen(ipc.to_str().unwrap(), runc_root, "under-ipc");
+        // The probe prints its hostname: ctr names it after the id.
+        let ours = ours.replace("under-ipc", "under-runc");
+        assert_same_probe(&theirs, &ours, set);
+    }
 
     // Nothing left in our constellation, nor below the cgroup parent.
     assert_eq!(c.ipc_json(&["list", "--format", "json"]), json!([]));
