@@ -113,7 +113,7 @@ fn containerd_shim_sequence() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "null");
 }
 
 /// Receives the pty master that `create --console-socket` sends.

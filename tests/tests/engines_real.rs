@@ -668,7 +668,7 @@ fn podman_runs_containers_with_ipc_as_its_runtime() {
     // Nothing of either container is left: no record in our constellation,
     // no group below the parent but podman's own conmon group.
     let list = c.ipc_json(&["list", "--format", "json"]);
-    assert_eq!(list, json!([]));
+    assert_eq!(list, serde_json::Value::Null);
     for d in dirs {
         let left: Vec<_> = asterism_tests::subdirs(d)
             .into_iter()
@@ -938,7 +938,10 @@ fn containerd_runs_containers_with_ipc_as_its_runtime() {
     }
 
     // Nothing left in our constellation, nor below the cgroup parent.
-    assert_eq!(c.ipc_json(&["list", "--format", "json"]), json!([]));
+    assert_eq!(
+        c.ipc_json(&["list", "--format", "json"]),
+        serde_json::Value::Null
+    );
     for d in dirs {
         assert!(
             asterism_tests::subdirs(d).is_empty(),
@@ -1161,7 +1164,7 @@ fn docker_runs_containers_with_ipc_as_its_runtime() {
 
     // Nothing left in the constellation ipc started for docker, nor below
     // the cgroup parent.
-    assert_eq!(ipc(&["list", "--format", "json"]), json!([]));
+    assert_eq!(ipc(&["list", "--format", "json"]), serde_json::Value::Null);
     for d in dirs {
         assert!(
             asterism_tests::subdirs(d).is_empty(),

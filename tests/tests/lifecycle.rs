@@ -670,7 +670,7 @@ fn bad_input_is_refused_clearly_and_leaves_nothing() {
     c.ipc_ok(&["delete", "dup1"]);
     // Nothing left of any of them.
     let list = c.ipc_ok(&["list", "--format", "json"]);
-    assert_eq!(list.trim(), "[]", "{list}");
+    assert_eq!(list.trim(), "null", "{list}");
     let left: Vec<_> = std::fs::read_dir(c.root().join("containers"))
         .unwrap()
         .flatten()
@@ -752,7 +752,7 @@ fn an_oci_command_starts_the_constellation_when_none_runs() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "null");
     // The servers log into init's log at once (debug: a line per request):
     // every line must come out whole, "name[pid] LEVEL: message".
     let bundle = Bundle::busybox_with(&["true"], json!({}));

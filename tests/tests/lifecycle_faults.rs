@@ -187,6 +187,12 @@ fn sigkill_init_and_servers_during_the_lifecycle() {
     let list = asterism_tests::wait_for(Duration::from_secs(20), || {
         let out = ipc(&root, &["list", "--format", "json"]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        // runc's (and our) list of no containers is `null`.
+        let v = if v.is_null() {
+            serde_json::json!([])
+        } else {
+            v
+        };
         let creating = v.as_array()?.iter().any(|s| s["status"] == "creating");
         (!creating).then_some(v)
     })

@@ -48,22 +48,33 @@ pub fn list(root: &Path, format: &str, quiet: bool) -> Result<()> {
         return Ok(());
     }
     match format {
+        // With no container runc prints `null` (Go's nil slice), and so
+        // do we: a script written against runc reads the same.
+        "json" if list.is_empty() => println!("null"),
         "json" => {
-            let v: Vec<_> = list.iter().map(state_value).collect();
+            // runc's list names the owner of the container's state (root
+            // here) where its `state` leaves "owner" empty.
+            let v: Vec<_> = list
+                .iter()
+                .map(|s| {
+                    let mut v = state_value(s);
+                    v["owner"] = owner(s).into();
+                    v
+                })
+                .collect();
             println!("{}", serde_json::to_string(&v)?);
         }
         "table" => {
             let mut rows =
                 vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from)];
             for s in &list {
-                let owner = if s.owner.is_empty() { "root" } else { &s.owner };
                 rows.push([
                     s.id.clone(),
                     s.pid.to_string(),
                     s.status.clone(),
                     s.bundle.clone(),
                     s.created.clone(),
-                    owner.to_string(),
+                    owner(s).to_string(),
                 ]);
             }
             print!("{}", table(&rows));
@@ -71,6 +82,16 @@ pub fn list(root: &Path, format: &str, quiet: bool) -> Result<()> {
         other => bail!("invalid format option {other:?}: use table or json"),
     }
     Ok(())
+}
+
+/// The OWNER of `list`: the user who owns the container's state, root for
+/// init's containers.
+fn owner(s: &ContainerState) -> &str {
+    if s.owner.is_empty() {
+        "root"
+    } else {
+        &s.owner
+    }
 }
 
 /// Columns as runc's `list` lays them out (Go's tabwriter with minimum

@@ -128,7 +128,7 @@ impl Lifecycle {
             .unwrap()
             .get(id)
             .cloned()
-            .ok_or_else(|| Error::not_found(format!("container {id:?} does not exist")))
+            .ok_or_else(|| Error::not_found(format!("container does not exist: {id:?}")))
     }
 
     /// Persists, then publishes in memory.

@@ -1,0 +1,171 @@
+//! `ipc` and Debian's runc side by side on one bundle: the same commands
+//! in the same order give the same exit codes, the same state and list
+//! documents (but for what differs by nature: the pid, the time, the spec
+//! version each implements) and runc's error wording.
+
+use asterism_tests::{Bundle, CgroupsPathPrefix, Constellation};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+
+/// One command's exit code, stdout and stderr.
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Output goes to files, not pipes (`run_to_files`): a created container
+/// keeps the stdio it was given, and would hold a pipe open after its
+/// runtime exits.
+fn ran(cmd: &mut Command) -> Ran {
+    let out = asterism_tests::run_to_files(cmd);
+    Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A state document with what differs by nature set aside.
+fn normal(mut v: Value) -> Value {
+    for key in ["ociVersion", "pid", "created"] {
+        if v.get(key).is_some() {
+            v[key] = json!("-");
+        }
+    }
+    v
+}
+
+/// Runs the script against one runtime (`runtime` and its global flags)
+/// and returns what each step gave: (what, code, normalized output).
+fn script(runtime: &[&str], bundle: &Path) -> Vec<(String, i32, String)> {
+    let b = bundle.to_str().unwrap();
+    let run = |args: &[&str]| ran(Command::new(runtime[0]).args(&runtime[1..]).args(args));
+    let mut seen = Vec::new();
+    let mut step = |what: &str, args: &[&str], shown: &dyn Fn(&Ran) -> String| {
+        let r = run(args);
+        seen.push((what.to_string(), r.code, shown(&r)));
+        r
+    };
+    let json_of = |r: &Ran| -> String {
+        match serde_json::from_str::<Value>(&r.stdout) {
+            Ok(Value::Array(a)) => Value::Array(a.into_iter().map(normal).collect()).to_string(),
+            Ok(v) => normal(v).to_string(),
+            Err(_) => format!("not JSON: {}{}", r.stdout, r.stderr),
+        }
+    };
+    let nothing = |_: &Ran| String::new();
+    // The error message, as runc words it (the part the engines match).
+    let says = |phrase: &'static str| {
+        move |r: &Ran| match r.stderr.contains(phrase) {
+            true => phrase.to_string(),
+            false => format!("stderr without {phrase:?}: {}", r.stderr),
+        }
+    };
+    step("create", &["create", "--bundle", b, "par1"], &nothing);
+    step(
+        "create again",
+        &["create", "--bundle", b, "par1"],
+        &says("already exists"),
+    );
+    step("state", &["state", "par1"], &json_of);
+    step("list json", &["list", "--format", "json"], &json_of);
+    step("list table header", &["list"], &|r: &Ran| {
+        r.stdout.lines().next().unwrap_or_default().to_string()
+    });
+    step("list -q", &["list", "-q"], &|r: &Ran| r.stdout.clone());
+    step("start", &["start", "par1"], &nothing);
+    step(
+        "start again",
+        &["start", "par1"],
+        &says("cannot start an already running container"),
+    );
+    step(
+        "ps json",
+        &["ps", "--format", "json", "par1"],
+        &|r: &Ran| {
+            let pids: Vec<i64> = serde_json::from_str(&r.stdout).unwrap_or_default();
+            format!("{} pids", pids.len())
+        },
+    );
+    step("ps table header", &["ps", "par1"], &|r: &Ran| {
+        r.stdout.lines().next().unwrap_or_default().to_string()
+    });
+    step(
+        "delete running",
+        &["delete", "par1"],
+        &says("cannot delete container par1 that is not stopped: running"),
+    );
+    step(
+        "kill unknown signal",
+        &["kill", "par1", "FOO"],
+        &says("unknown signal"),
+    );
+    step("kill", &["kill", "par1", "KILL"], &nothing);
+    let stopped = asterism_tests::wait_for(std::time::Duration::from_secs(10), || {
+        let r = run(&["state", "par1"]);
+        r.stdout.contains("\"stopped\"").then_some(())
+    });
+    assert!(stopped.is_some(), "{runtime:?}: par1 never stopped");
+    step("state stopped", &["state", "par1"], &json_of);
+    step(
+        "kill stopped",
+        &["kill", "par1", "KILL"],
+        &says("container not running"),
+    );
+    step(
+        "start stopped",
+        &["start", "par1"],
+        &says("cannot start a container that has stopped"),
+    );
+    step("delete", &["delete", "par1"], &nothing);
+    step(
+        "state gone",
+        &["state", "par1"],
+        &says("container does not exist"),
+    );
+    step(
+        "kill gone",
+        &["kill", "par1", "KILL"],
+        &says("container does not exist"),
+    );
+    step(
+        "delete gone",
+        &["delete", "par1"],
+        &says("container does not exist"),
+    );
+    step(
+        "delete --force gone",
+        &["delete", "--force", "par1"],
+        &nothing,
+    );
+    step("list empty", &["list", "--format", "json"], &json_of);
+    seen
+}
+
+#[test]
+fn the_command_line_answers_as_runcs_does() {
+    if Command::new("runc").arg("--version").output().is_err() {
+        panic!("runc is missing: apt-get install runc (scripts/test.sh does)");
+    }
+    let c = Constellation::start();
+    let prefix = CgroupsPathPrefix::new("cli-parity");
+    let bundle = Bundle::busybox_with(
+        &["sleep", "60"],
+        json!({"linux": {"cgroupsPath": format!("{}/par1", prefix.name)}}),
+    );
+    let runc_root = tempfile::tempdir().unwrap();
+    let runc = ["runc", "--root", runc_root.path().to_str().unwrap()];
+    let ipc = asterism_tests::bin("ipc");
+    let ours = [ipc.to_str().unwrap(), "--root", c.root().to_str().unwrap()];
+    let theirs = script(&runc, bundle.path());
+    let mine = script(&ours, bundle.path());
+    let differ: Vec<String> = theirs
+        .iter()
+        .zip(&mine)
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("{}:\n  runc: {} {}\n  ipc:  {} {}", a.0, a.1, a.2, b.1, b.2))
+        .collect();
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+}
