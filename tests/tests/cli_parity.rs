@@ -39,7 +39,7 @@ fn normal(mut v: Value) -> Value {
 
 /// Runs the script against one runtime (`runtime` and its global flags)
 /// and returns what each step gave: (what, code, normalized output).
-fn script(runtime: &[&str], bundle: &Path) -> Vec<(String, i32, String)> {
+fn script(runtime: &[&str], bundle: &Path, bundles: &Bundles) -> Vec<(String, i32, String)> {
     let b = bundle.to_str().unwrap();
     let run = |args: &[&str]| ran(Command::new(runtime[0]).args(&runtime[1..]).args(args));
     let mut seen = Vec::new();
@@ -141,7 +141,47 @@ fn script(runtime: &[&str], bundle: &Path) -> Vec<(String, i32, String)> {
         &nothing,
     );
     step("list empty", &["list", "--format", "json"], &json_of);
+
+    // run in the foreground, exec, pause and resume, forced delete.
+    let exit3 = bundles.exit3.to_str().unwrap();
+    let missing = bundles.missing.to_str().unwrap();
+    step("run exit 3", &["run", "--bundle", exit3, "par2"], &nothing);
+    step(
+        "run missing command",
+        &["run", "--bundle", missing, "par3"],
+        &says("executable file not found in $PATH"),
+    );
+    step(
+        "state after failed run",
+        &["state", "par3"],
+        &says("container does not exist"),
+    );
+    step("bad id", &["create", "--bundle", b, "a/b"], &nothing);
+    step("run -d", &["run", "-d", "--bundle", b, "par4"], &nothing);
+    step(
+        "exec exit 5",
+        &["exec", "par4", "sh", "-c", "exit 5"],
+        &nothing,
+    );
+    step(
+        "exec missing command",
+        &["exec", "par4", "nosuchcmd"],
+        &says("executable file not found in $PATH"),
+    );
+    step("pause", &["pause", "par4"], &nothing);
+    step("state paused", &["state", "par4"], &json_of);
+    step("resume", &["resume", "par4"], &nothing);
+    step("resume running", &["resume", "par4"], &says("not paused"));
+    step("kill --all", &["kill", "--all", "par4", "TERM"], &nothing);
+    step("delete --force", &["delete", "--force", "par4"], &nothing);
+    step("list empty again", &["list", "--format", "json"], &json_of);
     seen
+}
+
+/// The script's bundles: `sleep 60`, `exit 3`, a command the rootfs lacks.
+struct Bundles {
+    exit3: std::path::PathBuf,
+    missing: std::path::PathBuf,
 }
 
 #[test]
@@ -155,12 +195,26 @@ fn the_command_line_answers_as_runcs_does() {
         &["sleep", "60"],
         json!({"linux": {"cgroupsPath": format!("{}/par1", prefix.name)}}),
     );
+    let with = |args: &[&str], id: &str| {
+        Bundle::busybox_with(
+            args,
+            json!({"linux": {"cgroupsPath": format!("{}/{id}", prefix.name)}}),
+        )
+    };
+    let (exit3, missing) = (
+        with(&["sh", "-c", "exit 3"], "par2"),
+        with(&["nosuchcmd"], "par3"),
+    );
+    let bundles = Bundles {
+        exit3: exit3.path().to_path_buf(),
+        missing: missing.path().to_path_buf(),
+    };
     let runc_root = tempfile::tempdir().unwrap();
     let runc = ["runc", "--root", runc_root.path().to_str().unwrap()];
     let ipc = asterism_tests::bin("ipc");
     let ours = [ipc.to_str().unwrap(), "--root", c.root().to_str().unwrap()];
-    let theirs = script(&runc, bundle.path());
-    let mine = script(&ours, bundle.path());
+    let theirs = script(&runc, bundle.path(), &bundles);
+    let mine = script(&ours, bundle.path(), &bundles);
     let differ: Vec<String> = theirs
         .iter()
         .zip(&mine)

@@ -39,7 +39,7 @@ fn main() -> std::process::ExitCode {
             if let Some(path) = log {
                 asterism_init::cli::write_log(&path, json, &msg);
             }
-            std::process::ExitCode::from(1)
+            std::process::ExitCode::from(asterism_init::cli::oci::FailedWith::exit_code_of(&e))
         }
     }
 }

@@ -222,6 +222,34 @@ pub struct UpdateArgs {
     pub mem_bw_schema: Option<String>,
 }
 
+/// A failed command whose exit code is not 1: `exec` fails with 255 as
+/// runc's does, so that its own failure (no such container, a command
+/// not found) is told apart from the exit code of the process it ran.
+#[derive(Debug)]
+pub struct FailedWith {
+    pub exit_code: u8,
+    pub error: anyhow::Error,
+}
+
+impl FailedWith {
+    fn code(exit_code: u8, error: anyhow::Error) -> anyhow::Error {
+        FailedWith { exit_code, error }.into()
+    }
+
+    /// The exit code for a command that failed with `e`.
+    pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+        e.downcast_ref::<FailedWith>().map_or(1, |f| f.exit_code)
+    }
+}
+
+impl std::fmt::Display for FailedWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl std::error::Error for FailedWith {}
+
 /// Runs one OCI command; Ok(code) is the process exit code.
 pub fn run(root: &std::path::Path, cmd: OciCmd) -> anyhow::Result<i32> {
     match cmd {
@@ -233,7 +261,8 @@ pub fn run(root: &std::path::Path, cmd: OciCmd) -> anyhow::Result<i32> {
         }
         OciCmd::Delete { id, force } => manage::delete(root, &id, force).map(|_| 0),
         OciCmd::Run(a) => create::run(root, &a),
-        OciCmd::Exec(a) => create::exec(root, &a),
+        // runc's exec fails with 255, apart from any code of the process.
+        OciCmd::Exec(a) => create::exec(root, &a).map_err(|e| FailedWith::code(255, e)),
         OciCmd::List { format, quiet } => inspect::list(root, &format, quiet).map(|_| 0),
         OciCmd::Ps {
             id,
