@@ -203,6 +203,12 @@ pub struct CpuStat {
     pub pids_max: Option<u64>,
     pub frozen: bool,
     pub pids: Vec<i32>,
+    /// CPU time per CPU in nanoseconds: total, user and system
+    /// (cgroup v1's cpuacct.usage_percpu{,_user,_sys}); empty on v2,
+    /// which does not count per CPU.
+    pub percpu_ns: Vec<u64>,
+    pub percpu_user_ns: Vec<u64>,
+    pub percpu_system_ns: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

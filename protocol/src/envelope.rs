@@ -10,8 +10,9 @@
 use crate::Error;
 use serde::{Deserialize, Serialize};
 
-/// Bumped whenever a change is not append-only.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Bumped whenever a change is not append-only (2: CpuStat and
+/// MemoryStat gained the per-CPU times and v1's other memory accounts).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest message a peer may send; larger ones are refused.
 pub const MAX_MESSAGE: usize = 1 << 20;

@@ -130,6 +130,20 @@ pub struct MemoryStat {
     pub pids: Vec<i32>,
     /// The main memory.stat counters (anon, file, kernel, shmem, ...), bytes.
     pub counters: Vec<(String, u64)>,
+    /// cgroup v1's other accounts, each as the kernel names its files
+    /// ("memsw": memory and swap, "kmem": kernel memory, "kmem.tcp": TCP
+    /// buffers), where the kernel has them; none on v2.
+    pub accounts: Vec<(String, Account)>,
+}
+
+/// One v1 account's `<name>.usage_in_bytes`, `.max_usage_in_bytes`,
+/// `.limit_in_bytes` and `.failcnt`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub usage: u64,
+    pub max: u64,
+    pub limit: u64,
+    pub failcnt: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

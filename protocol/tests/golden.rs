@@ -77,6 +77,15 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
         oom_kills: 5,
         pids: vec![6],
         counters: vec![("anon".into(), 7)],
+        accounts: vec![(
+            "kmem".into(),
+            protocol::memory::Account {
+                usage: 8,
+                max: 9,
+                limit: 10,
+                failcnt: 11,
+            },
+        )],
     };
     let cs = CpuStat {
         id: "g".into(),
@@ -90,6 +99,9 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
         pids_max: Some(8),
         frozen: true,
         pids: vec![9],
+        percpu_ns: vec![10, 11],
+        percpu_user_ns: vec![12],
+        percpu_system_ns: vec![],
     };
     let st = ServerStatus {
         name: "s".into(),

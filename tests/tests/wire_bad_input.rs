@@ -85,7 +85,9 @@ fn garbage_hello_is_refused() {
     let c = Constellation::start();
     let pid = c.server_pid(SERVER);
     let conn = connect(&c);
-    let e = hello_answer(&conn, &[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).unwrap_err();
+    // Our version (a one-byte varint), then a client name that is not one.
+    let version = PROTOCOL_VERSION as u8;
+    let e = hello_answer(&conn, &[version, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).unwrap_err();
     assert_eq!(e.kind, ErrorKind::InvalidArgument);
     assert!(e.message.contains("malformed hello"), "{e}");
     assert_eq!(c.server_pid(SERVER), pid);

@@ -166,7 +166,8 @@ pub fn ps(root: &Path, id: &str, format: &str, ps_args: &[String]) -> Result<()>
     Ok(())
 }
 
-/// runc's stats event: {"type":"stats","id":..,"data":{cpu, memory, pids}}.
+/// runc's stats event: {"type":"stats","id":..,"data":{cpu, pids, memory}},
+/// with runc's names and its Go `omitempty`s (a zero count is left out).
 fn stats_event(root: &Path, id: &str) -> Result<serde_json::Value> {
     let InitResponse::Stats(st) =
         init_client(root)?.call(InitRequest::Stats { id: id.into() }, None)?
@@ -175,21 +176,89 @@ fn stats_event(root: &Path, id: &str) -> Result<serde_json::Value> {
     };
     let mut data = serde_json::json!({});
     if let Some(c) = &st.cpu {
-        data["cpu"] = serde_json::json!({
-            "usage": {"total": c.usage_us * 1000, "kernel": c.system_us * 1000, "user": c.user_us * 1000},
-            "throttling": {"periods": c.nr_periods, "throttledPeriods": c.nr_throttled, "throttledTime": c.throttled_us * 1000},
-        });
-        data["pids"] =
-            serde_json::json!({"current": c.pids_current, "limit": c.pids_max.unwrap_or(0)});
+        data["cpu"] = cpu_stats(c);
+        data["pids"] = omit_zeros(
+            serde_json::json!({"current": c.pids_current, "limit": c.pids_max.unwrap_or(0)}),
+            &["current", "limit"],
+        );
     }
     if let Some(m) = &st.memory {
-        data["memory"] = serde_json::json!({
-            "usage": {"limit": m.limit_bytes.unwrap_or(u64::MAX), "usage": m.usage_bytes, "max": m.peak_bytes, "failcnt": m.oom_events},
-            "raw": m.counters.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
-            "oom_kills": m.oom_kills,
-        });
+        data["memory"] = memory_stats(m);
     }
     Ok(serde_json::json!({"type": "stats", "id": id, "data": data}))
+}
+
+/// `v` without the `keys` whose value is 0 or an empty list.
+fn omit_zeros(mut v: serde_json::Value, keys: &[&str]) -> serde_json::Value {
+    if let Some(map) = v.as_object_mut() {
+        map.retain(|k, x| {
+            let empty = x.as_u64() == Some(0) || x.as_array().is_some_and(|a| a.is_empty());
+            !(keys.contains(&k.as_str()) && empty)
+        });
+    }
+    v
+}
+
+fn cpu_stats(c: &protocol::cpu::CpuStat) -> serde_json::Value {
+    let usage = serde_json::json!({
+        "total": c.usage_us * 1000,
+        "percpu": c.percpu_ns,
+        "percpu_kernel": c.percpu_system_ns,
+        "percpu_user": c.percpu_user_ns,
+        "kernel": c.system_us * 1000,
+        "user": c.user_us * 1000,
+    });
+    let throttling = serde_json::json!({
+        "periods": c.nr_periods,
+        "throttledPeriods": c.nr_throttled,
+        "throttledTime": c.throttled_us * 1000,
+    });
+    serde_json::json!({
+        "usage": omit_zeros(usage, &["total", "percpu", "percpu_kernel", "percpu_user"]),
+        "throttling": omit_zeros(throttling, &["periods", "throttledPeriods", "throttledTime"]),
+    })
+}
+
+fn memory_stats(m: &protocol::memory::MemoryStat) -> serde_json::Value {
+    let entry = |a: &protocol::memory::Account| {
+        omit_zeros(
+            serde_json::json!({"limit": a.limit, "usage": a.usage, "max": a.max, "failcnt": a.failcnt}),
+            &["usage", "max"],
+        )
+    };
+    let account = |name: &str| {
+        m.accounts
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| entry(a))
+    };
+    // v1 has its own account for memory (with failcnt); v2's figures
+    // come from memory.current, .peak and .max.
+    let usage = account("memory").unwrap_or_else(|| {
+        entry(&protocol::memory::Account {
+            usage: m.usage_bytes,
+            max: m.peak_bytes,
+            limit: m.limit_bytes.unwrap_or(u64::MAX),
+            failcnt: m.oom_events,
+        })
+    });
+    let counter = |name: &str| m.counters.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+    let mut v = serde_json::json!({
+        "cache": counter("cache").or_else(|| counter("file")).unwrap_or(0),
+        "usage": usage,
+        "raw": m.counters.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+        "oom_kills": m.oom_kills,
+    });
+    for (name, key) in [
+        ("memsw", "swap"),
+        ("kmem", "kernel"),
+        ("kmem.tcp", "kernelTCP"),
+    ] {
+        if let Some(e) = account(name) {
+            v[key] = e;
+        }
+    }
+    omit_zeros(v, &["cache"])
 }
 
 pub fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<()> {

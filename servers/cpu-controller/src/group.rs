@@ -170,6 +170,7 @@ pub fn read_limits(layout: &Layout, rel: &Path, requested: &CpuLimits) -> Result
 pub fn stat(layout: &Layout, rel: &Path, id: &str) -> Result<CpuStat, Error> {
     let cpu = layout.need(Ctl::Cpu, "stat")?;
     let cpu_dir = cpu.dir(rel);
+    let (mut percpu_ns, mut percpu_user_ns, mut percpu_system_ns) = (vec![], vec![], vec![]);
     let (usage, user, system, periods, throttled, throttled_us) = match cpu.version {
         Version::V2 => {
             let s = v2::cpu_stat(&cpu_dir)?;
@@ -177,7 +178,11 @@ pub fn stat(layout: &Layout, rel: &Path, id: &str) -> Result<CpuStat, Error> {
         }
         Version::V1 => {
             let acct = layout.need(Ctl::Cpuacct, "CPU usage on cgroup v1")?;
-            let (u, us, sy) = v1::usage(&acct.dir(rel))?;
+            let acct_dir = acct.dir(rel);
+            let (u, us, sy) = v1::usage(&acct_dir)?;
+            percpu_ns = v1::percpu(&acct_dir, "cpuacct.usage_percpu")?;
+            percpu_user_ns = v1::percpu(&acct_dir, "cpuacct.usage_percpu_user")?;
+            percpu_system_ns = v1::percpu(&acct_dir, "cpuacct.usage_percpu_sys")?;
             let (p, t, tu) = v1::throttling(&cpu_dir)?;
             (u, us, sy, p, t, tu)
         }
@@ -205,6 +210,9 @@ pub fn stat(layout: &Layout, rel: &Path, id: &str) -> Result<CpuStat, Error> {
         pids_max,
         frozen: is_frozen(layout, rel)?,
         pids: procs(layout, rel)?,
+        percpu_ns,
+        percpu_user_ns,
+        percpu_system_ns,
     })
 }
 

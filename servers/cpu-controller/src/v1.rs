@@ -168,6 +168,22 @@ pub fn usage(dir: &CgroupDir) -> Result<(u64, u64, u64), Error> {
     ))
 }
 
+/// A cpuacct per-CPU file (nanoseconds, one figure per possible CPU);
+/// empty where the kernel has no such file (usage_percpu_user and _sys
+/// came in 4.7).
+pub fn percpu(dir: &CgroupDir, file: &str) -> Result<Vec<u64>, Error> {
+    if !dir.has_file(file) {
+        return Ok(vec![]);
+    }
+    let text = dir.read_string(file)?;
+    text.split_whitespace()
+        .map(|n| {
+            n.parse()
+                .map_err(|_| Error::internal(format!("{file}: {n:?} is not a number")))
+        })
+        .collect()
+}
+
 fn clock_ticks() -> u64 {
     match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
         Ok(Some(t)) if t > 0 => t as u64,

@@ -214,6 +214,7 @@ impl Backend for V1 {
             oom_kills: dir.read_key(OOM_CONTROL, "oom_kill")?,
             pids: dir.procs()?,
             counters: super::stat_counters(dir)?,
+            accounts: accounts(dir)?,
         })
     }
 
@@ -224,4 +225,26 @@ impl Backend for V1 {
     fn oom_counters(&self, dir: &CgroupDir) -> Result<(Option<u64>, u64), Error> {
         Ok((None, dir.read_key(OOM_CONTROL, "oom_kill")?))
     }
+}
+
+/// The v1 accounts the kernel keeps for the group (`memory`, `memsw` with
+/// swap accounting on, `kmem` and `kmem.tcp` where built in), as runc's
+/// stats report them.
+fn accounts(dir: &CgroupDir) -> Result<Vec<(String, protocol::memory::Account)>, Error> {
+    let mut out = vec![];
+    for name in ["memory", "memory.memsw", "memory.kmem", "memory.kmem.tcp"] {
+        if !dir.has_file(&format!("{name}.usage_in_bytes")) {
+            continue;
+        }
+        let read = |what: &str| dir.read_u64(&format!("{name}.{what}"));
+        let account = protocol::memory::Account {
+            usage: read("usage_in_bytes")?,
+            max: read("max_usage_in_bytes")?,
+            limit: read("limit_in_bytes")?,
+            failcnt: read("failcnt")?,
+        };
+        let short = name.strip_prefix("memory.").unwrap_or(name);
+        out.push((short.to_string(), account));
+    }
+    Ok(out)
 }

@@ -259,6 +259,7 @@ impl Backend for V2 {
             oom_kills: kills,
             pids: dir.procs()?,
             counters: super::stat_counters(dir)?,
+            accounts: vec![],
         })
     }
 
