@@ -415,17 +415,11 @@ fn probe_volume(dir: &Path) -> String {
 /// host's namespaces.
 #[test]
 fn podman_containers_look_the_same_under_ipc_as_under_runc() {
-    if Command::new("runc").arg("--version").output().is_err() {
-        panic!("runc is missing: apt-get install runc (scripts/test.sh does)");
-    }
-    let Some(s) = Setup::new("parity") else {
+    let Some(x) = Parity::new("parity") else {
         return;
     };
-    let p = &s.p;
-    let image = import_busybox(p);
+    let (p, image, runc, volume) = (&x.s.p, x.image, &x.runc, &x.volume);
     let d = p.dir.path();
-    let runc = runc_beside(d);
-    let volume = probe_volume(d);
     let userns = ["--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536"];
     // The host's pid, ipc and cgroup namespaces (left out of
     // linux.namespaces): /proc/self/cgroup then shows the host's paths.
@@ -442,7 +436,35 @@ fn podman_containers_look_the_same_under_ipc_as_under_runc() {
             // The probe's last line (a write to /proc/sys) fails: exit 1.
             asterism_tests::stdout_of_exit(&out, 1)
         };
-        assert_same_probe(&seen(&runc), &seen(&d.join("ipc-runtime")), flags);
+        assert_same_probe(&seen(runc), &seen(&d.join("ipc-runtime")), flags);
+    }
+}
+
+/// What a side-by-side test with runc under podman starts from: the
+/// podman setup, its busybox image, a runc beside podman's state, and the
+/// probe's -v argument.
+struct Parity {
+    s: Setup,
+    image: &'static str,
+    runc: PathBuf,
+    volume: String,
+}
+
+impl Parity {
+    fn new(tag: &str) -> Option<Parity> {
+        if Command::new("runc").arg("--version").output().is_err() {
+            panic!("runc is missing: apt-get install runc (scripts/test.sh does)");
+        }
+        let s = Setup::new(tag)?;
+        let image = import_busybox(&s.p);
+        let runc = runc_beside(s.p.dir.path());
+        let volume = probe_volume(s.p.dir.path());
+        Some(Parity {
+            s,
+            image,
+            runc,
+            volume,
+        })
     }
 }
 
@@ -466,17 +488,11 @@ fn runc_beside(dir: &Path) -> PathBuf {
 /// rlimits, mounts, cgroups, what the exec'd process joined and was given.
 #[test]
 fn podman_exec_looks_the_same_under_ipc_as_under_runc() {
-    if Command::new("runc").arg("--version").output().is_err() {
-        panic!("runc is missing: apt-get install runc (scripts/test.sh does)");
-    }
-    let Some(s) = Setup::new("exec-parity") else {
+    let Some(x) = Parity::new("exec-parity") else {
         return;
     };
-    let p = &s.p;
-    let image = import_busybox(p);
+    let (p, image, runc, volume) = (&x.s.p, x.image, &x.runc, &x.volume);
     let d = p.dir.path();
-    let runc = runc_beside(d);
-    let volume = probe_volume(d);
     let opts = p.run_opts();
     let seen = |runtime: &Path, name: &str| {
         let mut v = vec![
@@ -512,7 +528,7 @@ fn podman_exec_looks_the_same_under_ipc_as_under_runc() {
         asterism_tests::stdout_of_exit(&out, 0);
         text
     };
-    let theirs = seen(&runc, "under-runc");
+    let theirs = seen(runc, "under-runc");
     let ours = seen(&d.join("ipc-runtime"), "under-ipc");
     // runc 1.1 races Go's own raise of RLIMIT_NOFILE in `runc exec` and
     // often leaves the soft limit at the hard one (opencontainers/runc#4195,
