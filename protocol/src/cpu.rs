@@ -209,6 +209,34 @@ pub struct CpuStat {
     pub percpu_ns: Vec<u64>,
     pub percpu_user_ns: Vec<u64>,
     pub percpu_system_ns: Vec<u64>,
+    /// The group's cpuset, where the cpuset controller is mounted.
+    pub cpuset: Option<CpusetStat>,
+    /// Block I/O done by the group, as the kernel counts it per device
+    /// and operation, where blkio (v1) or io (v2) is mounted.
+    pub block_io: Vec<BlockIoStat>,
+}
+
+/// cpuset.cpus and cpuset.mems (v2: their `.effective`), and on v1 the
+/// group's other cpuset files with one number each (cpu_exclusive,
+/// mem_hardwall, sched_load_balance, ...), by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpusetStat {
+    pub cpus: Vec<u32>,
+    pub mems: Vec<u32>,
+    pub flags: Vec<(String, i64)>,
+}
+
+/// One figure of block I/O: `file` is what counted it (v1's
+/// "throttle.io_service_bytes_recursive" or "throttle.io_serviced_recursive"),
+/// `op` the operation as that file names it ("Read", "Write", "Sync",
+/// "Async", "Discard", "Total").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockIoStat {
+    pub file: String,
+    pub major: u64,
+    pub minor: u64,
+    pub op: String,
+    pub value: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

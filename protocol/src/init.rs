@@ -215,7 +215,7 @@ pub enum InitResponse {
     State(ContainerState),
     Containers(Vec<ContainerState>),
     Pids(Vec<i32>),
-    Stats(ContainerStats),
+    Stats(Box<ContainerStats>),
     /// The answer to Prepare. fds ride along: one per `joins` entry, in
     /// order, then the network namespace when `netns` is true.
     Prepared {

@@ -102,6 +102,18 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
         percpu_ns: vec![10, 11],
         percpu_user_ns: vec![12],
         percpu_system_ns: vec![],
+        cpuset: Some(protocol::cpu::CpusetStat {
+            cpus: vec![0, 1],
+            mems: vec![0],
+            flags: vec![("cpu_exclusive".into(), 0)],
+        }),
+        block_io: vec![protocol::cpu::BlockIoStat {
+            file: "throttle.io_serviced_recursive".into(),
+            major: 8,
+            minor: 0,
+            op: "Read".into(),
+            value: 13,
+        }],
     };
     let st = ServerStatus {
         name: "s".into(),
@@ -456,10 +468,10 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
         ("InitResponse::Pids", e(&InitResponse::Pids(vec![1, 2]))),
         (
             "InitResponse::Stats",
-            e(&InitResponse::Stats(ContainerStats {
+            e(&InitResponse::Stats(Box::new(ContainerStats {
                 memory: None,
                 cpu: None,
-            })),
+            }))),
         ),
         (
             "InitEvent::ContainerExited",

@@ -177,6 +177,10 @@ fn stats_event(root: &Path, id: &str) -> Result<serde_json::Value> {
     let mut data = serde_json::json!({});
     if let Some(c) = &st.cpu {
         data["cpu"] = cpu_stats(c);
+        if let Some(set) = &c.cpuset {
+            data["cpuset"] = cpuset_stats(set);
+        }
+        data["blkio"] = block_io_stats(&c.block_io);
         data["pids"] = omit_zeros(
             serde_json::json!({"current": c.pids_current, "limit": c.pids_max.unwrap_or(0)}),
             &["current", "limit"],
@@ -217,6 +221,41 @@ fn cpu_stats(c: &protocol::cpu::CpuStat) -> serde_json::Value {
         "usage": omit_zeros(usage, &["total", "percpu", "percpu_kernel", "percpu_user"]),
         "throttling": omit_zeros(throttling, &["periods", "throttledPeriods", "throttledTime"]),
     })
+}
+
+/// runc's cpuset block: the lists (left out when empty) and the flags.
+fn cpuset_stats(set: &protocol::cpu::CpusetStat) -> serde_json::Value {
+    let mut v = serde_json::json!({"cpus": set.cpus, "mems": set.mems});
+    for (name, n) in &set.flags {
+        v[name.as_str()] = (*n).into();
+    }
+    omit_zeros(v, &["cpus", "mems"])
+}
+
+/// runc's blkio block: one list per counter file, each entry
+/// {major, minor, op, value} with a zero minor or value left out.
+fn block_io_stats(entries: &[protocol::cpu::BlockIoStat]) -> serde_json::Value {
+    let mut v = serde_json::json!({});
+    for (file, key) in [
+        (
+            "throttle.io_service_bytes_recursive",
+            "ioServiceBytesRecursive",
+        ),
+        ("throttle.io_serviced_recursive", "ioServicedRecursive"),
+    ] {
+        let list: Vec<_> = entries
+            .iter()
+            .filter(|e| e.file == file)
+            .map(|e| {
+                let entry = serde_json::json!({"major": e.major, "minor": e.minor, "op": e.op, "value": e.value});
+                omit_zeros(entry, &["minor", "value"])
+            })
+            .collect();
+        if !list.is_empty() {
+            v[key] = list.into();
+        }
+    }
+    v
 }
 
 fn memory_stats(m: &protocol::memory::MemoryStat) -> serde_json::Value {

@@ -889,10 +889,10 @@ impl Lifecycle {
                 "container {id} is stopped: no stats"
             )));
         }
-        Ok(InitResponse::Stats(ContainerStats {
+        Ok(InitResponse::Stats(Box::new(ContainerStats {
             memory: self.servers.memory_stat(id).ok(),
             cpu: self.servers.cpu_stat(id).ok(),
-        }))
+        })))
     }
 
     // ---- run --detach ----

@@ -6,7 +6,7 @@ use crate::common;
 use crate::layout::{Ctl, Layout, Mount};
 use crate::{v1, v2};
 use cgroupfs::{CgroupDir, Version};
-use protocol::cpu::{BlockIo, CpuLimits, CpuStat, DeviceRule};
+use protocol::cpu::{BlockIo, BlockIoStat, CpuLimits, CpuStat, CpusetStat, DeviceRule};
 use protocol::memory::Limit;
 use protocol::Error;
 use std::path::Path;
@@ -213,7 +213,73 @@ pub fn stat(layout: &Layout, rel: &Path, id: &str) -> Result<CpuStat, Error> {
         percpu_ns,
         percpu_user_ns,
         percpu_system_ns,
+        cpuset: cpuset_stat(layout, rel)?,
+        block_io: block_io_stat(layout, rel)?,
     })
+}
+
+/// The group's cpuset as runc's stats show it.
+fn cpuset_stat(layout: &Layout, rel: &Path) -> Result<Option<CpusetStat>, Error> {
+    let Some(m) = layout.mount_of(Ctl::Cpuset) else {
+        return Ok(None);
+    };
+    let dir = m.dir(rel);
+    let list = |file: &str| -> Result<Vec<u32>, Error> {
+        let text = dir.read_string(file)?;
+        match text.trim() {
+            "" => Ok(vec![]),
+            t => crate::limits::parse_list(file, t),
+        }
+    };
+    let stat = match m.version {
+        Version::V1 => {
+            let mut flags = vec![];
+            for name in v1::CPUSET_FLAGS {
+                let file = format!("cpuset.{name}");
+                if dir.has_file(&file) {
+                    let text = dir.read_string(&file)?;
+                    let n = text.trim().parse().map_err(|_| {
+                        Error::internal(format!("{file}: {:?} is not a number", text.trim()))
+                    })?;
+                    flags.push((name.to_string(), n));
+                }
+            }
+            CpusetStat {
+                cpus: list("cpuset.cpus")?,
+                mems: list("cpuset.mems")?,
+                flags,
+            }
+        }
+        Version::V2 => CpusetStat {
+            cpus: list("cpuset.cpus.effective")?,
+            mems: list("cpuset.mems.effective")?,
+            flags: vec![],
+        },
+    };
+    Ok(Some(stat))
+}
+
+/// Block I/O by device and operation: v1's throttle counters (which every
+/// blkio hierarchy has, whatever the I/O scheduler). None from v2 yet.
+fn block_io_stat(layout: &Layout, rel: &Path) -> Result<Vec<BlockIoStat>, Error> {
+    let Some(m) = layout.mount_of(Ctl::Blkio) else {
+        return Ok(vec![]);
+    };
+    if m.version != Version::V1 {
+        return Ok(vec![]);
+    }
+    let dir = m.dir(rel);
+    let mut out = vec![];
+    for file in [
+        "throttle.io_service_bytes_recursive",
+        "throttle.io_serviced_recursive",
+    ] {
+        let name = format!("blkio.{file}");
+        if dir.has_file(&name) {
+            out.extend(v1::block_io_lines(file, &dir.read_string(&name)?));
+        }
+    }
+    Ok(out)
 }
 
 pub fn is_frozen(layout: &Layout, rel: &Path) -> Result<bool, Error> {

@@ -3,7 +3,7 @@
 
 use crate::common::{self, wait_until};
 use cgroupfs::CgroupDir;
-use protocol::cpu::CpuLimits;
+use protocol::cpu::{BlockIoStat, CpuLimits};
 use protocol::memory::Limit;
 use protocol::Error;
 use std::time::Duration;
@@ -180,6 +180,38 @@ pub fn percpu(dir: &CgroupDir, file: &str) -> Result<Vec<u64>, Error> {
         .map(|n| {
             n.parse()
                 .map_err(|_| Error::internal(format!("{file}: {n:?} is not a number")))
+        })
+        .collect()
+}
+
+/// The v1 cpuset files with one number each, as runc's stats name them.
+pub const CPUSET_FLAGS: [&str; 9] = [
+    "cpu_exclusive",
+    "mem_exclusive",
+    "mem_hardwall",
+    "memory_migrate",
+    "memory_pressure",
+    "memory_spread_page",
+    "memory_spread_slab",
+    "sched_load_balance",
+    "sched_relax_domain_level",
+];
+
+/// The "MAJOR:MINOR Op value" lines of a blkio counter file; its last
+/// line, "Total N" over every device, is left out (as runc leaves it).
+pub fn block_io_lines(file: &str, text: &str) -> Vec<BlockIoStat> {
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let (dev, op, value) = (f.next()?, f.next()?, f.next()?);
+            let (major, minor) = dev.split_once(':')?;
+            Some(BlockIoStat {
+                file: file.to_string(),
+                major: major.parse().ok()?,
+                minor: minor.parse().ok()?,
+                op: op.to_string(),
+                value: value.parse().ok()?,
+            })
         })
         .collect()
 }

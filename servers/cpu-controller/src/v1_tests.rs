@@ -1223,3 +1223,26 @@ fn a_block_io_update_cut_by_a_crash_is_finished_at_restart() {
     .unwrap();
     assert!(!rig.dir(Ctl::Blkio, "io").exists());
 }
+
+/// blkio's counter files: a line per device and operation, then a
+/// "Total" over every device, which is not a device's and is left out.
+#[test]
+fn block_io_lines_are_devices_and_operations() {
+    let text = "8:0 Read 4096\n8:0 Write 0\n254:16 Total 12\nTotal 4108\n";
+    let got = crate::v1::block_io_lines("throttle.io_serviced_recursive", text);
+    let seen: Vec<_> = got
+        .iter()
+        .map(|e| (e.major, e.minor, e.op.as_str(), e.value))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (8, 0, "Read", 4096),
+            (8, 0, "Write", 0),
+            (254, 16, "Total", 12)
+        ]
+    );
+    assert!(got
+        .iter()
+        .all(|e| e.file == "throttle.io_serviced_recursive"));
+}
