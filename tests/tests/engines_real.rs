@@ -340,7 +340,7 @@ impl Setup {
 /// What a container sees of itself, as text to compare between runtimes:
 /// ids, capabilities, rlimits, every mount (point, type, source, options),
 /// /dev, sysctls, its cgroups and their limits, masked and read-only paths.
-const PROBE: &str = r#"id; hostname; pwd; umask; env | sort | tr '\n' ' '; echo
+const PROBE: &str = r#"id; hostname; pwd; umask; env | sort | sed 's/^container_uuid=.*/container_uuid=X/' | tr '\n' ' '; echo
 grep -E "^(Cap|NoNewPrivs|Seccomp|Groups|Uid|Gid)" /proc/self/status
 ulimit -a 2>&1 | tr -s ' '
 cat /proc/self/oom_score_adj
@@ -410,9 +410,9 @@ fn probe_volume(dir: &Path) -> String {
 
 /// Side by side with runc under podman: the same container (the same
 /// flags, a fixed hostname) must look the same from inside, line for
-/// line, whichever of the two runs it. Four sets of flags: most of
-/// podman's run flags at once, --privileged, a user namespace, and the
-/// host's namespaces.
+/// line, whichever of the two runs it. Five sets of flags: most of
+/// podman's run flags at once, --privileged, a user namespace, the host's
+/// namespaces, and systemd mode with more of the rest.
 #[test]
 fn podman_containers_look_the_same_under_ipc_as_under_runc() {
     let Some(x) = Parity::new("parity") else {
@@ -424,7 +424,33 @@ fn podman_containers_look_the_same_under_ipc_as_under_runc() {
     // The host's pid, ipc and cgroup namespaces (left out of
     // linux.namespaces): /proc/self/cgroup then shows the host's paths.
     let host = ["--pid=host", "--ipc=host", "--cgroupns=host"];
-    let sets: [&[&str]; 4] = [PROBE_FLAGS, &["--privileged"], &userns, &host];
+    // systemd mode (podman's tmpfs on /run, /tmp, /var/log/journal, the
+    // cgroup mount read-write), no seccomp, an unmasked path, a tmpfs
+    // mount, every capability, and more of the resource flags.
+    let more = [
+        "--systemd=always",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--security-opt",
+        "unmask=/proc/acpi",
+        "--mount",
+        "type=tmpfs,destination=/x,tmpfs-mode=0700,tmpfs-size=1m",
+        "--cap-add",
+        "ALL",
+        "--pids-limit",
+        "-1",
+        "--memory",
+        "100m",
+        "--memory-swap",
+        "200m",
+        "--memory-reservation",
+        "50m",
+        "--cpuset-cpus",
+        "0",
+        "--blkio-weight",
+        "500",
+    ];
+    let sets: [&[&str]; 5] = [PROBE_FLAGS, &["--privileged"], &userns, &host, &more];
     let opts = p.run_opts();
     for flags in sets {
         let mut v = vec!["run", "--rm", "--hostname", "probe", "-v", &volume];
