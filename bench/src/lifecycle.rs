@@ -120,7 +120,13 @@ struct Env {
     /// asterism, runc, crun.
     runtimes: Vec<Runtime>,
     constellation: Option<Constellation>,
+    /// /run/crun when this run made it: crun makes it on every command,
+    /// `crun --version` included, whatever its --root.
+    crun_run_dir: Option<PathBuf>,
 }
+
+/// The directory every crun command makes when it is missing.
+const CRUN_RUN_DIR: &str = "/run/crun";
 
 impl Env {
     fn setup() -> Result<Env> {
@@ -135,6 +141,7 @@ impl Env {
             .to_string_lossy()
             .into_owned();
         let mounts = cgroups::mounts()?;
+        let crun_run_dir = (!Path::new(CRUN_RUN_DIR).exists()).then(|| PathBuf::from(CRUN_RUN_DIR));
         install_interrupt_cleanup(scratch.path(), &prefix, &mounts)?;
         let bundles = Bundles::create(scratch.path(), &prefix)?;
         // Before crun's namespace is made, so that it sees this mount too.
@@ -163,6 +170,7 @@ impl Env {
             crun_ns,
             runtimes,
             constellation: Some(c),
+            crun_run_dir,
         })
     }
 
@@ -242,10 +250,18 @@ impl Env {
                 notes.push(format!("{} root still had {entries} entries", rt.name()));
             }
         }
+        // Empty unless crun kept state there after all (then said, and kept).
+        if let Some(dir) = self.crun_run_dir.take() {
+            if let Err(e) = std::fs::remove_dir(&dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    notes.push(format!("LEFT BEHIND {}: {e}", dir.display()));
+                }
+            }
+        }
         *INTERRUPT.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if notes.is_empty() {
             format!(
-                "every container deleted, constellation stopped (SIGTERM to init), no cgroup directory (ours: {}) and no mount left, roots and bundles under {} removed",
+                "every container deleted, constellation stopped (SIGTERM to init), no cgroup directory (ours: {}) and no mount left, roots and bundles under {} removed (and {CRUN_RUN_DIR}, which crun makes, if it was not there before)",
                 self.prefix,
                 self.scratch.path().display()
             )
