@@ -1127,14 +1127,36 @@ fn docker_runs_containers_with_ipc_as_its_runtime() {
     let volume = probe_volume(dk.dir.path());
     // (Not --privileged: docker's asks for every capability, and runc 1.1
     // fails where this sandbox's root lacks one; podman's asks for ours.)
-    let seen = |runtime: &str| {
-        let mut v = vec!["run", "--rm", "--runtime", runtime, "--network", "none"];
-        v.extend(["--hostname", "probe", "-v", &volume]);
-        v.extend(PROBE_FLAGS);
-        v.extend([image, "sh", "/probe.sh"]);
-        asterism_tests::stdout_of_exit(&dk.run(&v), 1)
-    };
-    assert_same_probe(&seen("runc"), &seen("asterism"), PROBE_FLAGS);
+    // Also the host's pid, ipc and cgroup namespaces, and docker's init
+    // (tini) as pid 1 with no seccomp, a tmpfs, more resource flags.
+    let host = ["--pid=host", "--ipc=host", "--cgroupns=host"];
+    let more = [
+        "--init",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--tmpfs",
+        "/x:mode=0700,size=1m",
+        "--memory",
+        "100m",
+        "--memory-swap",
+        "200m",
+        "--memory-reservation",
+        "50m",
+        "--cpuset-cpus",
+        "0",
+        "--cap-add",
+        "SYS_ADMIN",
+    ];
+    for flags in [PROBE_FLAGS, &host, &more] {
+        let seen = |runtime: &str| {
+            let mut v = vec!["run", "--rm", "--runtime", runtime, "--network", "none"];
+            v.extend(["--hostname", "probe", "-v", &volume]);
+            v.extend(flags);
+            v.extend([image, "sh", "/probe.sh"]);
+            asterism_tests::stdout_of_exit(&dk.run(&v), 1)
+        };
+        assert_same_probe(&seen("runc"), &seen("asterism"), flags);
+    }
 
     // Detached: exec as another user, pause, update (whole resource
     // objects, zeros for what stays), stop, rm.
