@@ -172,6 +172,58 @@ fn script(runtime: &[&str], bundle: &Path, bundles: &Bundles) -> Vec<(String, i3
         &["events", "--stats", "par4"],
         &stats_shape,
     );
+    // update, read back from inside through the container's cgroup mount.
+    let limits = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max \
+                  /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us \
+                  /sys/fs/cgroup/cpu/cpu.shares 2>&1";
+    let out = |r: &Ran| r.stdout.clone();
+    step(
+        "update",
+        &[
+            "update",
+            "--memory",
+            "52428800",
+            "--pids-limit",
+            "30",
+            "--cpu-quota",
+            "20000",
+            "--cpu-period",
+            "100000",
+            "--cpu-share",
+            "512",
+            "par4",
+        ],
+        &nothing,
+    );
+    step(
+        "limits after update",
+        &["exec", "par4", "sh", "-c", limits],
+        &out,
+    );
+    let resources = bundles.resources.to_str().unwrap();
+    step("update -r", &["update", "-r", resources, "par4"], &nothing);
+    step(
+        "limits after update -r",
+        &["exec", "par4", "sh", "-c", limits],
+        &out,
+    );
+    step(
+        "update of a bad value",
+        &["update", "--pids-limit", "x", "par4"],
+        &nothing,
+    );
+    step(
+        "update gone",
+        &["update", "--memory", "1", "nosuch"],
+        &nothing,
+    );
+    // Command lines refused before anything runs: runc's (urfave/cli's)
+    // exit codes, 3 for an unknown command and 1 for the rest.
+    step("unknown command", &["nosuchcmd"], &nothing);
+    step("missing id", &["state"], &nothing);
+    step("unknown flag", &["list", "--bogus"], &nothing);
+    step("help", &["--help"], &nothing);
+    step("no command", &[], &nothing);
     step(
         "exec exit 5",
         &["exec", "par4", "sh", "-c", "exit 5"],
@@ -222,10 +274,12 @@ fn stats_shape(r: &Ran) -> String {
     out.join(" ")
 }
 
-/// The script's bundles: `sleep 60`, `exit 3`, a command the rootfs lacks.
+/// The script's bundles: `sleep 60`, `exit 3`, a command the rootfs
+/// lacks; and a resources document for `update -r`.
 struct Bundles {
     exit3: std::path::PathBuf,
     missing: std::path::PathBuf,
+    resources: std::path::PathBuf,
 }
 
 #[test]
@@ -249,9 +303,13 @@ fn the_command_line_answers_as_runcs_does() {
         with(&["sh", "-c", "exit 3"], "par2"),
         with(&["nosuchcmd"], "par3"),
     );
+    let resources = exit3.path().join("resources.json");
+    let doc = json!({"memory": {"limit": 41943040}, "pids": {"limit": 20}, "cpu": {"shares": 256}});
+    std::fs::write(&resources, doc.to_string()).unwrap();
     let bundles = Bundles {
         exit3: exit3.path().to_path_buf(),
         missing: missing.path().to_path_buf(),
+        resources,
     };
     let runc_root = tempfile::tempdir().unwrap();
     let runc = ["runc", "--root", runc_root.path().to_str().unwrap()];

@@ -116,8 +116,27 @@ impl Cli {
                     write_log(&log, json, e.render().to_string().trim());
                 }
             }
-            e.exit()
+            // No command at all is runc's help, on stdout, and exit 0.
+            if e.kind() == clap::error::ErrorKind::MissingSubcommand {
+                let _ = <Cli as clap::CommandFactory>::command().print_help();
+                std::process::exit(0);
+            }
+            let _ = e.print();
+            std::process::exit(usage_exit_code(&e))
         })
+    }
+}
+
+/// runc's exit codes for a command line it refuses (urfave/cli's): 3 for
+/// an unknown command, 1 for any other usage error; help and version
+/// exit 0, and so does no command at all (the help). clap's own would be 2.
+fn usage_exit_code(e: &clap::Error) -> i32 {
+    use clap::error::ErrorKind as K;
+    match e.kind() {
+        K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+        K::InvalidSubcommand => 3,
+        _ if !e.use_stderr() => 0,
+        _ => 1,
     }
 }
 
