@@ -401,6 +401,18 @@ const PROBE_FLAGS: &[&str] = &[
     "/dev/null:/dev/xnull",
 ];
 
+/// Resource flags podman and docker both take, beyond PROBE_FLAGS's.
+const MORE_RESOURCES: &[&str] = &[
+    "--memory",
+    "100m",
+    "--memory-swap",
+    "200m",
+    "--memory-reservation",
+    "50m",
+    "--cpuset-cpus",
+    "0",
+];
+
 /// Writes the probe into `dir`; the -v argument that mounts it at /probe.sh.
 fn probe_volume(dir: &Path) -> String {
     let probe = dir.join("probe.sh");
@@ -428,28 +440,24 @@ fn podman_containers_look_the_same_under_ipc_as_under_runc() {
     // cgroup mount read-write), no seccomp, an unmasked path, a tmpfs
     // mount, every capability, and more of the resource flags.
     let more = [
-        "--systemd=always",
-        "--security-opt",
-        "seccomp=unconfined",
-        "--security-opt",
-        "unmask=/proc/acpi",
-        "--mount",
-        "type=tmpfs,destination=/x,tmpfs-mode=0700,tmpfs-size=1m",
-        "--cap-add",
-        "ALL",
-        "--pids-limit",
-        "-1",
-        "--memory",
-        "100m",
-        "--memory-swap",
-        "200m",
-        "--memory-reservation",
-        "50m",
-        "--cpuset-cpus",
-        "0",
-        "--blkio-weight",
-        "500",
-    ];
+        &[
+            "--systemd=always",
+            "--security-opt",
+            "seccomp=unconfined",
+            "--security-opt",
+            "unmask=/proc/acpi",
+            "--mount",
+            "type=tmpfs,destination=/x,tmpfs-mode=0700,tmpfs-size=1m",
+            "--cap-add",
+            "ALL",
+            "--pids-limit",
+            "-1",
+            "--blkio-weight",
+            "500",
+        ][..],
+        MORE_RESOURCES,
+    ]
+    .concat();
     let sets: [&[&str]; 5] = [PROBE_FLAGS, &["--privileged"], &userns, &host, &more];
     let opts = p.run_opts();
     for flags in sets {
@@ -1131,22 +1139,18 @@ fn docker_runs_containers_with_ipc_as_its_runtime() {
     // (tini) as pid 1 with no seccomp, a tmpfs, more resource flags.
     let host = ["--pid=host", "--ipc=host", "--cgroupns=host"];
     let more = [
-        "--init",
-        "--security-opt",
-        "seccomp=unconfined",
-        "--tmpfs",
-        "/x:mode=0700,size=1m",
-        "--memory",
-        "100m",
-        "--memory-swap",
-        "200m",
-        "--memory-reservation",
-        "50m",
-        "--cpuset-cpus",
-        "0",
-        "--cap-add",
-        "SYS_ADMIN",
-    ];
+        &[
+            "--init",
+            "--security-opt",
+            "seccomp=unconfined",
+            "--tmpfs",
+            "/x:mode=0700,size=1m",
+            "--cap-add",
+            "SYS_ADMIN",
+        ][..],
+        MORE_RESOURCES,
+    ]
+    .concat();
     for flags in [PROBE_FLAGS, &host, &more] {
         let seen = |runtime: &str| {
             let mut v = vec!["run", "--rm", "--runtime", runtime, "--network", "none"];
