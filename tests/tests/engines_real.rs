@@ -93,18 +93,11 @@ impl Podman {
             .maximum
             .unwrap_or(4096)
             .min(4096);
-        let runtime = dir.path().join("ipc-runtime");
-        std::fs::write(
-            &runtime,
-            format!(
-                "#!/bin/sh\nexec '{}' --root '{}' \"$@\"\n",
-                asterism_tests::bin("ipc").display(),
-                c.root().display()
-            ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o755)).unwrap();
+        runtime_wrapper(
+            &dir.path().join("ipc-runtime"),
+            &asterism_tests::bin("ipc"),
+            c.root(),
+        );
         std::fs::write(
             dir.path().join("containers.conf"),
             format!(
@@ -505,15 +498,21 @@ impl Parity {
 /// A runc for podman that keeps its state in `dir`, not in /run/runc.
 fn runc_beside(dir: &Path) -> PathBuf {
     let runc = dir.join("runc-runtime");
-    let state = dir.join("runc-state");
-    std::fs::write(
-        &runc,
-        format!("#!/bin/sh\nexec runc --root '{}' \"$@\"\n", state.display()),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&runc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    runtime_wrapper(&runc, Path::new("runc"), &dir.join("runc-state"));
     runc
+}
+
+/// An executable at `at` that runs `binary --root root` with its own
+/// arguments: how podman is given a runtime with a root of our choosing.
+fn runtime_wrapper(at: &Path, binary: &Path, root: &Path) {
+    let script = format!(
+        "#!/bin/sh\nexec '{}' --root '{}' \"$@\"\n",
+        binary.display(),
+        root.display()
+    );
+    std::fs::write(at, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(at, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 /// `podman exec` side by side with runc: the probe exec'd into a running

@@ -195,26 +195,27 @@ impl Backend for V1 {
     }
 
     fn stat(&self, dir: &CgroupDir) -> Result<MemoryStat, Error> {
-        let usage = self.usage(dir)?;
-        let swap_usage_bytes = if dir.has_file("memory.memsw.usage_in_bytes") {
-            Some(
-                dir.read_u64("memory.memsw.usage_in_bytes")?
-                    .saturating_sub(usage),
-            )
-        } else {
-            None
-        };
+        // Each account's files are read once: usage and peak are the
+        // memory account's, swap what memsw (memory + swap) has beyond it.
+        let accounts = accounts(dir)?;
+        let account = |name: &str| accounts.iter().find(|(n, _)| n == name).map(|(_, a)| a);
+        let memory = account("memory").ok_or_else(|| {
+            Error::internal(format!(
+                "{}: no memory.usage_in_bytes",
+                dir.path().display()
+            ))
+        })?;
         Ok(MemoryStat {
             id: String::new(),
             limit_bytes: dir.read_limit(LIMIT)?,
-            usage_bytes: usage,
-            peak_bytes: dir.read_u64("memory.max_usage_in_bytes")?,
-            swap_usage_bytes,
+            usage_bytes: memory.usage,
+            peak_bytes: memory.max,
+            swap_usage_bytes: account("memsw").map(|s| s.usage.saturating_sub(memory.usage)),
             oom_events: 0,
             oom_kills: dir.read_key(OOM_CONTROL, "oom_kill")?,
             pids: dir.procs()?,
             counters: super::stat_counters(dir)?,
-            accounts: accounts(dir)?,
+            accounts,
         })
     }
 
