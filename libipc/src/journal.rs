@@ -466,14 +466,14 @@ pub fn sync_dir(dir: &Path) {
 }
 
 /// `sync_dir` for a directory known not to be on tmpfs.
-fn fsync_dir(dir: &Path) {
+pub fn fsync_dir(dir: &Path) {
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
 }
 
 /// Is the file on tmpfs (whose fsync does nothing)?
-fn on_tmpfs(f: &std::fs::File) -> bool {
+pub fn on_tmpfs(f: &std::fs::File) -> bool {
     const TMPFS_MAGIC: u64 = 0x0102_1994;
     rustix::fs::fstatfs(f).is_ok_and(|s| s.f_type as u64 == TMPFS_MAGIC)
 }

@@ -106,6 +106,7 @@ fn run(args: Args) -> Result<()> {
     println!("ready");
     std::io::stdout().flush().ok();
     sup.run();
+    asterism_init::lifecycle::slots::clear(&root.dir);
     let _ = std::fs::remove_file(root.socket(Init::NAME));
     let _ = std::fs::remove_file(root.dir.join("init.pid"));
     Ok(())

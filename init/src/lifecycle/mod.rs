@@ -13,6 +13,7 @@ pub mod record;
 pub mod resources;
 pub mod seccomp;
 mod servers;
+pub mod slots;
 mod watch;
 
 use crate::hooks::{self, Phase};
@@ -45,6 +46,8 @@ pub struct Lifecycle {
     seccomp_fds: seccomp::FdStore,
     /// The seccomp-monitor epoch those listeners were last handed to.
     seccomp_epoch: Mutex<Option<u64>>,
+    /// Deleted containers' directories, for the next ones (see slots.rs).
+    slots: slots::Slots,
 }
 
 type Res = Result<InitResponse, Error>;
@@ -107,6 +110,7 @@ impl Lifecycle {
             servers: Arc::new(Servers::new(root)),
             seccomp_fds: seccomp::FdStore::default(),
             seccomp_epoch: Mutex::new(seccomp::monitor_epoch(root)),
+            slots: slots::Slots::open(root),
         });
         let _ = std::fs::create_dir_all(record::containers_dir(root));
         for r in record::load_all(root) {
@@ -157,7 +161,11 @@ impl Lifecycle {
         self.records.lock().unwrap().remove(id);
         self.watched.remove(id);
         let dir = record::container_dir(&self.root, id);
-        for f in ["exec.fifo", "config.json", "state.json"] {
+        let _ = std::fs::remove_file(dir.join("exec.fifo"));
+        if self.slots.recycle(&dir) {
+            return;
+        }
+        for f in ["config.json", record::STATE, record::NEXT] {
             let _ = std::fs::remove_file(dir.join(f));
         }
         // What an init killed mid-write left (state.tmp.*) is looked for
@@ -225,6 +233,7 @@ impl Lifecycle {
             false => None,
         };
         let existing = self.records.lock().unwrap().get(id).cloned();
+        let first = existing.is_none();
         // The creator is watched from a pidfd opened before anything is
         // made: should it die while its resources are made, the pidfd is
         // readable by the time the watcher has it, and the create is rolled
@@ -255,7 +264,7 @@ impl Lifecycle {
                 (r, Some(fd))
             }
         };
-        match self.make_resources(&mut r, &spec, config_json, joins_itself, exec_fifo) {
+        match self.make_resources(&mut r, &spec, config_json, joins_itself, exec_fifo, first) {
             Ok((joins, netns)) => {
                 if let Some(fd) = creator {
                     self.watched.insert(id, creator_pid, fd);
@@ -418,6 +427,7 @@ impl Lifecycle {
         config_json: &str,
         joins_itself: bool,
         exec_fifo: bool,
+        first: bool,
     ) -> Result<(Joins, Option<OwnedFd>), Error> {
         let res = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
         let pooled_netns = joins_itself && wants_pooled_netns(spec);
@@ -425,7 +435,14 @@ impl Lifecycle {
         r.made.cpu_group = true;
         r.made.rootfs = true;
         r.made.loopback |= pooled_netns;
-        self.put(r.clone())?;
+        // A new container's first record goes to disk with its config, in
+        // a directory that appears whole; a retried create rewrites both.
+        if first {
+            record::save_new(&self.root, &self.slots, r, config_json)?;
+            self.remember(r.clone());
+        } else {
+            self.put(r.clone())?;
+        }
         // vfs-overlay checks the rootfs and hands back the path to use.
         // root.readonly is applied by the launcher, last, inside the
         // container's mount namespace (as runc does): a read-only root from
@@ -455,11 +472,14 @@ impl Lifecycle {
         let rootfs = sv.send_vfs_prepare(id, &r.bundle, &path, false);
         // The saved config (hooks and the seccomp agent read it later) is
         // written while the servers work.
-        let saved = std::fs::write(
-            record::container_dir(&self.root, &r.id).join("config.json"),
-            config_json,
-        )
-        .map_err(|e| Error::io("save the container's config", &e));
+        let saved = match first {
+            true => Ok(()),
+            false => std::fs::write(
+                record::container_dir(&self.root, &r.id).join("config.json"),
+                config_json,
+            )
+            .map_err(|e| Error::io("save the container's config", &e)),
+        };
         let (memory, cpu, rootfs) = (memory.wait(), cpu.wait(), rootfs.wait());
         let netns = netns.map(|n| n.wait()).transpose();
         saved?;

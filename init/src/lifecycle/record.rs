@@ -182,20 +182,15 @@ impl Durability {
 /// 0.6 ms of every create on a virtio disk.
 pub fn save(root: &Path, r: &Record, how: Durability) -> Result<(), Error> {
     let dir = container_dir(root, &r.id);
-    let bytes = serde_json::to_vec_pretty(r)
-        .map_err(|e| Error::internal(format!("encode state of {}: {e}", r.id)))?;
-    let path = dir.join("state.json");
-    let write = |p: &Path| match how {
-        Durability::Volatile => libipc::journal::write_replace(p, &bytes),
-        _ => libipc::journal::write_atomic(p, &bytes),
-    };
-    // The directory is there for every record but a container's first:
-    // write, and make it only when that failed for want of it.
-    match write(&path) {
+    let bytes = encode(r)?;
+    let durable = how != Durability::Volatile;
+    // The directory is there for every record but a container's first
+    // (`save_new`); one lost from under us is made again.
+    match write_state(&dir, &bytes, durable) {
         Err(_) if !dir.is_dir() => {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| Error::io(format!("create {}", dir.display()), &e))?;
-            write(&path)
+            write_state(&dir, &bytes, durable)
         }
         done => done,
     }?;
@@ -203,6 +198,128 @@ pub fn save(root: &Path, r: &Record, how: Durability) -> Result<(), Error> {
         libipc::journal::sync_dir(&containers_dir(root));
     }
     Ok(())
+}
+
+/// A new container's first record (creating, not fsynced), with its
+/// config: both are written in a recycled directory (see `slots`), which
+/// is then renamed into `containers/` whole.
+pub fn save_new(
+    root: &Path,
+    slots: &super::slots::Slots,
+    r: &Record,
+    config_json: &str,
+) -> Result<(), Error> {
+    let bytes = encode(r)?;
+    let spare = slots.take()?;
+    let dest = container_dir(root, &r.id);
+    let written = std::fs::write(spare.join("config.json"), config_json)
+        .map_err(|e| Error::io("save the container's config", &e))
+        .and_then(|()| write_state(&spare, &bytes, false))
+        .and_then(|()| {
+            // NOREPLACE: an empty directory of that name would otherwise
+            // be replaced silently.
+            let move_in = || {
+                rustix::fs::renameat_with(
+                    rustix::fs::CWD,
+                    &spare,
+                    rustix::fs::CWD,
+                    &dest,
+                    rustix::fs::RenameFlags::NOREPLACE,
+                )
+            };
+            match move_in() {
+                Err(rustix::io::Errno::NOENT) => {
+                    let _ = std::fs::create_dir_all(containers_dir(root));
+                    move_in()
+                }
+                done => done,
+            }
+            .map_err(|e| {
+                Error::io(
+                    format!("rename {} to {}", spare.display(), dest.display()),
+                    &e.into(),
+                )
+            })
+        });
+    if written.is_err() {
+        slots.put_back(spare);
+    }
+    written
+}
+
+fn encode(r: &Record) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec_pretty(r)
+        .map_err(|e| Error::internal(format!("encode state of {}: {e}", r.id)))
+}
+
+/// The record's file, and the one its next version is written to.
+pub const STATE: &str = "state.json";
+pub const NEXT: &str = "state.next";
+
+/// Replaces `dir/state.json` with `bytes`, so that a killed init (and,
+/// when `durable`, a machine crash) leaves the old record or the new one,
+/// never a mix: the bytes go to `state.next` (fsynced when durable), which
+/// is then exchanged with `state.json` (renameat2 RENAME_EXCHANGE), and
+/// the directory is fsynced. The two files swap roles at every write, so
+/// no inode is made or freed (see `slots`). The first record, with no
+/// state.json to exchange with, is a plain rename.
+pub fn write_state(dir: &Path, bytes: &[u8], durable: bool) -> Result<(), Error> {
+    use std::io::Write;
+    // Writers of one record (a request under the container's lock, the
+    // exit watcher) share state.next: one at a time.
+    let _g = writer_lock(dir);
+    let next = dir.join(NEXT);
+    let path = dir.join(STATE);
+    let mut f = std::fs::File::create(&next)
+        .map_err(|e| Error::io(format!("create {}", next.display()), &e))?;
+    f.write_all(bytes)
+        .map_err(|e| Error::io(format!("write {}", next.display()), &e))?;
+    let durable = durable && !libipc::journal::on_tmpfs(&f);
+    if durable {
+        f.sync_all()
+            .map_err(|e| Error::io(format!("fsync {}", next.display()), &e))?;
+    }
+    drop(f);
+    let swapped = rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        &next,
+        rustix::fs::CWD,
+        &path,
+        rustix::fs::RenameFlags::EXCHANGE,
+    );
+    match swapped {
+        Ok(()) => {}
+        // No state.json yet, or a filesystem without RENAME_EXCHANGE.
+        Err(e) if e == rustix::io::Errno::NOENT || e == rustix::io::Errno::INVAL => {
+            std::fs::rename(&next, &path).map_err(|e| {
+                Error::io(
+                    format!("rename {} to {}", next.display(), path.display()),
+                    &e,
+                )
+            })?
+        }
+        Err(e) => {
+            return Err(Error::io(
+                format!("exchange {} with {}", next.display(), path.display()),
+                &e.into(),
+            ))
+        }
+    }
+    if durable {
+        libipc::journal::fsync_dir(dir);
+    }
+    Ok(())
+}
+
+/// One of a few locks, by directory: two records' writes rarely share one.
+fn writer_lock(dir: &Path) -> std::sync::MutexGuard<'static, ()> {
+    use std::hash::{Hash, Hasher};
+    static LOCKS: [std::sync::Mutex<()>; 16] = [const { std::sync::Mutex::new(()) }; 16];
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut h);
+    LOCKS[h.finish() as usize % LOCKS.len()]
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Every record on disk; unreadable ones are reported and skipped (never
@@ -223,7 +340,7 @@ pub fn load_all(root: &Path) -> Vec<Record> {
         // every later record is fsynced before its rename. Nothing was
         // made for it that outlived the crash: as no record at all.
         if std::fs::metadata(&p).map_or(true, |m| m.len() == 0) {
-            for f in ["state.json", "config.json", "exec.fifo"] {
+            for f in [STATE, NEXT, "config.json", "exec.fifo"] {
                 let _ = std::fs::remove_file(e.path().join(f));
             }
             if std::fs::remove_dir(e.path()).is_ok() {
@@ -400,33 +517,90 @@ mod tests {
         );
     }
 
-    /// Every way of saving leaves one readable record and no temporary.
+    /// Every way of saving leaves one readable record and no temporary;
+    /// after the first two writes the record's two files only swap (no
+    /// inode is made or freed).
     #[test]
     fn each_durability_leaves_the_record_and_nothing_else() {
+        use std::os::unix::fs::MetadataExt;
         let root = tempfile::tempdir().unwrap();
-        let mut r: Record = serde_json::from_str(
-            r#"{"id": "c1", "bundle": "/b", "rootfs": "", "status": "creating",
-            "pid": 0, "pid_start": 0, "creator_pid": 1, "creator_start": 1,
-            "created": "2026-12-07T00:00:00.000000000Z", "owner": "",
-            "annotations": {}, "exit_status": null, "made": {"memory_group": true,
-            "cpu_group": true, "rootfs": true, "loopback": false}}"#,
-        )
-        .unwrap();
+        let mut r = a_record("c1");
         let steps = [
             (Status::Creating, Durability::Volatile),
             (Status::Created, Durability::FirstDurable),
             (Status::Running, Durability::Durable),
+            (Status::Stopped, Durability::Durable),
         ];
-        for (status, how) in steps {
+        let dir = container_dir(root.path(), "c1");
+        let inodes = || -> Vec<u64> {
+            let mut v: Vec<u64> = [STATE, NEXT]
+                .iter()
+                .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+                .map(|m| m.ino())
+                .collect();
+            v.sort();
+            v
+        };
+        let mut seen = vec![];
+        for (i, (status, how)) in steps.into_iter().enumerate() {
             r.status = status;
             save(root.path(), &r, how).unwrap();
             assert_eq!(load_all(root.path()), vec![r.clone()], "after {how:?}");
-            let names: Vec<String> = std::fs::read_dir(container_dir(root.path(), "c1"))
+            let mut names: Vec<String> = std::fs::read_dir(&dir)
                 .unwrap()
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                 .collect();
-            assert_eq!(names, ["state.json"], "after {how:?}");
+            names.sort();
+            let want: &[&str] = if i == 0 { &[STATE] } else { &[STATE, NEXT] };
+            assert_eq!(names, want, "after {how:?}");
+            if i >= 2 {
+                assert_eq!(inodes(), seen, "after {how:?}: a new inode");
+            }
+            seen = inodes();
         }
+    }
+
+    /// A first record comes with its config in a directory that appears
+    /// whole; a deleted one's directory is the next one's.
+    #[test]
+    fn a_first_record_reuses_a_deleted_containers_directory() {
+        use std::os::unix::fs::MetadataExt;
+        let root = tempfile::tempdir().unwrap();
+        let slots = super::super::slots::Slots::open(root.path());
+        let r1 = a_record("c1");
+        save_new(root.path(), &slots, &r1, "{\"ociVersion\": \"1\"}").unwrap();
+        let d1 = container_dir(root.path(), "c1");
+        assert_eq!(load_all(root.path()), vec![r1.clone()]);
+        assert_eq!(
+            std::fs::read_to_string(d1.join("config.json")).unwrap(),
+            "{\"ociVersion\": \"1\"}"
+        );
+        let ino = std::fs::metadata(&d1).unwrap().ino();
+        assert!(slots.recycle(&d1));
+        let r2 = a_record("c2");
+        save_new(root.path(), &slots, &r2, "{}").unwrap();
+        let d2 = container_dir(root.path(), "c2");
+        assert_eq!(std::fs::metadata(&d2).unwrap().ino(), ino);
+        assert_eq!(load_all(root.path()), vec![r2.clone()]);
+        assert_eq!(
+            std::fs::read_to_string(d2.join("config.json")).unwrap(),
+            "{}"
+        );
+        // An existing directory of that name is never replaced.
+        let err = save_new(root.path(), &slots, &r2, "{}").unwrap_err();
+        assert!(err.to_string().contains("c2"), "{err}");
+        assert_eq!(load_all(root.path()), vec![r2]);
+    }
+
+    fn a_record(id: &str) -> Record {
+        serde_json::from_str(&format!(
+            r#"{{"id": "{id}", "bundle": "/b", "rootfs": "", "status": "creating",
+            "pid": 0, "pid_start": 0, "creator_pid": 1, "creator_start": 1,
+            "created": "2026-12-07T00:00:00.000000000Z", "owner": "",
+            "annotations": {{}}, "exit_status": null, "made": {{"memory_group": true,
+            "cpu_group": true, "rootfs": true, "loopback": false}}}}"#
+        ))
+        .unwrap()
     }
 
     /// What a machine crash can leave of a first record (written, renamed,
