@@ -21,15 +21,19 @@ const KILL_TIMEOUT: Duration = Duration::from_secs(5);
 /// device rules; returns the directories it made, parents first. On any
 /// failure every directory this call made (the group's, its parents', the
 /// bases') is removed again, so a refused create leaves nothing behind.
+/// With `unused` (a cgroupsPath), a group directory that was there already
+/// must hold no process and no group (`place::check_unused`): checked only
+/// where mkdir found one, rather than a statx per hierarchy first.
 pub fn create(
     layout: &Layout,
     rel: &Path,
     limits: &CpuLimits,
     devices: &[DeviceRule],
     block_io: Option<&BlockIo>,
+    unused: Option<&str>,
 ) -> Result<Vec<CgroupDir>, Error> {
     let mut made: Vec<CgroupDir> = vec![];
-    let result = make_dirs(layout, rel, &mut made)
+    let result = make_dirs(layout, rel, &mut made, unused)
         .and_then(|()| apply(layout, rel, limits))
         .and_then(|()| apply_devices(layout, rel, devices))
         .and_then(|()| match block_io {
@@ -51,10 +55,22 @@ pub fn create(
 /// base, or a cgroupsPath's parents) in each hierarchy, parents first.
 /// Re-running it on existing directories changes nothing: mkdir says
 /// "already there", controllers are already enabled, cpusets already filled.
-fn make_dirs(layout: &Layout, rel: &Path, made: &mut Vec<CgroupDir>) -> Result<(), Error> {
+fn make_dirs(
+    layout: &Layout,
+    rel: &Path,
+    made: &mut Vec<CgroupDir>,
+    unused: Option<&str>,
+) -> Result<(), Error> {
     for m in layout.mounts() {
-        m.places().make_with_parents(&m.dir(rel), |parent, d| {
-            make_one(layout, m, parent, d, made)
+        let group = m.dir(rel);
+        m.places().make_with_parents(&group, |parent, d| {
+            make_one(layout, m, parent, d, made)?;
+            match unused {
+                Some(path) if *d == group && !made.contains(d) => {
+                    cgroupfs::place::check_unused(d, path)
+                }
+                _ => Ok(()),
+            }
         })?;
     }
     Ok(())
@@ -418,7 +434,7 @@ pub fn repair(
     block_io: Option<&BlockIo>,
 ) -> Result<(), Error> {
     let mut made = vec![];
-    make_dirs(layout, rel, &mut made)?;
+    make_dirs(layout, rel, &mut made, None)?;
     apply(layout, rel, limits)?;
     apply_devices(layout, rel, devices)?;
     match block_io {

@@ -40,6 +40,11 @@ pub(crate) struct Inner {
     pub journal: CpuJournal,
     /// memory-controller, when it shares our cgroup v2 directories.
     pub peer: Option<Arc<dyn Peer>>,
+    /// cgroupsPath parents found or made by an earlier create: the next
+    /// create under them does not stat them again. One removed behind our
+    /// back is made again by the create (make_with_parents) and recorded
+    /// at its commit, only not journaled before its mkdir.
+    pub seen_parents: std::collections::HashSet<std::path::PathBuf>,
 }
 
 impl CpuService {
@@ -63,6 +68,7 @@ impl CpuService {
             layout,
             journal,
             peer,
+            seen_parents: Default::default(),
         };
         let pending = inner.journal.take_pending();
         if let Some((key, req)) = &pending {
@@ -242,23 +248,45 @@ impl Inner {
         } = req
         {
             // Not on a redo: what an interrupted create made is found then.
-            self.check_unused_at(id, path)?;
+            self.check_place_at(id, path)?;
             // The parents it will make are journaled with its begin: a
             // crash after their mkdir and before the commit must not leave
             // them unknown (the redo finds them made). Listed and absent,
             // or left empty by a failure, the stop prunes them.
             let rel = crate::table::at_rel(path)?;
+            let leaves: Vec<_> = self.layout.mounts().iter().map(|m| m.dir(&rel)).collect();
             let parents: Vec<_> = self
                 .layout
                 .mounts()
                 .iter()
-                .flat_map(|m| m.places().missing_parents(&m.dir(&rel)))
+                .zip(&leaves)
+                .filter(|(_, leaf)| !self.seen_parents.contains(parent_of(leaf)))
+                .flat_map(|(m, leaf)| m.places().missing_parents(leaf))
                 .map(|d| d.path().to_path_buf())
                 .collect();
             self.journal.state_mut().made.extend(parents);
+            self.journal.begin(key, req)?;
+            let done = self.perform(req, peer);
+            match done {
+                Ok(_) => self
+                    .seen_parents
+                    .extend(leaves.iter().map(|l| parent_of(l).to_path_buf())),
+                Err(_) => self.seen_parents.clear(),
+            }
+            return self.finish(key, done);
         }
         self.journal.begin(key, req)?;
-        let (result, change) = match self.perform(req, peer) {
+        let done = self.perform(req, peer);
+        self.finish(key, done)
+    }
+
+    /// Commits a performed request under its key.
+    fn finish(
+        &mut self,
+        key: Option<&str>,
+        done: Result<(CpuResponse, Change), Error>,
+    ) -> Result<(CpuResponse, bool), Error> {
+        let (result, change) = match done {
             Ok((resp, change)) => (Ok(resp), change),
             Err(e) => (Err(e), Change::None),
         };
@@ -443,14 +471,16 @@ impl Inner {
         Ok(())
     }
 
-    /// A new cgroupsPath group needs directories nobody uses yet (no
-    /// processes, no child groups), in every hierarchy.
-    fn check_unused_at(&self, id: &str, cgroups_path: &str) -> Result<(), Error> {
+    /// A new cgroupsPath group must lead nowhere near our base, in every
+    /// hierarchy. That its directories are unused (no processes, no child
+    /// groups) is checked where mkdir finds one already there
+    /// (`group::create`).
+    fn check_place_at(&self, id: &str, cgroups_path: &str) -> Result<(), Error> {
         if self.table().groups.contains_key(id) {
             return Ok(()); // the same create again: it is ours
         }
         for m in self.layout.mounts() {
-            cgroupfs::place::check_unused(&m.places().resolve(cgroups_path)?, cgroups_path)?;
+            m.places().resolve(cgroups_path)?;
         }
         Ok(())
     }
@@ -586,7 +616,7 @@ impl Inner {
             Some(p) => self.table().rel(p)?.join(id),
             None => id.into(),
         };
-        group::create(&self.layout, &rel, limits, &[], None)?;
+        group::create(&self.layout, &rel, limits, &[], None, None)?;
         let rec = Record {
             parent: parent.clone(),
             requested: limits.clone(),
@@ -629,7 +659,7 @@ impl Inner {
             Some(p) => crate::table::at_rel(p)?,
             None => id.into(),
         };
-        let made = group::create(&self.layout, &rel, limits, devices, block_io)?;
+        let made = group::create(&self.layout, &rel, limits, devices, block_io, cgroups_path)?;
         // Only a cgroupsPath's parents are remembered: the bases are
         // removed at the stop anyway, the leaves by the delete.
         let parents = match cgroups_path {
@@ -709,4 +739,9 @@ fn check_pid(pid: i32) -> Result<(), Error> {
         return Err(Error::not_found(format!("no process with pid {pid}")));
     }
     Ok(())
+}
+
+/// The directory a group's directory is made in.
+fn parent_of(dir: &CgroupDir) -> &Path {
+    dir.path().parent().unwrap_or(dir.path())
 }

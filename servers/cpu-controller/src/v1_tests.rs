@@ -1027,6 +1027,40 @@ fn a_cgroups_path_create_journals_its_parents_before_making_them() {
     assert!(svc.table().made.is_empty());
 }
 
+/// The parents a create found are not looked for again by the next one;
+/// one removed behind the server's back is made again by that create,
+/// recorded, and removed at the stop like any parent it made.
+#[test]
+fn a_parent_removed_behind_the_servers_back_is_made_again() {
+    use libipc::server::Service;
+    let Some(rig) = Rig::new() else { return };
+    let svc = rig.service();
+    let at = |id: &str| CpuRequest::CreateJoinableAt {
+        id: id.into(),
+        cgroups_path: Some(format!("pods/{id}")),
+        limits: CpuLimits::default(),
+        devices: vec![],
+        block_io: None,
+    };
+    let del = |id: &str| CpuRequest::Delete {
+        id: id.into(),
+        force: true,
+    };
+    svc.request(Some("k1"), at("c1")).unwrap();
+    svc.request(Some("d1"), del("c1")).unwrap();
+    for m in rig.layout.mounts() {
+        m.dir(Path::new("../pods")).remove().unwrap();
+    }
+    svc.request(Some("k2"), at("c2")).unwrap();
+    rig.assert_in_every_hierarchy("../pods/c2");
+    svc.request(Some("d2"), del("c2")).unwrap();
+    svc.shutdown();
+    for m in rig.layout.mounts() {
+        let pods = m.dir(Path::new("../pods"));
+        assert!(!pods.exists(), "{} left", pods.path().display());
+    }
+}
+
 /// blockIO: every group has a directory in the blkio hierarchy (and a join
 /// fd for it), as runc's do; the throttles are in the files there, and a
 /// group made without blockIO can be given some by an update; a weight
