@@ -64,7 +64,7 @@ fn make_dirs(
     for m in layout.mounts() {
         let group = m.dir(rel);
         m.places().make_with_parents(&group, |parent, d| {
-            make_one(layout, m, parent, d, made)?;
+            make_one(layout, m, parent, d, made, *d == group)?;
             match unused {
                 Some(path) if *d == group && !made.contains(d) => {
                     cgroupfs::place::check_unused(d, path)
@@ -84,6 +84,7 @@ fn make_one(
     parent: &CgroupDir,
     dir: &CgroupDir,
     made: &mut Vec<CgroupDir>,
+    group: bool,
 ) -> Result<(), Error> {
     if m.version == Version::V2 {
         v2::enable_controllers(parent, &m.v2_controllers())?;
@@ -95,9 +96,10 @@ fn make_one(
     if m.version == Version::V1 && m.has(Ctl::Cpuset) {
         // The base clones its cpus and mems to its children (below).
         v1::init_cpuset(dir, parent, new)?;
-        // The base's groups then start with its cpus and mems (the kernel
-        // copies them at mkdir): four file operations less per container.
-        if new && *dir == m.base {
+        // The groups under the base, or under a cgroupsPath parent we
+        // made, then start with its cpus and mems (the kernel copies them
+        // at mkdir): four file operations less per container.
+        if new && (*dir == m.base || !group) {
             v1::clone_cpuset_to_children(dir)?;
         }
     }

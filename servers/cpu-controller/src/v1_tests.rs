@@ -787,6 +787,12 @@ fn create_joinable_at_a_cgroups_path_in_every_hierarchy() {
     // The made cpuset parents got cpus and mems, or nothing could join.
     assert_eq!(rig.read(Ctl::Cpuset, "../pods/a/c1", "cpuset.cpus"), "0");
     assert_ne!(rig.read(Ctl::Cpuset, "../pods", "cpuset.mems"), "");
+    // They hand their cpus and mems to new children at mkdir (and the
+    // kernel passes the flag on to the children, as under the base).
+    assert_eq!(
+        rig.read(Ctl::Cpuset, "../pods/a", "cgroup.clone_children"),
+        "1"
+    );
     assert_joined(join(&c.fds_out).pid(), &entries);
     // Absolute: from the hierarchy's root, to a sibling under `pods`.
     let cpu = rig.layout.mount_of(Ctl::Cpu).unwrap();
