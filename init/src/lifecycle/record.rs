@@ -218,13 +218,21 @@ pub fn save_new(
             // NOREPLACE: an empty directory of that name would otherwise
             // be replaced silently.
             let move_in = || {
-                rustix::fs::renameat_with(
+                match rustix::fs::renameat_with(
                     rustix::fs::CWD,
                     &spare,
                     rustix::fs::CWD,
                     &dest,
                     rustix::fs::RenameFlags::NOREPLACE,
-                )
+                ) {
+                    // A filesystem without renameat2's flags (NFS): one
+                    // init per root (init.lock), and the id's lock held.
+                    Err(rustix::io::Errno::INVAL) if dest.exists() => Err(rustix::io::Errno::EXIST),
+                    Err(rustix::io::Errno::INVAL) => std::fs::rename(&spare, &dest).map_err(|e| {
+                        rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO)
+                    }),
+                    done => done,
+                }
             };
             match move_in() {
                 Err(rustix::io::Errno::NOENT) => {
