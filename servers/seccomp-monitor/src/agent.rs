@@ -142,14 +142,28 @@ impl Agents {
 
     fn count(&self, id: &str, answer: Answer) {
         let mut s = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
-        let st = s.entry(id.to_string()).or_insert_with(|| zero_stats(id));
-        st.notified += 1;
-        match answer {
-            Answer::Continue => st.continued += 1,
-            Answer::Errno(_) => st.failed += 1,
+        if let Some(st) = count_in(&mut s, id, answer) {
+            stats::save(&self.state_dir, st);
         }
-        stats::save(&self.state_dir, st);
     }
+}
+
+/// Counts an answered notification in `id`'s stats, if it still has them.
+/// The count comes after the answer, which lets the container go on: it
+/// may exit and be deleted (`forget`) before we get here, and a count
+/// then must not bring its stats back (in memory and on disk).
+fn count_in<'a>(
+    stats: &'a mut BTreeMap<String, NotifyStats>,
+    id: &str,
+    answer: Answer,
+) -> Option<&'a NotifyStats> {
+    let st = stats.get_mut(id)?;
+    st.notified += 1;
+    match answer {
+        Answer::Continue => st.continued += 1,
+        Answer::Errno(_) => st.failed += 1,
+    }
+    Some(st)
 }
 
 fn zero_stats(id: &str) -> NotifyStats {
@@ -369,6 +383,17 @@ mod tests {
             arch: 0xc000_003e,
             args,
         }
+    }
+
+    #[test]
+    fn a_count_after_forget_brings_no_stats_back() {
+        let mut stats = BTreeMap::new();
+        stats.insert("c1".to_string(), zero_stats("c1"));
+        let st = count_in(&mut stats, "c1", Answer::Errno(13)).unwrap();
+        assert_eq!((st.notified, st.continued, st.failed), (1, 0, 1));
+        stats.remove("c1");
+        assert!(count_in(&mut stats, "c1", Answer::Continue).is_none());
+        assert!(stats.is_empty());
     }
 
     #[test]
